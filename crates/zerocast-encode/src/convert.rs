@@ -1,0 +1,137 @@
+//! Packed RGB to I420, the encoders' input, with the `yuv` crate's SIMD paths.
+//!
+//! This is the only place that reads a frame's pixels; the buffers are kept
+//! and reused, so a stream of same-sized frames allocates nothing.
+
+use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
+use zerocast_frame::Frame;
+
+use crate::EncodeError;
+
+/// An I420 picture whose planes are reused from frame to frame.
+#[derive(Debug, Default)]
+pub struct I420 {
+    width: u32,
+    height: u32,
+    y: Vec<u8>,
+    u: Vec<u8>,
+    v: Vec<u8>,
+}
+
+impl I420 {
+    /// Converts `frame`, cropped to even width and height (4:2:0 needs
+    /// pairs). BT.601 limited range: what decoders assume when the stream
+    /// carries no colour description.
+    pub fn convert(&mut self, frame: &Frame<'_>) -> Result<(), EncodeError> {
+        let (w, h) = (frame.width() & !1, frame.height() & !1);
+        if w == 0 || h == 0 {
+            return Err(EncodeError::Convert(format!(
+                "frame {}x{} is too small to encode",
+                frame.width(),
+                frame.height()
+            )));
+        }
+        self.resize(w, h);
+        let mut planar = YuvPlanarImageMut {
+            y_plane: BufferStoreMut::Borrowed(&mut self.y),
+            y_stride: w,
+            u_plane: BufferStoreMut::Borrowed(&mut self.u),
+            u_stride: w / 2,
+            v_plane: BufferStoreMut::Borrowed(&mut self.v),
+            v_stride: w / 2,
+            width: w,
+            height: h,
+        };
+        let convert = if frame.format().is_bgr_order() {
+            yuv::bgra_to_yuv420
+        } else {
+            yuv::rgba_to_yuv420
+        };
+        convert(
+            &mut planar,
+            frame.data(),
+            frame.stride(),
+            YuvRange::Limited,
+            YuvStandardMatrix::Bt601,
+            YuvConversionMode::Balanced,
+        )
+        .map_err(|e| EncodeError::Convert(e.to_string()))
+    }
+
+    fn resize(&mut self, w: u32, h: u32) {
+        if (w, h) == (self.width, self.height) {
+            return;
+        }
+        let luma = w as usize * h as usize;
+        self.y.resize(luma, 0);
+        self.u.resize(luma / 4, 0);
+        self.v.resize(luma / 4, 0);
+        self.width = w;
+        self.height = h;
+    }
+
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    pub fn y(&self) -> &[u8] {
+        &self.y
+    }
+
+    pub fn u(&self) -> &[u8] {
+        &self.u
+    }
+
+    pub fn v(&self) -> &[u8] {
+        &self.v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocast_frame::PixelFormat;
+
+    fn solid(format: PixelFormat, bytes: [u8; 4], w: u32, h: u32, stride: u32) -> Vec<u8> {
+        let mut px = vec![0u8; (stride * h) as usize];
+        for row in px.chunks_exact_mut(stride as usize) {
+            for p in row[..(w * 4) as usize].chunks_exact_mut(4) {
+                p.copy_from_slice(&bytes);
+            }
+        }
+        let _ = format;
+        px
+    }
+
+    #[test]
+    fn white_and_red_land_on_bt601_values() {
+        let mut i420 = I420::default();
+        let px = solid(PixelFormat::Xrgb8888, [255, 255, 255, 0], 8, 4, 40);
+        i420.convert(&Frame::new(8, 4, 40, PixelFormat::Xrgb8888, &px).unwrap()).unwrap();
+        assert!(i420.y().iter().all(|&y| (234..=236).contains(&y)), "{:?}", i420.y());
+        // Pure red in BGRX bytes, then the same red in RGBX bytes.
+        for (format, bytes) in [(PixelFormat::Xrgb8888, [0, 0, 255, 0]), (PixelFormat::Xbgr8888, [255, 0, 0, 0])] {
+            let px = solid(format, bytes, 8, 4, 32);
+            i420.convert(&Frame::new(8, 4, 32, format, &px).unwrap()).unwrap();
+            assert!(i420.y().iter().all(|&y| (80..=83).contains(&y)), "{format:?} {:?}", i420.y());
+            assert!(i420.v().iter().all(|&v| v >= 238), "{format:?} {:?}", i420.v());
+        }
+    }
+
+    #[test]
+    fn odd_sizes_crop_to_even_and_reuse_buffers() {
+        let mut i420 = I420::default();
+        let px = vec![0u8; 7 * 5 * 4];
+        i420.convert(&Frame::new(7, 5, 28, PixelFormat::Argb8888, &px).unwrap()).unwrap();
+        assert_eq!((i420.width(), i420.height()), (6, 4));
+        let ptr = i420.y().as_ptr();
+        i420.convert(&Frame::new(7, 5, 28, PixelFormat::Argb8888, &px).unwrap()).unwrap();
+        assert_eq!(ptr, i420.y().as_ptr());
+        let one = vec![0u8; 4];
+        assert!(i420.convert(&Frame::new(1, 1, 4, PixelFormat::Argb8888, &one).unwrap()).is_err());
+    }
+}

@@ -1,0 +1,273 @@
+//! The default encoder: Cisco's OpenH264 built from source by `openh264-sys2`.
+
+use std::os::raw::c_int;
+
+use openh264::encoder::{
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
+    RateControlMode, SpsPpsStrategy, UsageType,
+};
+use openh264::formats::YUVSource;
+use openh264::OpenH264API;
+use openh264_sys2::{
+    TagBitrateInfo, ENCODER_OPTION_BITRATE, ENCODER_OPTION_FRAME_RATE, ENCODER_OPTION_MAX_BITRATE,
+    SPATIAL_LAYER_ALL,
+};
+use zerocast_frame::Frame;
+
+use crate::convert::I420;
+use crate::{EncodeError, Encoded, EncoderSettings, VideoEncoder};
+
+const NAME: &str = "openh264";
+/// OpenH264 encodes up to level 5.2.
+const MAX_SIZE: (u32, u32) = (3840, 2160);
+
+/// Software H.264, constrained baseline, tuned for screen content in real time.
+pub struct OpenH264Encoder {
+    /// Built on the first frame and again when the size changes, always from
+    /// the settings in force (OpenH264 would otherwise restore its initial
+    /// bitrate when it re-initialises for a new size).
+    session: Option<Session>,
+    settings: EncoderSettings,
+    i420: I420,
+    frames_since_keyframe: u64,
+}
+
+impl OpenH264Encoder {
+    pub fn new(settings: EncoderSettings) -> Result<Self, EncodeError> {
+        Ok(OpenH264Encoder {
+            session: None,
+            settings: settings.sanitized(),
+            i420: I420::default(),
+            frames_since_keyframe: 0,
+        })
+    }
+}
+
+struct Session {
+    encoder: Encoder,
+    size: (u32, u32),
+}
+
+impl Session {
+    fn new(settings: &EncoderSettings, size: (u32, u32)) -> Result<Self, EncodeError> {
+        let config = EncoderConfig::new()
+            .usage_type(UsageType::ScreenContentRealTime)
+            .rate_control_mode(RateControlMode::Bitrate)
+            .bitrate(BitRate::from_bps(settings.bitrate_bps))
+            .max_frame_rate(FrameRate::from_hz(settings.fps.as_f32()))
+            // Skipping frames would break "one frame in, one access unit out".
+            .skip_frames(false)
+            // OpenH264 ignores these two for screen content and warns if set.
+            .adaptive_quantization(false)
+            .background_detection(false)
+            .complexity(Complexity::Low)
+            .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+            // Keyframes come from our own counter and from requests, so that
+            // an interval change applies at once.
+            .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+            // One thread: CPU per frame is what a host running many VMs pays.
+            .num_threads(1);
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| backend_error(&e))?;
+        Ok(Session { encoder, size })
+    }
+
+    fn set_option<T>(
+        &mut self,
+        option: openh264_sys2::ENCODER_OPTION,
+        value: &mut T,
+    ) -> Result<(), EncodeError> {
+        // SAFETY: a `Session` has encoded at least one frame, so OpenH264 is
+        // initialised; `option` is one whose argument type is `T`
+        // (`TagBitrateInfo` for the bitrate options, `f32` for the frame rate);
+        // `value` is a live exclusive borrow for the duration of the call,
+        // which copies it.
+        let rc = unsafe {
+            self.encoder
+                .raw_api()
+                .set_option(option, (value as *mut T).cast())
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(EncodeError::Backend {
+                encoder: NAME,
+                message: format!("SetOption({option}) returned {rc}"),
+            })
+        }
+    }
+}
+
+fn backend_error(e: &openh264::Error) -> EncodeError {
+    EncodeError::Backend {
+        encoder: NAME,
+        message: e.to_string(),
+    }
+}
+
+impl YUVSource for I420 {
+    fn dimensions(&self) -> (usize, usize) {
+        (self.width() as usize, self.height() as usize)
+    }
+
+    fn strides(&self) -> (usize, usize, usize) {
+        let w = self.width() as usize;
+        (w, w / 2, w / 2)
+    }
+
+    fn y(&self) -> &[u8] {
+        I420::y(self)
+    }
+
+    fn u(&self) -> &[u8] {
+        I420::u(self)
+    }
+
+    fn v(&self) -> &[u8] {
+        I420::v(self)
+    }
+}
+
+impl VideoEncoder for OpenH264Encoder {
+    fn describe(&self) -> String {
+        format!("{NAME} (software H.264, {})", env!("ZEROCAST_OPENH264_BUILD"))
+    }
+
+    fn encode(
+        &mut self,
+        frame: &Frame<'_>,
+        force_keyframe: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<Encoded, EncodeError> {
+        if frame.width() > MAX_SIZE.0 || frame.height() > MAX_SIZE.1 {
+            return Err(EncodeError::UnsupportedSize {
+                encoder: NAME,
+                width: frame.width(),
+                height: frame.height(),
+                max_width: MAX_SIZE.0,
+                max_height: MAX_SIZE.1,
+            });
+        }
+        self.i420.convert(frame)?;
+        let size = (self.i420.width(), self.i420.height());
+        let session = match &mut self.session {
+            Some(s) if s.size == size => s,
+            slot => slot.insert(Session::new(&self.settings, size)?),
+        };
+        let interval = u64::from(self.settings.keyframe_interval);
+        if force_keyframe || (interval > 0 && self.frames_since_keyframe + 1 >= interval) {
+            session.encoder.force_intra_frame();
+        }
+        let start = out.len();
+        let bitstream = session
+            .encoder
+            .encode(&self.i420)
+            .map_err(|e| backend_error(&e))?;
+        bitstream.write_vec(out);
+        let keyframe = matches!(bitstream.frame_type(), FrameType::IDR);
+        self.frames_since_keyframe = if keyframe { 0 } else { self.frames_since_keyframe + 1 };
+        Ok(Encoded {
+            keyframe,
+            len: out.len() - start,
+        })
+    }
+
+    fn reconfigure(&mut self, settings: EncoderSettings) -> Result<(), EncodeError> {
+        let settings = settings.sanitized();
+        let Some(session) = &mut self.session else {
+            // Not started yet: the first frame builds the encoder from these.
+            self.settings = settings;
+            return Ok(());
+        };
+        if settings.bitrate_bps != self.settings.bitrate_bps {
+            let bitrate = c_int::try_from(settings.bitrate_bps).unwrap_or(c_int::MAX);
+            for option in [ENCODER_OPTION_MAX_BITRATE, ENCODER_OPTION_BITRATE] {
+                let mut info = TagBitrateInfo {
+                    iLayer: SPATIAL_LAYER_ALL,
+                    iBitrate: bitrate,
+                };
+                session.set_option(option, &mut info)?;
+            }
+        }
+        if settings.fps != self.settings.fps {
+            let mut fps = settings.fps.as_f32();
+            session.set_option(ENCODER_OPTION_FRAME_RATE, &mut fps)?;
+        }
+        self.settings = settings;
+        Ok(())
+    }
+
+    fn settings(&self) -> EncoderSettings {
+        self.settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::annexb::{self, nal_type};
+    use zerocast_frame::PixelFormat;
+
+    fn picture(w: u32, h: u32, seed: u32) -> Vec<u8> {
+        (0..w * h * 4).map(|i| ((i / 4 + seed * 7) % 251) as u8).collect()
+    }
+
+    fn encode(enc: &mut OpenH264Encoder, w: u32, h: u32, seed: u32, key: bool) -> (Encoded, Vec<u8>) {
+        let px = picture(w, h, seed);
+        let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
+        let mut out = Vec::new();
+        let e = enc.encode(&frame, key, &mut out).unwrap();
+        (e, out)
+    }
+
+    #[test]
+    fn first_frame_is_idr_with_parameter_sets_then_p_frames() {
+        let mut enc = OpenH264Encoder::new(EncoderSettings::default()).unwrap();
+        let (e, au) = encode(&mut enc, 320, 240, 0, false);
+        assert!(e.keyframe);
+        assert_eq!(e.len, au.len());
+        let types: Vec<_> = annexb::nal_units(&au).filter_map(annexb::unit_type).collect();
+        assert!(types.contains(&nal_type::SPS) && types.contains(&nal_type::PPS), "{types:?}");
+        assert!(annexb::is_keyframe(&au));
+        for seed in 1..5 {
+            let (e, au) = encode(&mut enc, 320, 240, seed, false);
+            assert!(!e.keyframe && !au.is_empty() && !annexb::is_keyframe(&au));
+        }
+        let (e, _) = encode(&mut enc, 320, 240, 9, true);
+        assert!(e.keyframe, "a forced keyframe is an IDR");
+    }
+
+    #[test]
+    fn keyframe_interval_and_runtime_reconfigure() {
+        let mut enc = OpenH264Encoder::new(EncoderSettings {
+            keyframe_interval: 3,
+            ..EncoderSettings::default()
+        })
+        .unwrap();
+        let keys: Vec<bool> = (0..7).map(|i| encode(&mut enc, 320, 240, i, false).0.keyframe).collect();
+        assert_eq!(keys, [true, false, false, true, false, false, true]);
+        let new = EncoderSettings {
+            bitrate_bps: 500_000,
+            fps: crate::Fps::new(30),
+            keyframe_interval: 0,
+        };
+        enc.reconfigure(new).unwrap();
+        assert_eq!(enc.settings(), new);
+        let keys: Vec<bool> = (0..5).map(|i| encode(&mut enc, 320, 240, i, false).0.keyframe).collect();
+        assert_eq!(keys, [false; 5], "reconfiguring does not restart the stream");
+    }
+
+    #[test]
+    fn size_change_restarts_with_keyframe_and_huge_frames_are_refused() {
+        let mut enc = OpenH264Encoder::new(EncoderSettings::default()).unwrap();
+        encode(&mut enc, 320, 240, 0, false);
+        assert!(!encode(&mut enc, 320, 240, 1, false).0.keyframe);
+        assert!(encode(&mut enc, 640, 240, 2, false).0.keyframe);
+        let px = vec![0u8; 4096 * 4 * 2];
+        let wide = Frame::new(4096, 2, 4096 * 4, PixelFormat::Xrgb8888, &px).unwrap();
+        assert!(matches!(
+            enc.encode(&wide, false, &mut Vec::new()),
+            Err(EncodeError::UnsupportedSize { .. })
+        ));
+    }
+}

@@ -1,0 +1,17 @@
+//! Frame types that every zerocast part agrees on.
+//!
+//! Design map:
+//! - [`format`]: DRM fourcc pixel formats and their byte layout.
+//! - [`frame`]: a borrowed, bounds-checked view of one picture ([`Frame`]).
+//! - [`source`]: the [`FrameSource`] trait a scanout pipeline pulls frames from.
+//! - [`stamp`]: a frame number drawn as blocks into a picture, readable after lossy
+//!   H.264, so tests can see that frames advance.
+
+pub mod format;
+pub mod frame;
+pub mod source;
+pub mod stamp;
+
+pub use format::PixelFormat;
+pub use frame::{Frame, FrameError};
+pub use source::{FrameSource, SourceEvent};

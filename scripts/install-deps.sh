@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything zerocast's tests and benchmarks use, from Debian's packages.
+# Idempotent: installs only what is missing. Needs root (or sudo) on Debian 12.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+
+have nasm || need+=(nasm)                       # openh264's SIMD assembly (else a 2x slower C build)
+have ffprobe || need+=(ffmpeg)                  # the real decoder that checks our H.264
+have chromium || need+=(chromium)               # headless browser for the WebCodecs viewer tests
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx cpio || need+=(busybox-static)
+have qemu-system-x86_64 || need_qemu=1
+
+if [ ${#need[@]} -eq 0 ] && [ -z "${need_qemu:-}" ]; then
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+# QEMU 10 (vhost-user-gpu-pci, memfd shared memory, -display dbus) comes from bookworm-backports.
+if [ -n "${need_qemu:-}" ] && ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  echo "deb http://deb.debian.org/debian bookworm-backports main" | $SUDO tee /etc/apt/sources.list.d/zerocast-backports.list >/dev/null
+fi
+
+echo "install-deps: installing ${need[*]} ${need_qemu:+qemu-system-x86 (bookworm-backports)}" >&2
+$SUDO apt-get update -qq
+if [ ${#need[@]} -gt 0 ]; then
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+if [ -n "${need_qemu:-}" ]; then
+  $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86
+fi
