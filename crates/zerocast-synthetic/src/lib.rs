@@ -1,0 +1,16 @@
+//! A synthetic desktop: moving windows, a scrolling terminal, a live chart, a
+//! clock, a frame counter and a pointer that follows the viewer's mouse. It is
+//! what `zerocast demo` streams when there is no VM, and the load the
+//! benchmark encodes.
+//!
+//! Design map:
+//! - [`canvas`]: clipped rectangle and text drawing on a packed BGRX buffer.
+//! - [`scene`]: what is on screen at frame N (windows, text, chart, cursor).
+//! - [`desktop`]: [`SyntheticDesktop`], the [`zerocast_frame::FrameSource`]
+//!   that paces frames, applies input and reports damage.
+
+pub mod canvas;
+pub mod desktop;
+pub mod scene;
+
+pub use desktop::{Motion, SyntheticDesktop};
