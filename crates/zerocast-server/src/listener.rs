@@ -1,0 +1,142 @@
+//! Where the server listens: TCP (helix's scanout port) and Unix sockets
+//! (vhost-device-vsock's host side, local tools).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::{connection, Registry};
+
+/// A listen address: `tcp:HOST:PORT` (or bare `HOST:PORT`) or `unix:PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path, e.g. unix:/run/zerocast.sock".into());
+            }
+            return Ok(Endpoint::Unix(path.into()));
+        }
+        let addr = s.strip_prefix("tcp:").unwrap_or(s);
+        addr.parse()
+            .map(Endpoint::Tcp)
+            .map_err(|e| format!("{s:?} is not tcp:HOST:PORT or unix:PATH ({e})"))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => write!(f, "tcp:{a}"),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// Accepts HXFR peers and serves each on its own task.
+pub struct Server {
+    registry: Arc<Registry>,
+    slots: Arc<Semaphore>,
+}
+
+impl Server {
+    /// At most `max_connections` peers are served at once; more wait in the
+    /// kernel's backlog.
+    pub fn new(registry: Arc<Registry>, max_connections: usize) -> Self {
+        Server {
+            registry,
+            slots: Arc::new(Semaphore::new(max_connections.max(1))),
+        }
+    }
+
+    /// Binds `endpoint` and serves it in the background. Returns the address
+    /// actually bound (port 0 becomes the real port).
+    pub async fn listen(&self, endpoint: &Endpoint) -> std::io::Result<(Endpoint, JoinHandle<()>)> {
+        match endpoint {
+            Endpoint::Tcp(addr) => {
+                let l = TcpListener::bind(addr).await?;
+                let bound = Endpoint::Tcp(l.local_addr()?);
+                let (registry, slots) = (self.registry.clone(), self.slots.clone());
+                let task = tokio::spawn(async move {
+                    loop {
+                        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                        match l.accept().await {
+                            Ok((s, peer)) => {
+                                let _ = s.set_nodelay(true);
+                                let registry = registry.clone();
+                                tokio::spawn(async move {
+                                    connection::serve(s, registry, peer.to_string()).await;
+                                    drop(permit);
+                                });
+                            }
+                            Err(e) => tracing::warn!("accept failed: {e}"),
+                        }
+                    }
+                });
+                Ok((bound, task))
+            }
+            Endpoint::Unix(path) => {
+                // A socket file left by a previous run would make bind fail.
+                if path.exists() {
+                    std::fs::remove_file(path)?;
+                }
+                let l = UnixListener::bind(path)?;
+                let (registry, slots) = (self.registry.clone(), self.slots.clone());
+                let name = path.display().to_string();
+                let task = tokio::spawn(async move {
+                    loop {
+                        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                        match l.accept().await {
+                            Ok((s, _)) => {
+                                let registry = registry.clone();
+                                let peer = format!("unix:{name}");
+                                tokio::spawn(async move {
+                                    connection::serve(s, registry, peer).await;
+                                    drop(permit);
+                                });
+                            }
+                            Err(e) => tracing::warn!("accept failed: {e}"),
+                        }
+                    }
+                });
+                Ok((endpoint.clone(), task))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(
+            "127.0.0.1:15937".parse::<Endpoint>().unwrap(),
+            Endpoint::Tcp("127.0.0.1:15937".parse().unwrap())
+        );
+        assert_eq!(
+            "tcp:[::1]:0".parse::<Endpoint>().unwrap(),
+            Endpoint::Tcp("[::1]:0".parse().unwrap())
+        );
+        assert_eq!(
+            "unix:/tmp/x.sock".parse::<Endpoint>().unwrap(),
+            Endpoint::Unix("/tmp/x.sock".into())
+        );
+        assert!("unix:".parse::<Endpoint>().is_err());
+        assert!("localhost".parse::<Endpoint>().is_err());
+    }
+}

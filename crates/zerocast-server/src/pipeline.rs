@@ -1,0 +1,286 @@
+//! One scanout's pipeline: a thread that waits on the frame source, encodes
+//! what changed while someone watches, and publishes each access unit once,
+//! already framed as an HXFR FRAME_RESPONSE, for every subscriber to share.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::broadcast;
+use zerocast_encode::{new_encoder, EncoderKind, EncoderSettings, VideoEncoder};
+use zerocast_frame::{FrameSource, SourceEvent};
+use zerocast_hxfr::{encode_frame_response, FrameResponse, HEADER_LEN};
+
+use crate::stats::{thread_cpu_time, PipelineStats};
+use crate::subscription::Subscription;
+
+/// How long the pipeline waits on its source before it looks at requests
+/// again; bounds how late a still screen answers a new viewer.
+const CONTROL_TICK: Duration = Duration::from_millis(10);
+/// Encoded frames kept for subscribers; one that falls further behind skips
+/// to the next keyframe.
+const BACKLOG: usize = 32;
+
+/// One encoded access unit, shared by every subscriber.
+#[derive(Debug)]
+pub struct EncodedFrame {
+    /// Position in this pipeline's output, from 1.
+    pub seq: u64,
+    pub keyframe: bool,
+    /// When the picture was complete, in nanoseconds since the Unix epoch.
+    pub captured_unix_ns: i64,
+    pub captured_at: Instant,
+    pub width: u32,
+    pub height: u32,
+    /// Time spent converting and encoding.
+    pub encode_time: Duration,
+    /// The whole HXFR FRAME_RESPONSE (session id = scanout id).
+    pub hxfr: Bytes,
+}
+
+impl EncodedFrame {
+    /// Offset of the access unit in the HXFR message: header, fixed part, entry size.
+    const AU_OFFSET: usize = HEADER_LEN + FrameResponse::FIXED_LEN as usize + 4;
+
+    /// The Annex B access unit.
+    pub fn access_unit(&self) -> &[u8] {
+        &self.hxfr[Self::AU_OFFSET..]
+    }
+}
+
+/// What a pipeline is built with.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineConfig {
+    pub scanout_id: u32,
+    pub encoder: EncoderKind,
+    pub settings: EncoderSettings,
+}
+
+/// Requests from subscribers to the pipeline thread.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    keyframe: AtomicBool,
+    settings: Mutex<Option<EncoderSettings>>,
+    current: Mutex<EncoderSettings>,
+    stop: AtomicBool,
+}
+
+impl Control {
+    pub(crate) fn request_keyframe(&self) {
+        self.keyframe.store(true, Ordering::Release);
+    }
+}
+
+/// Handle to a running scanout pipeline. Dropping it stops the thread.
+pub struct ScanoutPipeline {
+    scanout_id: u32,
+    tx: broadcast::Sender<Arc<EncodedFrame>>,
+    control: Arc<Control>,
+    stats: Arc<Mutex<PipelineStats>>,
+    describe: String,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ScanoutPipeline {
+    /// Starts the pipeline thread. Fails when the encoder cannot be built.
+    pub fn start(
+        source: Box<dyn FrameSource>,
+        config: PipelineConfig,
+    ) -> Result<Self, zerocast_encode::EncodeError> {
+        let encoder = new_encoder(config.encoder, config.settings)?;
+        let describe = format!("{} -> {}", source.describe(), encoder.describe());
+        let (tx, _) = broadcast::channel(BACKLOG);
+        let control = Arc::new(Control::default());
+        *lock(&control.current) = encoder.settings();
+        let stats = Arc::new(Mutex::new(PipelineStats::default()));
+        let mut worker = Worker {
+            source,
+            encoder,
+            tx: tx.clone(),
+            control: control.clone(),
+            stats: stats.clone(),
+            scanout_id: config.scanout_id,
+            out: Vec::new(),
+            seq: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("scanout-{}", config.scanout_id))
+            .spawn(move || worker.run())
+            .map_err(|e| zerocast_encode::EncodeError::Backend {
+                encoder: "pipeline",
+                message: format!("cannot start the encoder thread: {e}"),
+            })?;
+        Ok(ScanoutPipeline {
+            scanout_id: config.scanout_id,
+            tx,
+            control,
+            stats,
+            describe,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn scanout_id(&self) -> u32 {
+        self.scanout_id
+    }
+
+    /// A new subscriber: its first frame is a keyframe, produced at once
+    /// even if the screen is still.
+    pub fn subscribe(&self) -> Subscription {
+        let rx = self.tx.subscribe();
+        self.control.request_keyframe();
+        Subscription::new(rx, self.control.clone())
+    }
+
+    pub fn request_keyframe(&self) {
+        self.control.request_keyframe();
+    }
+
+    /// Changes bitrate / frame rate / keyframe interval of the shared encoder.
+    pub fn reconfigure(&self, settings: EncoderSettings) {
+        *lock(&self.control.settings) = Some(settings);
+    }
+
+    /// The settings in force, or the ones about to be.
+    pub fn settings(&self) -> EncoderSettings {
+        lock(&self.control.settings).unwrap_or(*lock(&self.control.current))
+    }
+
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    pub fn stats(&self) -> PipelineStats {
+        lock(&self.stats).clone()
+    }
+
+    /// `source -> encoder`, for logs and the viewer.
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+}
+
+impl Drop for ScanoutPipeline {
+    fn drop(&mut self) {
+        self.control.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Worker {
+    source: Box<dyn FrameSource>,
+    encoder: Box<dyn VideoEncoder>,
+    tx: broadcast::Sender<Arc<EncodedFrame>>,
+    control: Arc<Control>,
+    stats: Arc<Mutex<PipelineStats>>,
+    scanout_id: u32,
+    /// Reused for every access unit.
+    out: Vec<u8>,
+    seq: u64,
+}
+
+impl Worker {
+    fn run(&mut self) {
+        let mut dirty = false;
+        let mut captured = Instant::now();
+        // Maps the source's Instants onto wall-clock time for viewers.
+        let (epoch_instant, epoch_wall) = (Instant::now(), SystemTime::now());
+        while !self.control.stop.load(Ordering::Acquire) {
+            match self.source.wait(Instant::now() + CONTROL_TICK) {
+                SourceEvent::Changed { captured_at } => {
+                    dirty = true;
+                    captured = captured_at;
+                }
+                SourceEvent::Idle => {}
+                SourceEvent::Closed => {
+                    tracing::info!(scanout = self.scanout_id, "frame source closed");
+                    break;
+                }
+            }
+            if let Some(s) = lock(&self.control.settings).take() {
+                if let Err(e) = self.encoder.reconfigure(s) {
+                    tracing::warn!(scanout = self.scanout_id, "reconfigure failed: {e}");
+                }
+                *lock(&self.control.current) = self.encoder.settings();
+            }
+            if self.tx.receiver_count() == 0 {
+                // Nobody watches: encode nothing. A new subscriber asks for a keyframe.
+                if dirty {
+                    lock(&self.stats).unwatched += 1;
+                }
+                dirty = false;
+                continue;
+            }
+            let keyframe = self.control.keyframe.swap(false, Ordering::AcqRel);
+            if !(dirty || keyframe) {
+                continue;
+            }
+            dirty = false;
+            let wall = epoch_wall + captured.saturating_duration_since(epoch_instant);
+            self.encode(keyframe, captured, wall);
+        }
+    }
+
+    fn encode(&mut self, force_keyframe: bool, captured_at: Instant, wall: SystemTime) {
+        let Some(frame) = self.source.frame() else {
+            // No picture yet (a guest that has not set a scanout): try again later.
+            if force_keyframe {
+                self.control.request_keyframe();
+            }
+            return;
+        };
+        let (start, cpu_start) = (Instant::now(), thread_cpu_time());
+        self.out.clear();
+        let result = self.encoder.encode(&frame, force_keyframe, &mut self.out);
+        let (elapsed, cpu) = (start.elapsed(), thread_cpu_time().saturating_sub(cpu_start));
+        let (width, height) = (frame.width(), frame.height());
+        let encoded = match result {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(scanout = self.scanout_id, "encode failed: {e}");
+                lock(&self.stats).encode_errors += 1;
+                return;
+            }
+        };
+        self.seq += 1;
+        let captured_unix_ns = wall
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        let mut msg = BytesMut::with_capacity(EncodedFrame::AU_OFFSET + self.out.len());
+        encode_frame_response(
+            &mut msg,
+            self.scanout_id as u16,
+            captured_unix_ns,
+            captured_unix_ns,
+            encoded.keyframe,
+            &self.out,
+        );
+        {
+            let mut s = lock(&self.stats);
+            s.frames += 1;
+            s.keyframes += u64::from(encoded.keyframe);
+            s.bytes += self.out.len() as u64;
+            s.encode.push(elapsed);
+            s.encode_cpu.push(cpu);
+        }
+        // Fails only when the last subscriber left meanwhile: nothing to do.
+        let _ = self.tx.send(Arc::new(EncodedFrame {
+            seq: self.seq,
+            keyframe: encoded.keyframe,
+            captured_unix_ns,
+            captured_at,
+            width: width & !1,
+            height: height & !1,
+            encode_time: elapsed,
+            hxfr: msg.freeze(),
+        }));
+    }
+}
