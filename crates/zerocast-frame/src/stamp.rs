@@ -58,7 +58,7 @@ pub fn read_luma(luma: &[u8], width: u32, height: u32, stride: usize) -> Option<
         let v = *luma.get(c * stride + i as usize * BLOCK as usize + c)?;
         Some(v >= 128)
     };
-    if sample(0)? != true || sample(1)? {
+    if !sample(0)? || sample(1)? {
         return None;
     }
     let mut word = 0u32;

@@ -1,1 +1,50 @@
-fn main() {}
+//! `zerocast`: stream a desktop to a browser.
+//!
+//! Design map:
+//! - [`options`]: command-line options shared by the commands.
+//! - [`demo`]: `zerocast demo`, the synthetic desktop served to browsers and HXFR peers.
+//! - [`client`]: `zerocast client`, an HXFR subscriber or requester that writes raw H.264.
+//! - [`bench`]: `zerocast bench`, encoder throughput and CPU per frame, as JSON.
+
+mod bench;
+mod client;
+mod demo;
+mod options;
+
+use clap::{Parser, Subcommand};
+
+/// Zero-copy VM desktop streaming: frames encoded to H.264 on the host,
+/// decoded in the browser with WebCodecs.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stream the built-in synthetic desktop: open the printed URL in a browser.
+    Demo(demo::DemoArgs),
+    /// Connect to an HXFR server and write the H.264 stream to a file.
+    Client(client::ClientArgs),
+    /// Measure encoding at a given size: throughput, latency, CPU per frame.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::Demo(a) => rt.block_on(demo::run(a)),
+        Command::Client(a) => rt.block_on(client::run(a)),
+        Command::Bench(a) => bench::run(a),
+    }
+}

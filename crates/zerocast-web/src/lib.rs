@@ -1,0 +1,15 @@
+//! The browser side of zerocast.
+//!
+//! Design map:
+//! - [`protocol`]: helix's browser stream protocol (`ws_stream.go`), sans-IO:
+//!   stream init, video frames and pongs out; pings and input in, every
+//!   length and value checked.
+//! - [`gateway`]: HTTP (viewer page, stats) and one WebSocket per viewer,
+//!   fed from a scanout subscription, with input sent on to an
+//!   [`zerocast_input::InputSink`].
+//! - `assets/`: the viewer: WebCodecs `VideoDecoder`, stats overlay, input capture.
+
+pub mod gateway;
+pub mod protocol;
+
+pub use gateway::{Gateway, ViewerReport};

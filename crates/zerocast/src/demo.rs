@@ -1,0 +1,119 @@
+//! `zerocast demo`: the synthetic desktop, served to browsers (WebSocket)
+//! and to HXFR peers (scanout 0 by SUBSCRIBE, resource 1 by FRAME_REQUEST).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use zerocast_frame::FrameSource;
+use zerocast_input::InputSink;
+use zerocast_server::{
+    Endpoint, PipelineConfig, Registry, ResourceError, ResourceTable, ScanoutPipeline, Server,
+};
+use zerocast_synthetic::{Motion, SyntheticDesktop};
+use zerocast_web::Gateway;
+
+use crate::options::VideoArgs;
+
+/// The resource id request/response clients can ask for.
+pub const DEMO_RESOURCE_ID: u32 = 1;
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub video: VideoArgs,
+    /// Draw one picture and redraw only on input: a still screen costs no encoding.
+    #[arg(long = "static")]
+    pub still: bool,
+    /// Where the web viewer listens. Binds to loopback unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// HXFR endpoints, tcp:HOST:PORT or unix:PATH; repeat for several.
+    #[arg(long = "hxfr", default_value = "tcp:127.0.0.1:15937")]
+    pub hxfr: Vec<Endpoint>,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<f64>,
+}
+
+/// Resource 1: a synthetic desktop rendered afresh for each FRAME_REQUEST.
+struct SyntheticResources(Mutex<SyntheticDesktop>);
+
+impl ResourceTable for SyntheticResources {
+    fn read(&self, id: u32, f: &mut dyn FnMut(zerocast_frame::Frame<'_>)) -> Result<(), ResourceError> {
+        if id != DEMO_RESOURCE_ID {
+            return Err(ResourceError::NotFound(id));
+        }
+        let mut desktop = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        desktop.render();
+        let frame = desktop.frame().ok_or(ResourceError::NoPixels(id))?;
+        f(frame);
+        Ok(())
+    }
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    args.video.check()?;
+    let v = &args.video;
+    let motion = if args.still { Motion::Static } else { Motion::Animated };
+    let desktop = SyntheticDesktop::new(v.width, v.height, v.fps, motion);
+    let input: Arc<dyn InputSink> = desktop.input();
+    let resources = SyntheticResources(Mutex::new(SyntheticDesktop::new(
+        v.width,
+        v.height,
+        v.fps,
+        Motion::Static,
+    )));
+    let pipeline = ScanoutPipeline::start(
+        Box::new(desktop),
+        PipelineConfig {
+            scanout_id: 0,
+            encoder: v.encoder,
+            settings: v.settings(),
+        },
+    )
+    .context("starting the encoder")?;
+    tracing::info!("scanout 0: {}", pipeline.describe());
+    let pipeline = Arc::new(pipeline);
+    let registry = Arc::new(
+        Registry::new(v.encoder, v.settings()).with_resources(Arc::new(resources)),
+    );
+    registry.add_scanout(pipeline.clone());
+
+    let server = Server::new(registry.clone(), 64);
+    let mut out = std::io::stdout().lock();
+    for endpoint in &args.hxfr {
+        let (bound, _task) = server
+            .listen(endpoint)
+            .await
+            .with_context(|| format!("listening for HXFR on {endpoint} (is another zerocast running? pick another with --hxfr)"))?;
+        writeln!(out, "hxfr: {bound}")?;
+    }
+    let gateway = Arc::new(Gateway::new(registry.clone(), Some(input)));
+    let (addr, _web) = gateway
+        .serve(args.listen)
+        .await
+        .with_context(|| format!("listening on {} (pick another with --listen)", args.listen))?;
+    writeln!(out, "encoder: {}", pipeline.describe())?;
+    writeln!(out, "viewer: http://{addr}/")?;
+    out.flush()?;
+    drop(out);
+
+    match args.duration {
+        Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
+        None => tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?,
+    }
+    let s = pipeline.stats();
+    tracing::info!(
+        "encoded {} frames ({} keyframes, {} bytes), encode p50 {:?} us, p99 {:?} us",
+        s.frames,
+        s.keyframes,
+        s.bytes,
+        s.encode.percentile_us(50.0),
+        s.encode.percentile_us(99.0)
+    );
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Options several commands share.
+
+use clap::Args;
+use zerocast_encode::{EncoderKind, EncoderSettings, Fps};
+
+/// Picture and encoder settings.
+#[derive(Args, Debug, Clone)]
+pub struct VideoArgs {
+    /// Width of the desktop in pixels.
+    #[arg(long, default_value_t = 1920)]
+    pub width: u32,
+    /// Height of the desktop in pixels.
+    #[arg(long, default_value_t = 1080)]
+    pub height: u32,
+    /// Frames per second.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub fps: u32,
+    /// Target bitrate, in bit/s; accepts k and M suffixes (e.g. 8M).
+    #[arg(long, default_value = "8M", value_parser = parse_bitrate)]
+    pub bitrate: u32,
+    /// A keyframe at least every this many frames (0: only when a viewer needs one).
+    #[arg(long, default_value_t = 0)]
+    pub keyframe_interval: u32,
+    /// Encoder backend.
+    #[arg(long, default_value_t = EncoderKind::OpenH264)]
+    pub encoder: EncoderKind,
+}
+
+impl VideoArgs {
+    pub fn settings(&self) -> EncoderSettings {
+        EncoderSettings {
+            bitrate_bps: self.bitrate,
+            fps: Fps::new(self.fps),
+            keyframe_interval: self.keyframe_interval,
+        }
+    }
+
+    /// Checks the size before anything starts, with a message that says what to do.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if !(16..=3840).contains(&self.width) || !(16..=2160).contains(&self.height) {
+            anyhow::bail!(
+                "--width/--height {}x{} is outside 16x16..3840x2160, what the encoder supports",
+                self.width,
+                self.height
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Parses `8000000`, `8000k`, `8M`.
+pub fn parse_bitrate(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1_000u64),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1_000_000u64),
+        _ => (s, 1u64),
+    };
+    let v: f64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a bitrate like 8M, 500k or 2000000"))?;
+    let bps = v * mult as f64;
+    let range = EncoderSettings::BITRATE_RANGE;
+    if !(f64::from(*range.start())..=f64::from(*range.end())).contains(&bps) {
+        return Err(format!("bitrate {s} is outside {}..{} bit/s", range.start(), range.end()));
+    }
+    Ok(bps as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitrates_parse_with_suffixes() {
+        assert_eq!(parse_bitrate("8M"), Ok(8_000_000));
+        assert_eq!(parse_bitrate("500k"), Ok(500_000));
+        assert_eq!(parse_bitrate("2.5M"), Ok(2_500_000));
+        assert_eq!(parse_bitrate("2000000"), Ok(2_000_000));
+        assert!(parse_bitrate("fast").is_err());
+        assert!(parse_bitrate("1").is_err());
+        assert!(parse_bitrate("9999M").is_err());
+    }
+}
