@@ -2,8 +2,8 @@
 //! what changed while someone watches, and publishes each access unit once,
 //! already framed as an HXFR FRAME_RESPONSE, for every subscriber to share.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -58,10 +58,20 @@ pub struct PipelineConfig {
     pub settings: EncoderSettings,
 }
 
+/// How long a published keyframe counts as on its way to the subscribers
+/// still waiting for one, before they get another.
+const KEYFRAME_IN_FLIGHT: Duration = Duration::from_millis(100);
+
 /// Requests from subscribers to the pipeline thread.
 #[derive(Debug, Default)]
 pub(crate) struct Control {
-    keyframe: AtomicBool,
+    /// Explicit keyframe requests (KEYFRAME_REQ, a viewer's decoder reset);
+    /// each one is answered by a keyframe encoded after it was read.
+    keyframe_requests: AtomicU64,
+    /// Subscribers that have no usable picture yet (new, or fell behind).
+    /// Each flag is cleared by its subscription when a keyframe reaches it,
+    /// so a keyframe that happened to be on its way is not encoded twice.
+    waiting: Mutex<Vec<Weak<AtomicBool>>>,
     settings: Mutex<Option<EncoderSettings>>,
     current: Mutex<EncoderSettings>,
     stop: AtomicBool,
@@ -69,7 +79,23 @@ pub(crate) struct Control {
 
 impl Control {
     pub(crate) fn request_keyframe(&self) {
-        self.keyframe.store(true, Ordering::Release);
+        self.keyframe_requests.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Registers a subscription that waits for a keyframe.
+    pub(crate) fn wait_for_keyframe(&self, flag: &Arc<AtomicBool>) {
+        flag.store(true, Ordering::Release);
+        let mut waiting = lock(&self.waiting);
+        if !waiting.iter().any(|w| w.as_ptr() == Arc::as_ptr(flag)) {
+            waiting.push(Arc::downgrade(flag));
+        }
+    }
+
+    /// True while some live subscription still waits for a keyframe.
+    fn anyone_waiting(&self) -> bool {
+        let mut waiting = lock(&self.waiting);
+        waiting.retain(|w| w.upgrade().is_some_and(|f| f.load(Ordering::Acquire)));
+        !waiting.is_empty()
     }
 }
 
@@ -108,6 +134,8 @@ impl ScanoutPipeline {
             scanout_id: config.scanout_id,
             out: Vec::new(),
             seq: 0,
+            keyframes_served: 0,
+            last_keyframe: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("scanout-{}", config.scanout_id))
@@ -133,8 +161,9 @@ impl ScanoutPipeline {
     /// A new subscriber: its first frame is a keyframe, produced at once
     /// even if the screen is still.
     pub fn subscribe(&self) -> Subscription {
+        // The receiver exists before the request does, so the keyframe that
+        // answers it cannot pass it by.
         let rx = self.tx.subscribe();
-        self.control.request_keyframe();
         Subscription::new(rx, self.control.clone())
     }
 
@@ -185,6 +214,9 @@ struct Worker {
     /// Reused for every access unit.
     out: Vec<u8>,
     seq: u64,
+    /// Explicit keyframe requests answered by a published keyframe.
+    keyframes_served: u64,
+    last_keyframe: Option<Instant>,
 }
 
 impl Worker {
@@ -219,24 +251,23 @@ impl Worker {
                 dirty = false;
                 continue;
             }
-            let keyframe = self.control.keyframe.swap(false, Ordering::AcqRel);
+            let requests = self.control.keyframe_requests.load(Ordering::Acquire);
+            let in_flight = self.last_keyframe.is_some_and(|t| t.elapsed() < KEYFRAME_IN_FLIGHT);
+            let keyframe = requests > self.keyframes_served
+                || (!in_flight && self.control.anyone_waiting());
             if !(dirty || keyframe) {
                 continue;
             }
             dirty = false;
             let wall = epoch_wall + captured.saturating_duration_since(epoch_instant);
-            self.encode(keyframe, captured, wall);
+            self.encode(keyframe, requests, captured, wall);
         }
     }
 
-    fn encode(&mut self, force_keyframe: bool, captured_at: Instant, wall: SystemTime) {
-        let Some(frame) = self.source.frame() else {
-            // No picture yet (a guest that has not set a scanout): try again later.
-            if force_keyframe {
-                self.control.request_keyframe();
-            }
-            return;
-        };
+    fn encode(&mut self, force_keyframe: bool, requests: u64, captured_at: Instant, wall: SystemTime) {
+        // No picture yet (a guest that has not set a scanout): requests stay
+        // pending until there is one.
+        let Some(frame) = self.source.frame() else { return };
         let (start, cpu_start) = (Instant::now(), thread_cpu_time());
         self.out.clear();
         let result = self.encoder.encode(&frame, force_keyframe, &mut self.out);
@@ -270,6 +301,10 @@ impl Worker {
             s.bytes += self.out.len() as u64;
             s.encode.push(elapsed);
             s.encode_cpu.push(cpu);
+        }
+        if encoded.keyframe {
+            self.keyframes_served = requests;
+            self.last_keyframe = Some(Instant::now());
         }
         // Fails only when the last subscriber left meanwhile: nothing to do.
         let _ = self.tx.send(Arc::new(EncodedFrame {

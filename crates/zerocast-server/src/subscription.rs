@@ -1,5 +1,6 @@
 //! A subscriber's view of a scanout pipeline.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -13,16 +14,20 @@ use crate::pipeline::{Control, EncodedFrame};
 pub struct Subscription {
     rx: broadcast::Receiver<Arc<EncodedFrame>>,
     control: Arc<Control>,
-    waiting_for_keyframe: bool,
+    /// Set while this subscriber has no usable picture; the pipeline
+    /// encodes a keyframe while any subscriber's flag is up.
+    waiting_for_keyframe: Arc<AtomicBool>,
     skipped: u64,
 }
 
 impl Subscription {
     pub(crate) fn new(rx: broadcast::Receiver<Arc<EncodedFrame>>, control: Arc<Control>) -> Self {
+        let waiting_for_keyframe = Arc::new(AtomicBool::new(true));
+        control.wait_for_keyframe(&waiting_for_keyframe);
         Subscription {
             rx,
             control,
-            waiting_for_keyframe: true,
+            waiting_for_keyframe,
             skipped: 0,
         }
     }
@@ -32,20 +37,19 @@ impl Subscription {
         loop {
             match self.rx.recv().await {
                 Ok(frame) => {
-                    if self.waiting_for_keyframe && !frame.keyframe {
-                        self.skipped += 1;
-                        continue;
+                    if self.waiting_for_keyframe.load(Ordering::Acquire) {
+                        if !frame.keyframe {
+                            self.skipped += 1;
+                            continue;
+                        }
+                        self.waiting_for_keyframe.store(false, Ordering::Release);
                     }
-                    self.waiting_for_keyframe = false;
                     return Some(frame);
                 }
                 Err(RecvError::Lagged(n)) => {
                     self.skipped += n;
-                    if !self.waiting_for_keyframe {
-                        tracing::debug!("subscriber fell {n} frames behind; skipping to a keyframe");
-                        self.waiting_for_keyframe = true;
-                        self.control.request_keyframe();
-                    }
+                    tracing::debug!("subscriber fell {n} frames behind; skipping to a keyframe");
+                    self.control.wait_for_keyframe(&self.waiting_for_keyframe);
                 }
                 Err(RecvError::Closed) => return None,
             }

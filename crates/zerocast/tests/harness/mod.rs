@@ -1,0 +1,152 @@
+//! Shared by the end-to-end tests: starts `zerocast demo`, runs
+//! `zerocast client`, checks streams with ffprobe/ffmpeg. Every process is
+//! killed when its handle drops; every wait has a deadline.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use zerocast_frame::stamp;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_zerocast");
+
+/// Fails (never skips) when a tool the test needs is missing.
+pub fn require(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(found, "{tool} is not installed: run scripts/install-deps.sh first");
+}
+
+/// A running `zerocast demo`.
+pub struct Demo {
+    child: Child,
+    pub hxfr: String,
+    pub url: String,
+}
+
+impl Demo {
+    /// Starts the demo on free loopback ports with extra arguments.
+    pub fn start(extra: &[&str]) -> Demo {
+        let mut child = Command::new(BIN)
+            .args(["demo", "--listen", "127.0.0.1:0", "--hxfr", "tcp:127.0.0.1:0", "--duration", "300"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start zerocast demo");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (mut hxfr, mut url) = (String::new(), String::new());
+        while url.is_empty() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("zerocast demo printed no viewer URL within 30 s");
+            if let Some(a) = line.strip_prefix("hxfr: ") {
+                hxfr = a.to_owned();
+            }
+            if let Some(u) = line.strip_prefix("viewer: ") {
+                url = u.to_owned();
+            }
+        }
+        Demo { child, hxfr, url }
+    }
+
+    /// `host:port` of the HXFR listener.
+    pub fn hxfr_addr(&self) -> &str {
+        self.hxfr.strip_prefix("tcp:").unwrap_or(&self.hxfr)
+    }
+
+    /// GET /api/stats as JSON.
+    pub fn stats(&self) -> serde_json::Value {
+        let host = self.url.trim_start_matches("http://").trim_end_matches('/');
+        let mut s = TcpStream::connect(host).expect("connect to the gateway");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET /api/stats HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        let json = body.split("\r\n\r\n").nth(1).expect("HTTP body");
+        serde_json::from_str(json).expect("stats JSON")
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `zerocast client` with a 60 s limit of its own.
+pub fn client(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("client")
+        .args(args)
+        .args(["--timeout", "60"])
+        .output()
+        .expect("run zerocast client")
+}
+
+pub fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zerocast-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// What ffprobe says about an H.264 file: size and per-frame keyframe flags.
+pub struct Probe {
+    pub width: u32,
+    pub height: u32,
+    pub keyframes: Vec<bool>,
+}
+
+pub fn probe(path: &Path) -> Probe {
+    require("ffprobe");
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height:frame=key_frame", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "ffprobe reported errors: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (mut width, mut height, mut keyframes) = (0, 0, Vec::new());
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() >= 2 {
+            width = fields[0].parse().unwrap();
+            height = fields[1].parse().unwrap();
+        } else {
+            keyframes.push(fields[0] == "1");
+        }
+    }
+    Probe { width, height, keyframes }
+}
+
+/// Decodes every frame with ffmpeg (errors are fatal) and reads its stamp.
+pub fn stamps(path: &Path, width: u32, height: u32) -> Vec<Option<u32>> {
+    require("ffmpeg");
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(path)
+        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(out.status.success(), "ffmpeg could not decode: {}", String::from_utf8_lossy(&out.stderr));
+    let size = (width * height) as usize;
+    out.stdout
+        .chunks_exact(size)
+        .map(|luma| stamp::read_luma(luma, width, height, width as usize))
+        .collect()
+}
