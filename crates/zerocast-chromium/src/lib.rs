@@ -85,7 +85,10 @@ impl Chromium {
                 binary: binary.clone(),
                 source,
             })?;
-        let stderr = child.stderr.take().ok_or(Error::NoDevTools(START_TIMEOUT))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or(Error::NoDevTools(START_TIMEOUT))?;
         let address = tokio::time::timeout(START_TIMEOUT, async {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -109,12 +112,20 @@ impl Chromium {
             next_id: 1,
             profile,
         };
-        let target = chromium.call("Target.createTarget", json!({ "url": url })).await?;
+        let target = chromium
+            .call("Target.createTarget", json!({ "url": url }))
+            .await?;
         let target_id = target["targetId"].as_str().unwrap_or_default().to_owned();
         let attached = chromium
-            .call("Target.attachToTarget", json!({ "targetId": target_id, "flatten": true }))
+            .call(
+                "Target.attachToTarget",
+                json!({ "targetId": target_id, "flatten": true }),
+            )
             .await?;
-        chromium.session = attached["sessionId"].as_str().unwrap_or_default().to_owned();
+        chromium.session = attached["sessionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         Ok(chromium)
     }
 
@@ -130,7 +141,9 @@ impl Chromium {
         loop {
             let reply = self.devtools.next().await.ok_or(Error::Closed)??;
             let Message::Text(text) = reply else { continue };
-            let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
             if v["id"].as_u64() != Some(id) {
                 continue; // an event, or another call's answer
             }
@@ -163,7 +176,9 @@ impl Chromium {
 
     /// Saves a PNG screenshot of the page.
     pub async fn screenshot(&mut self, path: &std::path::Path) -> Result<(), Error> {
-        let r = self.call("Page.captureScreenshot", json!({ "format": "png" })).await?;
+        let r = self
+            .call("Page.captureScreenshot", json!({ "format": "png" }))
+            .await?;
         use base64::Engine;
         let data = r["data"].as_str().unwrap_or_default();
         let png = base64::engine::general_purpose::STANDARD
@@ -188,7 +203,11 @@ impl Drop for Chromium {
 mod tests {
     #[test]
     fn flags_include_what_these_machines_need() {
-        for f in ["--headless", "--no-sandbox", "--disable-background-networking"] {
+        for f in [
+            "--headless",
+            "--no-sandbox",
+            "--disable-background-networking",
+        ] {
             assert!(super::FLAGS.contains(&f));
         }
     }

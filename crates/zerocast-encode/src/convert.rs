@@ -111,14 +111,31 @@ mod tests {
     fn white_and_red_land_on_bt601_values() {
         let mut i420 = I420::default();
         let px = solid(PixelFormat::Xrgb8888, [255, 255, 255, 0], 8, 4, 40);
-        i420.convert(&Frame::new(8, 4, 40, PixelFormat::Xrgb8888, &px).unwrap()).unwrap();
-        assert!(i420.y().iter().all(|&y| (234..=236).contains(&y)), "{:?}", i420.y());
+        i420.convert(&Frame::new(8, 4, 40, PixelFormat::Xrgb8888, &px).unwrap())
+            .unwrap();
+        assert!(
+            i420.y().iter().all(|&y| (234..=236).contains(&y)),
+            "{:?}",
+            i420.y()
+        );
         // Pure red in BGRX bytes, then the same red in RGBX bytes.
-        for (format, bytes) in [(PixelFormat::Xrgb8888, [0, 0, 255, 0]), (PixelFormat::Xbgr8888, [255, 0, 0, 0])] {
+        for (format, bytes) in [
+            (PixelFormat::Xrgb8888, [0, 0, 255, 0]),
+            (PixelFormat::Xbgr8888, [255, 0, 0, 0]),
+        ] {
             let px = solid(format, bytes, 8, 4, 32);
-            i420.convert(&Frame::new(8, 4, 32, format, &px).unwrap()).unwrap();
-            assert!(i420.y().iter().all(|&y| (80..=83).contains(&y)), "{format:?} {:?}", i420.y());
-            assert!(i420.v().iter().all(|&v| v >= 238), "{format:?} {:?}", i420.v());
+            i420.convert(&Frame::new(8, 4, 32, format, &px).unwrap())
+                .unwrap();
+            assert!(
+                i420.y().iter().all(|&y| (80..=83).contains(&y)),
+                "{format:?} {:?}",
+                i420.y()
+            );
+            assert!(
+                i420.v().iter().all(|&v| v >= 238),
+                "{format:?} {:?}",
+                i420.v()
+            );
         }
     }
 
@@ -126,12 +143,16 @@ mod tests {
     fn odd_sizes_crop_to_even_and_reuse_buffers() {
         let mut i420 = I420::default();
         let px = vec![0u8; 7 * 5 * 4];
-        i420.convert(&Frame::new(7, 5, 28, PixelFormat::Argb8888, &px).unwrap()).unwrap();
+        i420.convert(&Frame::new(7, 5, 28, PixelFormat::Argb8888, &px).unwrap())
+            .unwrap();
         assert_eq!((i420.width(), i420.height()), (6, 4));
         let ptr = i420.y().as_ptr();
-        i420.convert(&Frame::new(7, 5, 28, PixelFormat::Argb8888, &px).unwrap()).unwrap();
+        i420.convert(&Frame::new(7, 5, 28, PixelFormat::Argb8888, &px).unwrap())
+            .unwrap();
         assert_eq!(ptr, i420.y().as_ptr());
         let one = vec![0u8; 4];
-        assert!(i420.convert(&Frame::new(1, 1, 4, PixelFormat::Argb8888, &one).unwrap()).is_err());
+        assert!(i420
+            .convert(&Frame::new(1, 1, 4, PixelFormat::Argb8888, &one).unwrap())
+            .is_err());
     }
 }

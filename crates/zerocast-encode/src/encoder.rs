@@ -91,7 +91,10 @@ impl FromStr for EncoderKind {
             .find(|k| k.name().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
                 let names: Vec<_> = Self::ALL.iter().map(|k| k.name()).collect();
-                format!("unknown encoder {s:?}; this build has: {}", names.join(", "))
+                format!(
+                    "unknown encoder {s:?}; this build has: {}",
+                    names.join(", ")
+                )
             })
     }
 }

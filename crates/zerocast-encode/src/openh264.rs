@@ -130,7 +130,10 @@ impl YUVSource for I420 {
 
 impl VideoEncoder for OpenH264Encoder {
     fn describe(&self) -> String {
-        format!("{NAME} (software H.264, {})", env!("ZEROCAST_OPENH264_BUILD"))
+        format!(
+            "{NAME} (software H.264, {})",
+            env!("ZEROCAST_OPENH264_BUILD")
+        )
     }
 
     fn encode(
@@ -165,7 +168,11 @@ impl VideoEncoder for OpenH264Encoder {
             .map_err(|e| backend_error(&e))?;
         bitstream.write_vec(out);
         let keyframe = matches!(bitstream.frame_type(), FrameType::IDR);
-        self.frames_since_keyframe = if keyframe { 0 } else { self.frames_since_keyframe + 1 };
+        self.frames_since_keyframe = if keyframe {
+            0
+        } else {
+            self.frames_since_keyframe + 1
+        };
         Ok(Encoded {
             keyframe,
             len: out.len() - start,
@@ -209,10 +216,18 @@ mod tests {
     use zerocast_frame::PixelFormat;
 
     fn picture(w: u32, h: u32, seed: u32) -> Vec<u8> {
-        (0..w * h * 4).map(|i| ((i / 4 + seed * 7) % 251) as u8).collect()
+        (0..w * h * 4)
+            .map(|i| ((i / 4 + seed * 7) % 251) as u8)
+            .collect()
     }
 
-    fn encode(enc: &mut OpenH264Encoder, w: u32, h: u32, seed: u32, key: bool) -> (Encoded, Vec<u8>) {
+    fn encode(
+        enc: &mut OpenH264Encoder,
+        w: u32,
+        h: u32,
+        seed: u32,
+        key: bool,
+    ) -> (Encoded, Vec<u8>) {
         let px = picture(w, h, seed);
         let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
         let mut out = Vec::new();
@@ -226,8 +241,13 @@ mod tests {
         let (e, au) = encode(&mut enc, 320, 240, 0, false);
         assert!(e.keyframe);
         assert_eq!(e.len, au.len());
-        let types: Vec<_> = annexb::nal_units(&au).filter_map(annexb::unit_type).collect();
-        assert!(types.contains(&nal_type::SPS) && types.contains(&nal_type::PPS), "{types:?}");
+        let types: Vec<_> = annexb::nal_units(&au)
+            .filter_map(annexb::unit_type)
+            .collect();
+        assert!(
+            types.contains(&nal_type::SPS) && types.contains(&nal_type::PPS),
+            "{types:?}"
+        );
         assert!(annexb::is_keyframe(&au));
         for seed in 1..5 {
             let (e, au) = encode(&mut enc, 320, 240, seed, false);
@@ -244,7 +264,9 @@ mod tests {
             ..EncoderSettings::default()
         })
         .unwrap();
-        let keys: Vec<bool> = (0..7).map(|i| encode(&mut enc, 320, 240, i, false).0.keyframe).collect();
+        let keys: Vec<bool> = (0..7)
+            .map(|i| encode(&mut enc, 320, 240, i, false).0.keyframe)
+            .collect();
         assert_eq!(keys, [true, false, false, true, false, false, true]);
         let new = EncoderSettings {
             bitrate_bps: 500_000,
@@ -253,8 +275,13 @@ mod tests {
         };
         enc.reconfigure(new).unwrap();
         assert_eq!(enc.settings(), new);
-        let keys: Vec<bool> = (0..5).map(|i| encode(&mut enc, 320, 240, i, false).0.keyframe).collect();
-        assert_eq!(keys, [false; 5], "reconfiguring does not restart the stream");
+        let keys: Vec<bool> = (0..5)
+            .map(|i| encode(&mut enc, 320, 240, i, false).0.keyframe)
+            .collect();
+        assert_eq!(
+            keys, [false; 5],
+            "reconfiguring does not restart the stream"
+        );
     }
 
     #[test]

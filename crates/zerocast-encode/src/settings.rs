@@ -43,10 +43,9 @@ impl EncoderSettings {
             self.fps
         };
         EncoderSettings {
-            bitrate_bps: self.bitrate_bps.clamp(
-                *Self::BITRATE_RANGE.start(),
-                *Self::BITRATE_RANGE.end(),
-            ),
+            bitrate_bps: self
+                .bitrate_bps
+                .clamp(*Self::BITRATE_RANGE.start(), *Self::BITRATE_RANGE.end()),
             fps,
             keyframe_interval: self.keyframe_interval,
         }
@@ -78,7 +77,15 @@ mod tests {
         assert_eq!(s.bitrate_bps, 200_000_000);
         assert_eq!(s.fps, Fps::new(60));
         assert_eq!(s.keyframe_interval, 7);
-        let s = EncoderSettings { bitrate_bps: 1, fps: Fps { num: 30000, den: 1001 }, keyframe_interval: 0 }.sanitized();
+        let s = EncoderSettings {
+            bitrate_bps: 1,
+            fps: Fps {
+                num: 30000,
+                den: 1001,
+            },
+            keyframe_interval: 0,
+        }
+        .sanitized();
         assert_eq!(s.bitrate_bps, 50_000);
         assert!((s.fps.as_f32() - 29.97).abs() < 0.01);
     }

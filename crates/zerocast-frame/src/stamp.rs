@@ -90,7 +90,10 @@ mod tests {
     #[test]
     fn rejects_noise_and_small_pictures() {
         let (w, h) = (WIDTH, BLOCK);
-        assert_eq!(read_luma(&vec![200u8; (w * h) as usize], w, h, w as usize), None);
+        assert_eq!(
+            read_luma(&vec![200u8; (w * h) as usize], w, h, w as usize),
+            None
+        );
         assert_eq!(read_luma(&[0u8; 16], 4, 4, 4), None);
         let mut tiny = vec![0u8; 64];
         draw(&mut tiny, 4, 4, 16, 7);

@@ -109,7 +109,8 @@ impl Decoder {
     }
 
     fn parse(&self, header: &Header, mut p: Bytes) -> Result<Message, DecodeError> {
-        let t = MsgType::from_u8(header.msg_type).ok_or(DecodeError::UnknownType(header.msg_type))?;
+        let t =
+            MsgType::from_u8(header.msg_type).ok_or(DecodeError::UnknownType(header.msg_type))?;
         let need = Message::min_payload(t);
         if header.payload_size < need {
             return Err(DecodeError::ShortPayload {
@@ -217,7 +218,13 @@ fn peek_header(buf: &[u8]) -> Option<Option<Header>> {
 pub fn encode(packet: &Packet, dst: &mut BytesMut) {
     let len = packet.message.payload_len();
     dst.reserve(HEADER_LEN + len);
-    put_header(dst, packet.message.msg_type(), packet.flags, packet.session_id, len);
+    put_header(
+        dst,
+        packet.message.msg_type(),
+        packet.flags,
+        packet.session_id,
+        len,
+    );
     packet.message.put_payload(dst);
 }
 

@@ -155,10 +155,7 @@ impl Message {
             MsgType::ScanoutResp => ScanoutResp::LEN,
             MsgType::SubscribeResp => SubscribeResp::LEN,
             MsgType::Error => ErrorMsg::LEN,
-            MsgType::KeyframeReq
-            | MsgType::ConfigResp
-            | MsgType::Ping
-            | MsgType::Pong => 0,
+            MsgType::KeyframeReq | MsgType::ConfigResp | MsgType::Ping | MsgType::Pong => 0,
         }
     }
 
@@ -166,7 +163,8 @@ impl Message {
     pub fn payload_len(&self) -> usize {
         match self {
             Message::FrameResponse(r) => {
-                FrameResponse::FIXED_LEN as usize + r.nals.iter().map(|n| 4 + n.len()).sum::<usize>()
+                FrameResponse::FIXED_LEN as usize
+                    + r.nals.iter().map(|n| 4 + n.len()).sum::<usize>()
             }
             m => Self::min_payload(m.msg_type()) as usize,
         }

@@ -57,7 +57,10 @@ fn frame_request_is_44_bytes_at_helix_offsets() {
     want.extend_from_slice(&[0; 7]); // 0x31 reserved
     assert_eq!(want.len(), 56);
     assert_eq!(encoded(7, Message::FrameRequest(req)), want);
-    assert_eq!(decoded(&want, Limits::HOST).message, Message::FrameRequest(req));
+    assert_eq!(
+        decoded(&want, Limits::HOST).message,
+        Message::FrameRequest(req)
+    );
 }
 
 #[test]
@@ -112,7 +115,10 @@ fn scanout_messages() {
 
     let mut want = header(0x31, 2, 8);
     want.extend_from_slice(&[2, 0, 0, 0, 1, 0, 0, 0]);
-    let m = Message::SubscribeResp(SubscribeResp { scanout_id: 2, success: true });
+    let m = Message::SubscribeResp(SubscribeResp {
+        scanout_id: 2,
+        success: true,
+    });
     assert_eq!(encoded(2, m.clone()), want);
     assert_eq!(decoded(&want, Limits::CLIENT).message, m);
 
@@ -120,7 +126,12 @@ fn scanout_messages() {
     for v in [1u32, 1280, 800, 60] {
         want.extend_from_slice(&v.to_le_bytes());
     }
-    let e = EnableScanout { scanout_id: 1, width: 1280, height: 800, refresh: 60 };
+    let e = EnableScanout {
+        scanout_id: 1,
+        width: 1280,
+        height: 800,
+        refresh: 60,
+    };
     assert_eq!(encoded(0, Message::EnableScanout(e)), want);
 
     let mut want = header(0x22, 0, 72);
@@ -128,9 +139,16 @@ fn scanout_messages() {
     let mut connector = b"Virtual-2".to_vec();
     connector.resize(64, 0);
     want.extend_from_slice(&connector);
-    let r = ScanoutResp { scanout_id: 1, success: true, connector: "Virtual-2".into() };
+    let r = ScanoutResp {
+        scanout_id: 1,
+        success: true,
+        connector: "Virtual-2".into(),
+    };
     assert_eq!(encoded(0, Message::ScanoutResp(r.clone())), want);
-    assert_eq!(decoded(&want, Limits::CLIENT).message, Message::ScanoutResp(r));
+    assert_eq!(
+        decoded(&want, Limits::CLIENT).message,
+        Message::ScanoutResp(r)
+    );
 
     let mut want = header(0x21, 0, 4);
     want.extend_from_slice(&1u32.to_le_bytes());
@@ -144,7 +162,10 @@ fn error_is_code_and_256_byte_c_string() {
     let mut text = b"resource 9 not found".to_vec();
     text.resize(256, 0);
     want.extend_from_slice(&text);
-    let m = Message::Error(ErrorMsg { code: -2, message: "resource 9 not found".into() });
+    let m = Message::Error(ErrorMsg {
+        code: -2,
+        message: "resource 9 not found".into(),
+    });
     assert_eq!(encoded(1, m.clone()), want);
     assert_eq!(decoded(&want, Limits::CLIENT).message, m);
     assert_eq!(ErrorCode::from_code(-2), ErrorCode::ResourceNotFound);

@@ -7,7 +7,15 @@ use zerocast_hxfr::*;
 
 fn header(t: u8, len: u32) -> BytesMut {
     let mut b = BytesMut::new();
-    b.put_slice(&Header { msg_type: t, flags: 0, session_id: 0, payload_size: len }.to_bytes());
+    b.put_slice(
+        &Header {
+            msg_type: t,
+            flags: 0,
+            session_id: 0,
+            payload_size: len,
+        }
+        .to_bytes(),
+    );
     b
 }
 
@@ -37,8 +45,20 @@ fn short_payload_and_unknown_type_are_skipped() {
     b.put_u16_le(0);
     b.put_slice(&header(0x10, 0));
     let e = d.decode(&mut b).unwrap_err();
-    assert!(matches!(e, DecodeError::ShortPayload { got: 4, need: 44, .. }) && !e.is_fatal());
-    assert_eq!(d.decode(&mut b).unwrap_err(), DecodeError::UnknownType(0x77));
+    assert!(
+        matches!(
+            e,
+            DecodeError::ShortPayload {
+                got: 4,
+                need: 44,
+                ..
+            }
+        ) && !e.is_fatal()
+    );
+    assert_eq!(
+        d.decode(&mut b).unwrap_err(),
+        DecodeError::UnknownType(0x77)
+    );
     assert_eq!(d.decode(&mut b).unwrap().unwrap().message, Message::Ping);
     assert_eq!(d.decode(&mut b).unwrap(), None);
 }
@@ -49,7 +69,10 @@ fn nal_count_and_sizes_are_checked() {
     let mut b = header(0x02, 24);
     b.put_bytes(0, 20);
     b.put_u32_le(u32::MAX);
-    assert!(matches!(d.decode(&mut b), Err(DecodeError::TooManyNals { .. })));
+    assert!(matches!(
+        d.decode(&mut b),
+        Err(DecodeError::TooManyNals { .. })
+    ));
 
     let mut b = header(0x02, 24 + 4 + 2);
     b.put_bytes(0, 20);
@@ -68,34 +91,62 @@ fn nal_count_and_sizes_are_checked() {
 #[test]
 fn partial_input_waits_and_says_how_much() {
     let mut full = BytesMut::new();
-    encode(&Packet::new(1, Message::Subscribe { scanout_id: 1 }), &mut full);
+    encode(
+        &Packet::new(1, Message::Subscribe { scanout_id: 1 }),
+        &mut full,
+    );
     let d = Decoder::new(Limits::HOST);
     for cut in 0..full.len() {
         let mut part = BytesMut::from(&full[..cut]);
         assert_eq!(d.decode(&mut part).unwrap(), None);
         // Before the header is complete only the header's size is known.
-        let want = if cut < HEADER_LEN { HEADER_LEN - cut } else { full.len() - cut };
+        let want = if cut < HEADER_LEN {
+            HEADER_LEN - cut
+        } else {
+            full.len() - cut
+        };
         assert_eq!(d.wanted(&part), want);
     }
 }
 
 fn arb_message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (any::<[u32; 5]>(), any::<i64>(), any::<i64>(), any::<bool>()).prop_map(|(v, pts, dur, k)| {
-            Message::FrameRequest(FrameRequest {
-                resource_id: v[0], width: v[1], height: v[2], format: v[3], stride: v[4],
-                pts_ns: pts, duration_ns: dur, force_keyframe: k,
-            })
-        }),
-        (any::<i64>(), any::<i64>(), any::<bool>(), proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8))
+        (any::<[u32; 5]>(), any::<i64>(), any::<i64>(), any::<bool>()).prop_map(
+            |(v, pts, dur, k)| {
+                Message::FrameRequest(FrameRequest {
+                    resource_id: v[0],
+                    width: v[1],
+                    height: v[2],
+                    format: v[3],
+                    stride: v[4],
+                    pts_ns: pts,
+                    duration_ns: dur,
+                    force_keyframe: k,
+                })
+            }
+        ),
+        (
+            any::<i64>(),
+            any::<i64>(),
+            any::<bool>(),
+            proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8)
+        )
             .prop_map(|(pts, dts, k, nals)| Message::FrameResponse(FrameResponse {
-                pts_ns: pts, dts_ns: dts, is_keyframe: k,
+                pts_ns: pts,
+                dts_ns: dts,
+                is_keyframe: k,
                 nals: nals.into_iter().map(Into::into).collect(),
             })),
         (any::<[u32; 5]>(), any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(v, p, l, r)| {
             Message::ConfigReq(ConfigReq {
-                width: v[0], height: v[1], bitrate_bps: v[2], fps_num: v[3], fps_den: v[4],
-                profile: p, level: l, realtime: r,
+                width: v[0],
+                height: v[1],
+                bitrate_bps: v[2],
+                fps_num: v[3],
+                fps_den: v[4],
+                profile: p,
+                level: l,
+                realtime: r,
             })
         }),
         Just(Message::KeyframeReq),
@@ -103,15 +154,26 @@ fn arb_message() -> impl Strategy<Value = Message> {
         Just(Message::Ping),
         Just(Message::Pong),
         any::<[u32; 4]>().prop_map(|v| Message::EnableScanout(EnableScanout {
-            scanout_id: v[0], width: v[1], height: v[2], refresh: v[3],
+            scanout_id: v[0],
+            width: v[1],
+            height: v[2],
+            refresh: v[3],
         })),
         any::<u32>().prop_map(|scanout_id| Message::DisableScanout { scanout_id }),
         (any::<u32>(), any::<bool>(), "[a-zA-Z0-9-]{0,63}").prop_map(|(id, ok, c)| {
-            Message::ScanoutResp(ScanoutResp { scanout_id: id, success: ok, connector: c })
+            Message::ScanoutResp(ScanoutResp {
+                scanout_id: id,
+                success: ok,
+                connector: c,
+            })
         }),
         any::<u32>().prop_map(|scanout_id| Message::Subscribe { scanout_id }),
-        (any::<u32>(), any::<bool>()).prop_map(|(id, ok)| Message::SubscribeResp(SubscribeResp { scanout_id: id, success: ok })),
-        (any::<i32>(), "[ -~]{0,255}").prop_map(|(code, message)| Message::Error(ErrorMsg { code, message })),
+        (any::<u32>(), any::<bool>()).prop_map(|(id, ok)| Message::SubscribeResp(SubscribeResp {
+            scanout_id: id,
+            success: ok
+        })),
+        (any::<i32>(), "[ -~]{0,255}")
+            .prop_map(|(code, message)| Message::Error(ErrorMsg { code, message })),
     ]
 }
 

@@ -49,14 +49,29 @@ impl Button {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum InputEvent {
     /// A key, by Linux evdev code (`KEY_A` = 30, `KEY_ENTER` = 28).
-    Key { code: u16, down: bool },
-    Button { button: Button, down: bool },
+    Key {
+        code: u16,
+        down: bool,
+    },
+    Button {
+        button: Button,
+        down: bool,
+    },
     /// Absolute pointer position, 0.0..=1.0 across the scanout.
-    MoveAbs { x: f32, y: f32 },
+    MoveAbs {
+        x: f32,
+        y: f32,
+    },
     /// Relative pointer motion in scanout pixels.
-    MoveRel { dx: i32, dy: i32 },
+    MoveRel {
+        dx: i32,
+        dy: i32,
+    },
     /// Wheel motion in detents; positive `dy` scrolls down.
-    Wheel { dx: f32, dy: f32 },
+    Wheel {
+        dx: f32,
+        dy: f32,
+    },
 }
 
 /// Highest evdev key code (`KEY_MAX`).
@@ -109,7 +124,13 @@ mod tests {
     fn log_is_bounded_and_drains() {
         let log = InputLog::default();
         for _ in 0..5000 {
-            log.send(0, InputEvent::Key { code: 30, down: true });
+            log.send(
+                0,
+                InputEvent::Key {
+                    code: 30,
+                    down: true,
+                },
+            );
         }
         assert_eq!(log.take().len(), 4096);
         assert!(log.take().is_empty());

@@ -57,7 +57,9 @@ where
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(%peer, "bad HXFR input: {e}");
-                    let reply = conn.tx.refuse(0, Refusal::new(ErrorCode::InvalidMessage, e.to_string()));
+                    let reply = conn
+                        .tx
+                        .refuse(0, Refusal::new(ErrorCode::InvalidMessage, e.to_string()));
                     if reply.await.is_err() || e.is_fatal() {
                         break 'read;
                     }
@@ -134,7 +136,9 @@ impl Connection {
                 }
                 (None, None) => {
                     let msg = format!("session {sid} has no encoder yet: send CONFIG_REQ or FRAME_REQUEST first, or SUBSCRIBE");
-                    self.tx.refuse(sid, Refusal::new(ErrorCode::NotConfigured, msg)).await
+                    self.tx
+                        .refuse(sid, Refusal::new(ErrorCode::NotConfigured, msg))
+                        .await
                 }
             },
             Message::ConfigReq(c) => self.configure(sid, c).await,
@@ -155,11 +159,12 @@ impl Connection {
             | Message::SubscribeResp(_)
             | Message::Error(_)) => {
                 let msg = format!("{:?} is sent by the host, not to it", m.msg_type());
-                self.tx.refuse(sid, Refusal::new(ErrorCode::InvalidMessage, msg)).await
+                self.tx
+                    .refuse(sid, Refusal::new(ErrorCode::InvalidMessage, msg))
+                    .await
             }
         }
     }
-
 
     async fn subscribe(&mut self, sid: u16, scanout_id: u32) -> Result<(), Closed> {
         let Some(pipeline) = self.registry.scanout(scanout_id) else {
@@ -215,7 +220,10 @@ impl Connection {
 
     async fn frame_request(&mut self, sid: u16, req: FrameRequest) -> Result<(), Closed> {
         let Some(table) = self.registry.resources().cloned() else {
-            let r = Refusal::new(ErrorCode::ResourceNotFound, "this server has no resources to request; use SUBSCRIBE");
+            let r = Refusal::new(
+                ErrorCode::ResourceNotFound,
+                "this server has no resources to request; use SUBSCRIBE",
+            );
             return self.tx.refuse(sid, r).await;
         };
         if !self.sessions.contains_key(&sid) {
@@ -253,7 +261,11 @@ impl Connection {
 /// Applies a CONFIG_REQ onto the settings in force; zero fields keep.
 fn settings_from(base: EncoderSettings, c: &ConfigReq) -> EncoderSettings {
     EncoderSettings {
-        bitrate_bps: if c.bitrate_bps == 0 { base.bitrate_bps } else { c.bitrate_bps },
+        bitrate_bps: if c.bitrate_bps == 0 {
+            base.bitrate_bps
+        } else {
+            c.bitrate_bps
+        },
         fps: if c.fps_num == 0 {
             base.fps
         } else {
@@ -328,7 +340,11 @@ mod tests {
         };
         let s = settings_from(base, &c);
         assert_eq!((s.bitrate_bps, s.fps), (3_000_000, Fps::new(30)));
-        let huge = ConfigReq { bitrate_bps: u32::MAX, fps_num: u32::MAX, ..ConfigReq::default() };
+        let huge = ConfigReq {
+            bitrate_bps: u32::MAX,
+            fps_num: u32::MAX,
+            ..ConfigReq::default()
+        };
         let s = settings_from(base, &huge);
         assert!(s.bitrate_bps <= 200_000_000 && s.fps.as_f32() <= 240.0);
     }

@@ -72,7 +72,9 @@ impl Server {
                 let (registry, slots) = (self.registry.clone(), self.slots.clone());
                 let task = tokio::spawn(async move {
                     loop {
-                        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                        let Ok(permit) = slots.clone().acquire_owned().await else {
+                            return;
+                        };
                         match l.accept().await {
                             Ok((s, peer)) => {
                                 let _ = s.set_nodelay(true);
@@ -98,7 +100,9 @@ impl Server {
                 let name = path.display().to_string();
                 let task = tokio::spawn(async move {
                     loop {
-                        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                        let Ok(permit) = slots.clone().acquire_owned().await else {
+                            return;
+                        };
                         match l.accept().await {
                             Ok((s, _)) => {
                                 let registry = registry.clone();

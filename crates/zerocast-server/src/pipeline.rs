@@ -252,9 +252,11 @@ impl Worker {
                 continue;
             }
             let requests = self.control.keyframe_requests.load(Ordering::Acquire);
-            let in_flight = self.last_keyframe.is_some_and(|t| t.elapsed() < KEYFRAME_IN_FLIGHT);
-            let keyframe = requests > self.keyframes_served
-                || (!in_flight && self.control.anyone_waiting());
+            let in_flight = self
+                .last_keyframe
+                .is_some_and(|t| t.elapsed() < KEYFRAME_IN_FLIGHT);
+            let keyframe =
+                requests > self.keyframes_served || (!in_flight && self.control.anyone_waiting());
             if !(dirty || keyframe) {
                 continue;
             }
@@ -264,10 +266,18 @@ impl Worker {
         }
     }
 
-    fn encode(&mut self, force_keyframe: bool, requests: u64, captured_at: Instant, wall: SystemTime) {
+    fn encode(
+        &mut self,
+        force_keyframe: bool,
+        requests: u64,
+        captured_at: Instant,
+        wall: SystemTime,
+    ) {
         // No picture yet (a guest that has not set a scanout): requests stay
         // pending until there is one.
-        let Some(frame) = self.source.frame() else { return };
+        let Some(frame) = self.source.frame() else {
+            return;
+        };
         let (start, cpu_start) = (Instant::now(), thread_cpu_time());
         self.out.clear();
         let result = self.encoder.encode(&frame, force_keyframe, &mut self.out);

@@ -105,7 +105,10 @@ pub fn check_request(req: &FrameRequest, frame: &Frame<'_>) -> Result<(), Refusa
     let Some(format) = PixelFormat::from_fourcc(req.format) else {
         return Err(Refusal::new(
             ErrorCode::InvalidMessage,
-            format!("format {:#010x} is not one the host reads (AR24, XR24, AB24, XB24)", req.format),
+            format!(
+                "format {:#010x} is not one the host reads (AR24, XR24, AB24, XB24)",
+                req.format
+            ),
         ));
     };
     // Alpha or padding in the fourth byte reads the same; channel order must match.
@@ -153,7 +156,11 @@ mod tests {
         let frame = Frame::new(64, 32, 256, PixelFormat::Xrgb8888, &px).unwrap();
         let ar24 = PixelFormat::Argb8888.fourcc();
         assert!(check_request(&request(64, 32, 256, ar24), &frame).is_ok());
-        assert!(check_request(&request(64, 32, 256, PixelFormat::Xrgb8888.fourcc()), &frame).is_ok());
+        assert!(check_request(
+            &request(64, 32, 256, PixelFormat::Xrgb8888.fourcc()),
+            &frame
+        )
+        .is_ok());
         for bad in [
             request(65, 32, 256, ar24),
             request(64, 33, 256, ar24),

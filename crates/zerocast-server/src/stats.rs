@@ -17,7 +17,8 @@ impl Samples {
         if self.recent.len() == WINDOW {
             self.recent.pop_front();
         }
-        self.recent.push_back(d.as_micros().min(u128::from(u32::MAX)) as u32);
+        self.recent
+            .push_back(d.as_micros().min(u128::from(u32::MAX)) as u32);
     }
 
     /// The `p`-th percentile (0..=100) in microseconds, if there are samples.
@@ -68,7 +69,10 @@ pub fn thread_cpu_time() -> Duration {
     // SAFETY: `ts` is a valid, writable timespec, and CLOCK_THREAD_CPUTIME_ID
     // is supported on every Linux this runs on; on failure `ts` stays zero.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 #[cfg(test)]

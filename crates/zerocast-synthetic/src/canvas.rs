@@ -19,6 +19,8 @@ pub struct Canvas<'a> {
     width: u32,
     height: u32,
     stride: usize,
+    /// Drawing is limited to this rectangle: x0, y0, x1, y1 (exclusive).
+    clip: (i64, i64, i64, i64),
 }
 
 impl<'a> Canvas<'a> {
@@ -30,7 +32,22 @@ impl<'a> Canvas<'a> {
             width,
             height,
             stride,
+            clip: (0, 0, i64::from(width), i64::from(height)),
         }
+    }
+
+    /// Runs `draw` with drawing limited to a rectangle (within the picture).
+    pub fn clipped(&mut self, x: i32, y: i32, w: u32, h: u32, draw: impl FnOnce(&mut Self)) {
+        let saved = self.clip;
+        let (x, y) = (i64::from(x), i64::from(y));
+        self.clip = (
+            x.max(saved.0),
+            y.max(saved.1),
+            (x + i64::from(w)).min(saved.2),
+            (y + i64::from(h)).min(saved.3),
+        );
+        draw(self);
+        self.clip = saved;
     }
 
     pub fn width(&self) -> u32 {
@@ -52,13 +69,15 @@ impl<'a> Canvas<'a> {
 
     /// Fills a rectangle, clipped to the picture.
     pub fn fill_rect(&mut self, x: i32, y: i32, w: u32, h: u32, color: Rgb) {
-        let x0 = x.clamp(0, self.width as i32) as usize;
-        let y0 = y.clamp(0, self.height as i32) as usize;
-        let x1 = (x as i64 + w as i64).clamp(0, self.width as i64) as usize;
-        let y1 = (y as i64 + h as i64).clamp(0, self.height as i64) as usize;
+        let (cx0, cy0, cx1, cy1) = self.clip;
+        let x0 = i64::from(x).clamp(cx0, cx1);
+        let y0 = i64::from(y).clamp(cy0, cy1);
+        let x1 = (i64::from(x) + i64::from(w)).clamp(cx0, cx1);
+        let y1 = (i64::from(y) + i64::from(h)).clamp(cy0, cy1);
         if x0 >= x1 || y0 >= y1 {
             return;
         }
+        let (x0, y0, x1, y1) = (x0 as usize, y0 as usize, x1 as usize, y1 as usize);
         let c = color.bgrx();
         let first = y0 * self.stride;
         let row = &mut self.px[first + x0 * 4..first + x1 * 4];
@@ -123,10 +142,24 @@ mod tests {
     }
 
     #[test]
+    fn clip_limits_drawing() {
+        let mut px = vec![0u8; 10 * 4 * 6];
+        let mut c = Canvas::new(&mut px, 10, 6, 40);
+        c.clipped(2, 2, 3, 3, |c| c.fill_rect(0, 0, 10, 6, Rgb(9, 9, 9)));
+        let lit: Vec<usize> = px
+            .chunks_exact(4)
+            .enumerate()
+            .filter(|(_, p)| p[0] == 9)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(lit, vec![22, 23, 24, 32, 33, 34, 42, 43, 44]);
+    }
+
+    #[test]
     fn text_sets_pixels_and_advances() {
         let mut px = vec![0u8; 64 * 4 * 16];
         let mut c = Canvas::new(&mut px, 64, 16, 256);
         assert_eq!(c.text(0, 0, 2, Rgb(255, 255, 255), "Hi"), 32);
-        assert!(px.iter().any(|&b| b == 255));
+        assert!(px.contains(&255));
     }
 }

@@ -177,7 +177,10 @@ mod tests {
         }
         // A deadline before the next tick is an idle wait, not a frame.
         d.next_tick = Instant::now() + Duration::from_secs(10);
-        assert_eq!(d.wait(Instant::now() + Duration::from_millis(1)), SourceEvent::Idle);
+        assert_eq!(
+            d.wait(Instant::now() + Duration::from_millis(1)),
+            SourceEvent::Idle
+        );
     }
 
     #[test]

@@ -54,7 +54,10 @@ impl Scene {
                     (y + dy as f32 / self.height as f32).clamp(0.0, 1.0),
                 ));
             }
-            InputEvent::Button { button: Button::Left, down: true } => {
+            InputEvent::Button {
+                button: Button::Left,
+                down: true,
+            } => {
                 let (x, y) = self.pointer.unwrap_or((0.5, 0.5));
                 self.click = Some((x, y, frame));
             }
@@ -96,18 +99,33 @@ impl Scene {
         };
         let (cx, cy) = path(2.0, 0.21, 0.17);
         self.window(canvas, cx, cy, ww, wh, "charts", Rgb(40, 44, 52));
-        chart(canvas, cx + 12, cy + TITLE_H as i32 + 12, ww - 24, wh - TITLE_H - 24, t);
+        chart(
+            canvas,
+            cx + 12,
+            cy + TITLE_H as i32 + 12,
+            ww - 24,
+            wh - TITLE_H - 24,
+            t,
+        );
         let (kx, ky) = path(4.0, 0.13, 0.23);
         self.window(canvas, kx, ky, ww * 3 / 4, wh / 2, "clock", Rgb(24, 60, 90));
         let clock = wall_clock();
-        canvas.text(kx + 16, ky + TITLE_H as i32 + 20, 4, Rgb(255, 255, 255), &clock);
+        canvas.text(
+            kx + 16,
+            ky + TITLE_H as i32 + 20,
+            4,
+            Rgb(255, 255, 255),
+            &clock,
+        );
         let (tx, ty) = path(0.0, 0.17, 0.11);
         self.window(canvas, tx, ty, ww, wh, "terminal", Rgb(12, 12, 12));
-        self.terminal(canvas, tx + 10, ty + TITLE_H as i32 + 8, wh - TITLE_H - 16, n);
+        canvas.clipped(tx, ty, ww, wh, |c| {
+            self.terminal(c, tx + 10, ty + TITLE_H as i32 + 8, wh - TITLE_H - 16, n)
+        });
 
         // Top bar: frame stamp (machine-readable), title, frame counter, clock.
         canvas.fill_rect(0, 0, self.width, BAR_H, Rgb(32, 32, 36));
-        let x = canvas.text(stamp::WIDTH as i32 + 16, 12, 2, TEXT, "zerocast synthetic desktop");
+        let x = canvas.text(stamp::WIDTH as i32 + 16, 12, 2, TEXT, "zerocast");
         canvas.text(x + 32, 12, 2, Rgb(255, 210, 80), &format!("frame {n}"));
         canvas.text(w - 16 * 12 - 16, 12, 2, TEXT, &clock);
         let stride = canvas.stride();
@@ -132,7 +150,10 @@ impl Scene {
         c.fill_rect(x, y, w, h, body);
         c.fill_rect(x, y, w, TITLE_H, Rgb(70, 76, 90));
         c.text(x + 10, y + 6, 2, TEXT, title);
-        for (i, color) in [Rgb(255, 95, 86), Rgb(255, 189, 46), Rgb(39, 201, 63)].into_iter().enumerate() {
+        for (i, color) in [Rgb(255, 95, 86), Rgb(255, 189, 46), Rgb(39, 201, 63)]
+            .into_iter()
+            .enumerate()
+        {
             c.fill_rect(x + w as i32 - 70 + i as i32 * 22, y + 8, 12, 12, color);
         }
     }
@@ -143,11 +164,29 @@ impl Scene {
         // A new log line every 4 frames: steady scrolling text.
         let top = (n / 4).saturating_sub(rows);
         for (i, line) in (top..top + rows).enumerate() {
-            let text = format!("[{:>6}.{:03}] zerocast: frame {:>7} encoded, {} bytes", line / 15, (line * 67) % 1000, line * 4, 900 + (line * 7919) % 4000);
-            c.text(x, y + (i as u32 * line_h) as i32, 2, Rgb(120, 220, 120), &text);
+            let text = format!(
+                "[{:>6}.{:03}] zerocast: frame {:>7} encoded, {} bytes",
+                line / 15,
+                (line * 67) % 1000,
+                line * 4,
+                900 + (line * 7919) % 4000
+            );
+            c.text(
+                x,
+                y + (i as u32 * line_h) as i32,
+                2,
+                Rgb(120, 220, 120),
+                &text,
+            );
         }
         let prompt = format!("$ {}_", self.typed);
-        c.text(x, y + (rows as u32 * line_h) as i32, 2, Rgb(255, 255, 255), &prompt);
+        c.text(
+            x,
+            y + (rows as u32 * line_h) as i32,
+            2,
+            Rgb(255, 255, 255),
+            &prompt,
+        );
     }
 }
 
@@ -157,8 +196,18 @@ fn chart(c: &mut Canvas<'_>, x: i32, y: i32, w: u32, h: u32, t: f32) {
     for i in 0..bars {
         let v = 0.5 + 0.45 * (t * 2.0 + i as f32 * 0.6).sin();
         let bh = (h as f32 * v) as u32;
-        let hue = Rgb((60 + i * 12) as u8, (200 - i * 8) as u8, (120 + i * 8) as u8);
-        c.fill_rect(x + (i * bw) as i32, y + (h - bh) as i32, bw.saturating_sub(4), bh, hue);
+        let hue = Rgb(
+            (60 + i * 12) as u8,
+            (200 - i * 8) as u8,
+            (120 + i * 8) as u8,
+        );
+        c.fill_rect(
+            x + (i * bw) as i32,
+            y + (h - bh) as i32,
+            bw.saturating_sub(4),
+            bh,
+            hue,
+        );
     }
 }
 
@@ -171,16 +220,30 @@ fn cursor(c: &mut Canvas<'_>, x: i32, y: i32) {
 }
 
 fn wall_clock() -> String {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
     let s = (ms / 1000) % 86_400;
-    format!("{:02}:{:02}:{:02}.{:03}", s / 3600, (s / 60) % 60, s % 60, ms % 1000)
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60,
+        ms % 1000
+    )
 }
 
 fn gradient(width: u32, height: u32) -> Vec<u8> {
     let mut px = vec![0u8; width as usize * height as usize * 4];
     for (y, row) in px.chunks_exact_mut(width as usize * 4).enumerate() {
         let f = y as f32 / height.max(1) as f32;
-        let c = Rgb((30.0 + 40.0 * f) as u8, (60.0 + 30.0 * f) as u8, (110.0 - 30.0 * f) as u8).bgrx();
+        let c = Rgb(
+            (30.0 + 40.0 * f) as u8,
+            (60.0 + 30.0 * f) as u8,
+            (110.0 - 30.0 * f) as u8,
+        )
+        .bgrx();
         for p in row.chunks_exact_mut(4) {
             p.copy_from_slice(&c);
         }
@@ -212,11 +275,35 @@ mod tests {
     #[test]
     fn typing_and_pointer_change_the_scene() {
         let mut s = Scene::new(800, 600);
-        assert!(s.apply(InputEvent::Key { code: 35, down: true }, 0));
-        assert!(s.apply(InputEvent::Key { code: 23, down: true }, 0));
-        assert!(!s.apply(InputEvent::Key { code: 23, down: false }, 0));
+        assert!(s.apply(
+            InputEvent::Key {
+                code: 35,
+                down: true
+            },
+            0
+        ));
+        assert!(s.apply(
+            InputEvent::Key {
+                code: 23,
+                down: true
+            },
+            0
+        ));
+        assert!(!s.apply(
+            InputEvent::Key {
+                code: 23,
+                down: false
+            },
+            0
+        ));
         assert_eq!(s.typed, "hi");
-        assert!(s.apply(InputEvent::Key { code: 14, down: true }, 0));
+        assert!(s.apply(
+            InputEvent::Key {
+                code: 14,
+                down: true
+            },
+            0
+        ));
         assert_eq!(s.typed, "h");
         assert!(s.apply(InputEvent::MoveAbs { x: 2.0, y: -1.0 }, 0));
         assert_eq!(s.pointer, Some((1.0, 0.0)));
@@ -228,7 +315,13 @@ mod tests {
         for (w, h) in [(640u32, 360u32), (1920, 1080), (stamp::WIDTH, 200)] {
             let mut s = Scene::new(w, h);
             s.apply(InputEvent::MoveAbs { x: 0.99, y: 0.99 }, 0);
-            s.apply(InputEvent::Button { button: Button::Left, down: true }, 0);
+            s.apply(
+                InputEvent::Button {
+                    button: Button::Left,
+                    down: true,
+                },
+                0,
+            );
             let mut px = vec![0u8; (w * h * 4) as usize];
             s.render(&mut Canvas::new(&mut px, w, h, (w * 4) as usize), 1234, 60);
             let luma: Vec<u8> = px.chunks_exact(4).map(|p| p[1]).collect();

@@ -97,15 +97,34 @@ impl Gateway {
 
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
-            .route("/", get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX_HTML) }))
-            .route("/viewer.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], VIEWER_JS) }))
+            .route(
+                "/",
+                get(|| async {
+                    (
+                        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                        INDEX_HTML,
+                    )
+                }),
+            )
+            .route(
+                "/viewer.js",
+                get(|| async {
+                    (
+                        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                        VIEWER_JS,
+                    )
+                }),
+            )
             .route("/api/stats", get(stats))
             .route("/ws", get(upgrade))
             .with_state(self)
     }
 
     /// Binds `addr` and serves in the background; returns the bound address.
-    pub async fn serve(self: Arc<Self>, addr: SocketAddr) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    pub async fn serve(
+        self: Arc<Self>,
+        addr: SocketAddr,
+    ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
         let app = self.router();
@@ -119,7 +138,12 @@ impl Gateway {
 
     /// The latest report of every connected viewer.
     pub fn viewer_reports(&self) -> Vec<ViewerReport> {
-        self.reports.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 }
 
@@ -206,7 +230,11 @@ struct ViewerSlot<'a>(&'a Gateway, u64);
 impl Drop for ViewerSlot<'_> {
     fn drop(&mut self) {
         self.0.viewers.fetch_sub(1, Ordering::AcqRel);
-        self.0.reports.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.1);
+        self.0
+            .reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
     }
 }
 
@@ -277,13 +305,21 @@ fn video_message(buf: &mut BytesMut, frame: &EncodedFrame) -> Bytes {
     let au = frame.access_unit();
     let pts_us = (frame.captured_unix_ns / 1000).max(0) as u64;
     buf.reserve(protocol::VIDEO_HEADER_LEN + au.len());
-    buf.put_slice(&protocol::video_frame_header(frame.keyframe, pts_us, frame.width, frame.height));
+    buf.put_slice(&protocol::video_frame_header(
+        frame.keyframe,
+        pts_us,
+        frame.width,
+        frame.height,
+    ));
     buf.put_slice(au);
     buf.split().freeze()
 }
 
 async fn send(socket: &mut WebSocket, b: Bytes) -> bool {
-    matches!(tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Binary(b))).await, Ok(Ok(())))
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Binary(b))).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn handle_client(
@@ -297,7 +333,10 @@ async fn handle_client(
     match msg {
         Message::Binary(b) => match protocol::parse_client(&b) {
             Ok(ClientMessage::Ping { seq, client_time }) => {
-                let now_us = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
+                let now_us = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_micros() as u64;
                 let reply = protocol::pong(seq, client_time, now_us, 0);
                 if !send(socket, Bytes::copy_from_slice(&reply)).await {
                     return Err((close::NORMAL, "viewer gone".into()));
@@ -314,7 +353,10 @@ async fn handle_client(
         },
         Message::Text(t) => match serde_json::from_str::<TextMessage>(&t) {
             Ok(TextMessage::Stats(r)) => {
-                g.reports.lock().unwrap_or_else(|e| e.into_inner()).insert(viewer, r);
+                g.reports
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(viewer, r);
             }
             // A second init: the viewer reset its decoder and needs a keyframe.
             Ok(TextMessage::Init) => sub.request_keyframe(),

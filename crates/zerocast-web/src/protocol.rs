@@ -24,7 +24,10 @@ const FLAG_KEYFRAME: u8 = 0x01;
 /// A message from a viewer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ClientMessage {
-    Ping { seq: u32, client_time: u64 },
+    Ping {
+        seq: u32,
+        client_time: u64,
+    },
     Input(InputEvent),
     /// Messages helix's client sends that carry nothing for us (control, pong).
     Ignored,
@@ -56,7 +59,12 @@ pub fn stream_init(width: u32, height: u32, fps: u32) -> [u8; 13] {
 }
 
 /// 0x01: header of a video frame; the Annex B access unit follows it.
-pub fn video_frame_header(keyframe: bool, pts_us: u64, width: u32, height: u32) -> [u8; VIDEO_HEADER_LEN] {
+pub fn video_frame_header(
+    keyframe: bool,
+    pts_us: u64,
+    width: u32,
+    height: u32,
+) -> [u8; VIDEO_HEADER_LEN] {
     let mut b = [0u8; VIDEO_HEADER_LEN];
     b[0] = VIDEO_FRAME;
     b[1] = CODEC_H264;
@@ -124,7 +132,10 @@ pub fn parse_client(b: &[u8]) -> Result<ClientMessage, ProtocolError> {
             if code == 0 || code > KEY_MAX {
                 return Err(bad("key code outside evdev's range"));
             }
-            ClientMessage::Input(InputEvent::Key { code, down: b[2] != 0 })
+            ClientMessage::Input(InputEvent::Key {
+                code,
+                down: b[2] != 0,
+            })
         }
         MOUSE_CLICK => {
             need(b, 2)?;
@@ -132,7 +143,10 @@ pub fn parse_client(b: &[u8]) -> Result<ClientMessage, ProtocolError> {
                 2 => {
                     need(b, 4)?;
                     let button = Button::from_browser(b[3]).ok_or(bad("button must be 1..=5"))?;
-                    ClientMessage::Input(InputEvent::Button { button, down: b[2] != 0 })
+                    ClientMessage::Input(InputEvent::Button {
+                        button,
+                        down: b[2] != 0,
+                    })
                 }
                 3 => {
                     need(b, 10)?;
@@ -142,7 +156,10 @@ pub fn parse_client(b: &[u8]) -> Result<ClientMessage, ProtocolError> {
                     }
                     // Browsers report about 100 pixels per wheel detent.
                     let notch = |v: f32| (v / 100.0).clamp(-100.0, 100.0);
-                    ClientMessage::Input(InputEvent::Wheel { dx: notch(dx), dy: notch(dy) })
+                    ClientMessage::Input(InputEvent::Wheel {
+                        dx: notch(dx),
+                        dy: notch(dy),
+                    })
                 }
                 4 => {
                     need(b, 4)?;
@@ -162,7 +179,10 @@ pub fn parse_client(b: &[u8]) -> Result<ClientMessage, ProtocolError> {
                 return Err(bad("reference size must be positive"));
             }
             let norm = |v: i16, r: i16| (f32::from(v) / f32::from(r)).clamp(0.0, 1.0);
-            ClientMessage::Input(InputEvent::MoveAbs { x: norm(x, rw), y: norm(y, rh) })
+            ClientMessage::Input(InputEvent::MoveAbs {
+                x: norm(x, rw),
+                y: norm(y, rh),
+            })
         }
         MOUSE_RELATIVE => {
             need(b, 6)?;
@@ -186,7 +206,10 @@ mod tests {
         assert_eq!(init[..7], [0x30, 0x01, 0x07, 0x80, 0x04, 0x38, 60]);
         assert_eq!(init.len(), 13);
         let v = video_frame_header(true, 0x0102030405060708, 1280, 800);
-        assert_eq!(v, [0x01, 0x01, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0x05, 0x00, 0x03, 0x20]);
+        assert_eq!(
+            v,
+            [0x01, 0x01, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0x05, 0x00, 0x03, 0x20]
+        );
         assert_eq!(video_frame_header(false, 0, 0, 0)[2], 0);
         let p = pong(7, 9, 11, 3);
         assert_eq!(p[0], 0x41);
@@ -200,48 +223,93 @@ mod tests {
     fn input_parses_like_helix_sends_it() {
         assert_eq!(
             parse_client(&[0x10, 0, 1, 0, 0, 30]),
-            Ok(ClientMessage::Input(InputEvent::Key { code: 30, down: true }))
+            Ok(ClientMessage::Input(InputEvent::Key {
+                code: 30,
+                down: true
+            }))
         );
         assert_eq!(
             parse_client(&[0x11, 2, 1, 3]),
-            Ok(ClientMessage::Input(InputEvent::Button { button: Button::Right, down: true }))
+            Ok(ClientMessage::Input(InputEvent::Button {
+                button: Button::Right,
+                down: true
+            }))
         );
         let mut abs = vec![0x12, 1];
         for v in [2048i16, 1024, 4096, 4096] {
             abs.extend_from_slice(&v.to_be_bytes());
         }
-        assert_eq!(parse_client(&abs), Ok(ClientMessage::Input(InputEvent::MoveAbs { x: 0.5, y: 0.25 })));
+        assert_eq!(
+            parse_client(&abs),
+            Ok(ClientMessage::Input(InputEvent::MoveAbs {
+                x: 0.5,
+                y: 0.25
+            }))
+        );
         let mut wheel = vec![0x11, 3];
         wheel.extend_from_slice(&0f32.to_le_bytes());
         wheel.extend_from_slice(&200f32.to_le_bytes());
-        assert_eq!(parse_client(&wheel), Ok(ClientMessage::Input(InputEvent::Wheel { dx: 0.0, dy: 2.0 })));
+        assert_eq!(
+            parse_client(&wheel),
+            Ok(ClientMessage::Input(InputEvent::Wheel { dx: 0.0, dy: 2.0 }))
+        );
         assert_eq!(
             parse_client(&[0x13, 0, 0xFF, 0xFF, 0, 5]),
             Ok(ClientMessage::Input(InputEvent::MoveRel { dx: -1, dy: 5 }))
         );
         let mut ping = vec![0x40, 0, 0, 0, 3];
         ping.extend_from_slice(&77u64.to_be_bytes());
-        assert_eq!(parse_client(&ping), Ok(ClientMessage::Ping { seq: 3, client_time: 77 }));
+        assert_eq!(
+            parse_client(&ping),
+            Ok(ClientMessage::Ping {
+                seq: 3,
+                client_time: 77
+            })
+        );
         assert_eq!(parse_client(b"\x20{}"), Ok(ClientMessage::Ignored));
     }
 
     #[test]
     fn hostile_input_is_refused_with_a_reason() {
         assert_eq!(parse_client(&[]), Err(ProtocolError::Empty));
-        assert!(matches!(parse_client(&[0x10, 0, 1]), Err(ProtocolError::Length { need: 6, .. })));
-        assert!(matches!(parse_client(&[0x10, 0, 1, 0, 0xFF, 0xFF]), Err(ProtocolError::Value { .. })));
-        assert!(matches!(parse_client(&[0x10, 2, 1, 0, 0, 30]), Err(ProtocolError::Value { .. })));
-        assert!(matches!(parse_client(&[0x11, 2, 1, 9]), Err(ProtocolError::Value { .. })));
-        assert!(matches!(parse_client(&[0x11, 9]), Err(ProtocolError::Value { .. })));
+        assert!(matches!(
+            parse_client(&[0x10, 0, 1]),
+            Err(ProtocolError::Length { need: 6, .. })
+        ));
+        assert!(matches!(
+            parse_client(&[0x10, 0, 1, 0, 0xFF, 0xFF]),
+            Err(ProtocolError::Value { .. })
+        ));
+        assert!(matches!(
+            parse_client(&[0x10, 2, 1, 0, 0, 30]),
+            Err(ProtocolError::Value { .. })
+        ));
+        assert!(matches!(
+            parse_client(&[0x11, 2, 1, 9]),
+            Err(ProtocolError::Value { .. })
+        ));
+        assert!(matches!(
+            parse_client(&[0x11, 9]),
+            Err(ProtocolError::Value { .. })
+        ));
         let mut nan = vec![0x11, 3];
         nan.extend_from_slice(&f32::NAN.to_le_bytes());
         nan.extend_from_slice(&0f32.to_le_bytes());
-        assert!(matches!(parse_client(&nan), Err(ProtocolError::Value { .. })));
-        assert!(matches!(parse_client(&[0x12, 1, 0, 0, 0, 0, 0, 0, 0, 0]), Err(ProtocolError::Value { .. })));
+        assert!(matches!(
+            parse_client(&nan),
+            Err(ProtocolError::Value { .. })
+        ));
+        assert!(matches!(
+            parse_client(&[0x12, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(ProtocolError::Value { .. })
+        ));
         assert_eq!(parse_client(&[0x99]), Err(ProtocolError::UnknownType(0x99)));
         assert_eq!(
             parse_client(&[0x11, 4, 0xFF, 0x01]),
-            Ok(ClientMessage::Input(InputEvent::Wheel { dx: -1.0, dy: 1.0 }))
+            Ok(ClientMessage::Input(InputEvent::Wheel {
+                dx: -1.0,
+                dy: 1.0
+            }))
         );
     }
 }

@@ -58,7 +58,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut bytes = 0u64;
     for i in 0..args.frames {
         source.render();
-        let frame = source.frame().context("the synthetic desktop drew nothing")?;
+        let frame = source
+            .frame()
+            .context("the synthetic desktop drew nothing")?;
         out.clear();
         let (t, c) = (Instant::now(), thread_cpu_time());
         encoder.encode(&frame, i == 0, &mut out)?;
@@ -86,9 +88,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         bytes_copied_per_frame: 0,
     };
     println!("encoder           {}", report.encoder);
-    println!("size              {}x{}, {} frames", report.width, report.height, report.frames);
-    println!("encode            {:.1} fps on one core; p50 {:.2} ms, p99 {:.2} ms", report.encode_fps, report.encode_p50_ms, report.encode_p99_ms);
-    println!("cpu per frame     {:.2} ms ({:.2} cores at {} fps)", report.cpu_per_frame_ms, report.cores_at_target_fps, report.target_fps);
+    println!(
+        "size              {}x{}, {} frames",
+        report.width, report.height, report.frames
+    );
+    println!(
+        "encode            {:.1} fps on one core; p50 {:.2} ms, p99 {:.2} ms",
+        report.encode_fps, report.encode_p50_ms, report.encode_p99_ms
+    );
+    println!(
+        "cpu per frame     {:.2} ms ({:.2} cores at {} fps)",
+        report.cpu_per_frame_ms, report.cores_at_target_fps, report.target_fps
+    );
     println!("frame size        {} bytes mean", report.mean_frame_bytes);
     std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("writing {}", args.json.display()))?;

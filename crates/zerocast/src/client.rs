@@ -50,8 +50,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 async fn connect(endpoint: &Endpoint) -> anyhow::Result<Box<dyn Stream>> {
     Ok(match endpoint {
-        Endpoint::Tcp(a) => Box::new(TcpStream::connect(a).await.with_context(|| format!("connecting to {endpoint}"))?),
-        Endpoint::Unix(p) => Box::new(UnixStream::connect(p).await.with_context(|| format!("connecting to {endpoint}"))?),
+        Endpoint::Tcp(a) => Box::new(
+            TcpStream::connect(a)
+                .await
+                .with_context(|| format!("connecting to {endpoint}"))?,
+        ),
+        Endpoint::Unix(p) => Box::new(
+            UnixStream::connect(p)
+                .await
+                .with_context(|| format!("connecting to {endpoint}"))?,
+        ),
     })
 }
 
@@ -84,7 +92,12 @@ async fn receive(args: &ClientArgs) -> anyhow::Result<()> {
         Some(req) => send(&mut stream, 1, Message::FrameRequest(req)).await?,
         None => {
             let id = args.scanout;
-            send(&mut stream, id as u16, Message::Subscribe { scanout_id: id }).await?;
+            send(
+                &mut stream,
+                id as u16,
+                Message::Subscribe { scanout_id: id },
+            )
+            .await?;
         }
     }
     let mut out = tokio::fs::File::create(&args.output)
@@ -117,12 +130,17 @@ async fn receive(args: &ClientArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            Message::SubscribeResp(r) if !r.success => bail!("scanout {} does not exist", r.scanout_id),
+            Message::SubscribeResp(r) if !r.success => {
+                bail!("scanout {} does not exist", r.scanout_id)
+            }
             Message::Error(e) => bail!("server refused: error {} ({})", e.code, e.message),
             _ => {}
         }
     }
     out.flush().await?;
-    println!("wrote {written} frames ({keyframes} keyframes, {bytes} bytes) to {}", args.output.display());
+    println!(
+        "wrote {written} frames ({keyframes} keyframes, {bytes} bytes) to {}",
+        args.output.display()
+    );
     Ok(())
 }

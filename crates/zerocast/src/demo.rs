@@ -43,7 +43,11 @@ pub struct DemoArgs {
 struct SyntheticResources(Mutex<SyntheticDesktop>);
 
 impl ResourceTable for SyntheticResources {
-    fn read(&self, id: u32, f: &mut dyn FnMut(zerocast_frame::Frame<'_>)) -> Result<(), ResourceError> {
+    fn read(
+        &self,
+        id: u32,
+        f: &mut dyn FnMut(zerocast_frame::Frame<'_>),
+    ) -> Result<(), ResourceError> {
         if id != DEMO_RESOURCE_ID {
             return Err(ResourceError::NotFound(id));
         }
@@ -58,7 +62,11 @@ impl ResourceTable for SyntheticResources {
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     args.video.check()?;
     let v = &args.video;
-    let motion = if args.still { Motion::Static } else { Motion::Animated };
+    let motion = if args.still {
+        Motion::Static
+    } else {
+        Motion::Animated
+    };
     let desktop = SyntheticDesktop::new(v.width, v.height, v.fps, motion);
     let input: Arc<dyn InputSink> = desktop.input();
     let resources = SyntheticResources(Mutex::new(SyntheticDesktop::new(
@@ -78,9 +86,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .context("starting the encoder")?;
     tracing::info!("scanout 0: {}", pipeline.describe());
     let pipeline = Arc::new(pipeline);
-    let registry = Arc::new(
-        Registry::new(v.encoder, v.settings()).with_resources(Arc::new(resources)),
-    );
+    let registry =
+        Arc::new(Registry::new(v.encoder, v.settings()).with_resources(Arc::new(resources)));
     registry.add_scanout(pipeline.clone());
 
     let server = Server::new(registry.clone(), 64);
@@ -104,7 +111,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     match args.duration {
         Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
-        None => tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?,
+        None => tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?,
     }
     let s = pipeline.stats();
     tracing::info!(

@@ -62,7 +62,11 @@ pub fn parse_bitrate(s: &str) -> Result<u32, String> {
     let bps = v * mult as f64;
     let range = EncoderSettings::BITRATE_RANGE;
     if !(f64::from(*range.start())..=f64::from(*range.end())).contains(&bps) {
-        return Err(format!("bitrate {s} is outside {}..{} bit/s", range.start(), range.end()));
+        return Err(format!(
+            "bitrate {s} is outside {}..{} bit/s",
+            range.start(),
+            range.end()
+        ));
     }
     Ok(bps as u32)
 }

@@ -14,7 +14,10 @@ use zerocast_hxfr::{encode, Decoder, ErrorCode, FrameRequest, Limits, Message, P
 const SMALL: &[&str] = &["--width", "640", "--height", "360", "--fps", "30"];
 
 fn assert_advancing(stamps: &[Option<u32>], consecutive: bool) {
-    let read: Vec<u32> = stamps.iter().map(|s| s.expect("every frame carries a readable stamp")).collect();
+    let read: Vec<u32> = stamps
+        .iter()
+        .map(|s| s.expect("every frame carries a readable stamp"))
+        .collect();
     for w in read.windows(2) {
         if consecutive {
             assert_eq!(w[1], w[0] + 1, "frames must follow one another: {read:?}");
@@ -28,8 +31,19 @@ fn assert_advancing(stamps: &[Option<u32>], consecutive: bool) {
 fn subscriber_writes_a_stream_that_decodes() {
     let demo = Demo::start(SMALL);
     let out = tmp("subscribe.h264");
-    let run = client(&["--connect", &demo.hxfr, "--frames", "45", "-o", out.to_str().unwrap()]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = client(&[
+        "--connect",
+        &demo.hxfr,
+        "--frames",
+        "45",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let p = probe(&out);
     assert_eq!((p.width, p.height), (640, 360));
     assert_eq!(p.keyframes.len(), 45);
@@ -42,10 +56,24 @@ fn request_response_mode_encodes_the_named_resource() {
     let demo = Demo::start(SMALL);
     let out = tmp("request.h264");
     let run = client(&[
-        "--connect", &demo.hxfr, "--resource", "1", "--width", "640", "--height", "360",
-        "--frames", "8", "-o", out.to_str().unwrap(),
+        "--connect",
+        &demo.hxfr,
+        "--resource",
+        "1",
+        "--width",
+        "640",
+        "--height",
+        "360",
+        "--frames",
+        "8",
+        "-o",
+        out.to_str().unwrap(),
     ]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let p = probe(&out);
     assert_eq!((p.width, p.height, p.keyframes.len()), (640, 360, 8));
     assert!(p.keyframes[0]);
@@ -62,7 +90,10 @@ impl Peer {
     fn connect(demo: &Demo) -> Peer {
         let s = TcpStream::connect(demo.hxfr_addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        Peer { s, buf: BytesMut::new() }
+        Peer {
+            s,
+            buf: BytesMut::new(),
+        }
     }
 
     fn send(&mut self, session: u16, m: Message) {
@@ -122,7 +153,10 @@ fn bad_requests_get_the_right_error_codes() {
     peer.expect_error(ErrorCode::ResourceNotFound);
     peer.send(1, request(1, 1920, 1080, 7680));
     let why = peer.expect_error(ErrorCode::InvalidMessage);
-    assert!(why.contains("640x360"), "the error names the real geometry: {why}");
+    assert!(
+        why.contains("640x360"),
+        "the error names the real geometry: {why}"
+    );
     peer.send(1, request(1, 640, 360, u32::MAX));
     peer.expect_error(ErrorCode::InvalidMessage);
     peer.send(2, Message::Subscribe { scanout_id: 9 });
@@ -143,9 +177,14 @@ fn bad_requests_get_the_right_error_codes() {
     // An oversized payload is refused before anything is buffered, and the
     // stream is closed because it can no longer be followed.
     let mut huge = Peer::connect(&demo);
-    huge.s.write_all(b"HXFR\x01\x00\x01\x00\xff\xff\xff\x7f").unwrap();
+    huge.s
+        .write_all(b"HXFR\x01\x00\x01\x00\xff\xff\xff\x7f")
+        .unwrap();
     huge.expect_error(ErrorCode::InvalidMessage);
-    assert!(huge.recv().is_none(), "connection closed after a fatal error");
+    assert!(
+        huge.recv().is_none(),
+        "connection closed after a fatal error"
+    );
     // Not HXFR at all.
     let mut http = Peer::connect(&demo);
     http.s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
@@ -157,7 +196,14 @@ fn bad_requests_get_the_right_error_codes() {
 fn a_subscriber_that_never_reads_does_not_hold_back_another() {
     // All-keyframe 1080p: a few MB a second, so a peer that does not read
     // fills the kernel's socket buffers within seconds.
-    let demo = Demo::start(&["--fps", "30", "--keyframe-interval", "1", "--bitrate", "100M"]);
+    let demo = Demo::start(&[
+        "--fps",
+        "30",
+        "--keyframe-interval",
+        "1",
+        "--bitrate",
+        "100M",
+    ]);
     // Subscribes, then stops reading: its writer stalls while the encoder and
     // the other subscriber go on.
     let mut stalled = Peer::connect(&demo);
@@ -165,8 +211,19 @@ fn a_subscriber_that_never_reads_does_not_hold_back_another() {
     std::thread::sleep(Duration::from_secs(1));
 
     let out = tmp("beside-stalled.h264");
-    let run = client(&["--connect", &demo.hxfr, "--frames", "150", "-o", out.to_str().unwrap()]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = client(&[
+        "--connect",
+        &demo.hxfr,
+        "--frames",
+        "150",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let p = probe(&out);
     assert_eq!(p.keyframes.len(), 150);
     assert!(p.keyframes[0]);
@@ -176,7 +233,10 @@ fn a_subscriber_that_never_reads_does_not_hold_back_another() {
     // The stalled one, once it reads again, skipped ahead to a keyframe:
     // its stream has a gap yet decodes without a single error.
     let mut frames = Vec::new();
-    stalled.s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    stalled
+        .s
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
     // What the kernel buffered before the stall, a gap, then some more.
     while frames.len() < 120 {
         match stalled.recv().map(|p| p.message) {
@@ -186,13 +246,26 @@ fn a_subscriber_that_never_reads_does_not_hold_back_another() {
         }
     }
     let file = tmp("stalled.h264");
-    let bytes: Vec<u8> = frames.iter().flat_map(|r| r.nals.iter().flat_map(|n| n.to_vec())).collect();
+    let bytes: Vec<u8> = frames
+        .iter()
+        .flat_map(|r| r.nals.iter().flat_map(|n| n.to_vec()))
+        .collect();
     std::fs::write(&file, bytes).unwrap();
-    let read: Vec<u32> = stamps(&file, 1920, 1080).into_iter().map(|s| s.unwrap()).collect();
+    let read: Vec<u32> = stamps(&file, 1920, 1080)
+        .into_iter()
+        .map(|s| s.unwrap())
+        .collect();
     let gap = read.windows(2).position(|w| w[1] > w[0] + 1);
     let gap = gap.unwrap_or_else(|| panic!("the stalled subscriber never fell behind: {read:?}"));
-    assert!(frames[gap + 1].is_keyframe, "after a gap the stream resumes at a keyframe");
-    eprintln!("stalled subscriber skipped from frame {} to {}", read[gap], read[gap + 1]);
+    assert!(
+        frames[gap + 1].is_keyframe,
+        "after a gap the stream resumes at a keyframe"
+    );
+    eprintln!(
+        "stalled subscriber skipped from frame {} to {}",
+        read[gap],
+        read[gap + 1]
+    );
 }
 
 #[test]
@@ -200,8 +273,19 @@ fn a_still_screen_costs_nothing_but_a_new_viewer_gets_a_picture() {
     let demo = Demo::start(&["--width", "640", "--height", "360", "--static"]);
     for round in 0..2 {
         let out = tmp(&format!("static-{round}.h264"));
-        let run = client(&["--connect", &demo.hxfr, "--frames", "1", "-o", out.to_str().unwrap()]);
-        assert!(run.status.success(), "round {round}: {}", String::from_utf8_lossy(&run.stderr));
+        let run = client(&[
+            "--connect",
+            &demo.hxfr,
+            "--frames",
+            "1",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            run.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
         let p = probe(&out);
         assert_eq!(p.keyframes, vec![true], "the first picture is a keyframe");
     }

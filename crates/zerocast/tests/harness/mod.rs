@@ -21,7 +21,10 @@ pub fn require(tool: &str) {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    assert!(found, "{tool} is not installed: run scripts/install-deps.sh first");
+    assert!(
+        found,
+        "{tool} is not installed: run scripts/install-deps.sh first"
+    );
 }
 
 /// A running `zerocast demo`.
@@ -35,7 +38,15 @@ impl Demo {
     /// Starts the demo on free loopback ports with extra arguments.
     pub fn start(extra: &[&str]) -> Demo {
         let mut child = Command::new(BIN)
-            .args(["demo", "--listen", "127.0.0.1:0", "--hxfr", "tcp:127.0.0.1:0", "--duration", "300"])
+            .args([
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--hxfr",
+                "tcp:127.0.0.1:0",
+                "--duration",
+                "300",
+            ])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -73,7 +84,11 @@ impl Demo {
         let host = self.url.trim_start_matches("http://").trim_end_matches('/');
         let mut s = TcpStream::connect(host).expect("connect to the gateway");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(s, "GET /api/stats HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            s,
+            "GET /api/stats HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut body = String::new();
         s.read_to_string(&mut body).unwrap();
         let json = body.split("\r\n\r\n").nth(1).expect("HTTP body");
@@ -114,12 +129,29 @@ pub struct Probe {
 pub fn probe(path: &Path) -> Probe {
     require("ffprobe");
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height:frame=key_frame", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height:frame=key_frame",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .output()
         .expect("run ffprobe");
-    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "ffprobe reported errors: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "ffprobe reported errors: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let (mut width, mut height, mut keyframes) = (0, 0, Vec::new());
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -131,7 +163,11 @@ pub fn probe(path: &Path) -> Probe {
             keyframes.push(fields[0] == "1");
         }
     }
-    Probe { width, height, keyframes }
+    Probe {
+        width,
+        height,
+        keyframes,
+    }
 }
 
 /// Decodes every frame with ffmpeg (errors are fatal) and reads its stamp.
@@ -143,7 +179,11 @@ pub fn stamps(path: &Path, width: u32, height: u32) -> Vec<Option<u32>> {
         .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
         .output()
         .expect("run ffmpeg");
-    assert!(out.status.success(), "ffmpeg could not decode: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg could not decode: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let size = (width * height) as usize;
     out.stdout
         .chunks_exact(size)

@@ -1,0 +1,670 @@
+//! The virtio-gpu device proper, sans I/O: request bytes and guest memory
+//! in, response bytes out, state changes published to readers. The vring
+//! plumbing lives in `backend`; tests drive this directly.
+
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tracing::{trace, warn};
+use vm_memory::GuestMemoryMmap;
+
+use crate::commands::{self, Command, Response};
+use crate::config::GpuConfig;
+use crate::edid;
+use crate::refusal::Refusal;
+use crate::resource::Resources;
+use crate::scanout::Scanout;
+use crate::stats::Stats;
+
+/// Everything the device knows, behind one lock.
+#[derive(Debug)]
+pub(crate) struct GpuState {
+    pub resources: Resources,
+    pub scanouts: Vec<Scanout>,
+    /// QEMU has gone: no more commands will come.
+    pub closed: bool,
+}
+
+/// The device state shared by the vring thread and every reader.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<GpuState>,
+    /// Signalled when a scanout is flushed or its state changes.
+    changed: Condvar,
+    pub stats: Stats,
+}
+
+impl Shared {
+    pub fn new(config: &GpuConfig) -> Self {
+        let scanouts = config
+            .scanouts
+            .iter()
+            .map(|&(w, h)| Scanout::new(w, h))
+            .collect();
+        Shared {
+            state: Mutex::new(GpuState {
+                resources: Resources::default(),
+                scanouts,
+                closed: false,
+            }),
+            changed: Condvar::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Locks the state. A panic elsewhere cannot leave it half-updated in a
+    /// way that matters to readers, so a poisoned lock is used as is.
+    pub fn lock(&self) -> MutexGuard<'_, GpuState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits up to `timeout` for a change.
+    pub fn wait_changed<'a>(
+        &self,
+        guard: MutexGuard<'a, GpuState>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, GpuState> {
+        self.changed
+            .wait_timeout(guard, timeout)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+    }
+
+    /// Wakes every waiting reader.
+    pub fn notify(&self) {
+        self.changed.notify_all();
+    }
+
+    /// Forgets all resources and scanout bindings: a new driver session
+    /// (guest reboot or driver reload) starts from nothing.
+    pub fn reset(&self) {
+        let mut state = self.lock();
+        state.resources.clear();
+        for s in &mut state.scanouts {
+            s.show(0, Default::default());
+        }
+    }
+
+    /// QEMU has gone: readers get `Closed`.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.notify();
+    }
+
+    /// Runs one control-queue request; returns the response bytes.
+    pub fn control(&self, request: &[u8], mem: &GuestMemoryMmap) -> Vec<u8> {
+        Stats::add(&self.stats.commands, 1);
+        let hdr = commands::decode_header(request).unwrap_or_default();
+        match self.run_control(request, mem) {
+            Ok(response) => response.encode(&hdr),
+            Err((command, refusal)) => {
+                Stats::add(&self.stats.errors, 1);
+                warn!(command, %refusal, "refused guest command");
+                commands::encode_error(&hdr, refusal.response_type())
+            }
+        }
+    }
+
+    fn run_control(
+        &self,
+        request: &[u8],
+        mem: &GuestMemoryMmap,
+    ) -> Result<Response, (&'static str, Refusal)> {
+        let cmd = commands::decode(request).map_err(|e| ("undecodable", Refusal::from(e)))?;
+        let name = cmd.name();
+        let wakes_readers = matches!(
+            cmd,
+            Command::ResourceFlush { .. }
+                | Command::SetScanout { .. }
+                | Command::ResourceUnref { .. }
+        );
+        trace!(?cmd, "control command");
+        let response = self
+            .lock()
+            .execute(cmd, mem, &self.stats)
+            .map_err(|refusal| (name, refusal))?;
+        if wakes_readers {
+            self.notify();
+        }
+        Ok(response)
+    }
+
+    /// Runs one cursor-queue request (the cursor queue has no responses).
+    pub fn cursor(&self, request: &[u8]) {
+        Stats::add(&self.stats.commands, 1);
+        let result = commands::decode(request)
+            .map_err(Refusal::from)
+            .and_then(|cmd| self.lock().cursor(&cmd));
+        if let Err(refusal) = result {
+            Stats::add(&self.stats.errors, 1);
+            warn!(%refusal, "refused guest cursor command");
+        }
+    }
+}
+
+impl GpuState {
+    fn scanout_index(&self, id: u32) -> Result<usize, Refusal> {
+        let index = id as usize;
+        if index < self.scanouts.len() {
+            Ok(index)
+        } else {
+            Err(Refusal::BadScanout {
+                id,
+                count: self.scanouts.len(),
+            })
+        }
+    }
+
+    /// Checks and applies one control command.
+    fn execute(
+        &mut self,
+        cmd: Command,
+        mem: &GuestMemoryMmap,
+        stats: &Stats,
+    ) -> Result<Response, Refusal> {
+        match cmd {
+            Command::GetDisplayInfo => Ok(Response::DisplayInfo(
+                self.scanouts.iter().map(Scanout::display_mode).collect(),
+            )),
+            Command::GetEdid { scanout_id } => {
+                let index = self.scanout_index(scanout_id)?;
+                let (w, h) = self.scanouts[index].mode();
+                Ok(Response::Edid(edid::generate(scanout_id, w, h).to_vec()))
+            }
+            Command::ResourceCreate2d {
+                resource_id,
+                format,
+                width,
+                height,
+            } => {
+                self.resources.create(resource_id, format, width, height)?;
+                Ok(Response::NoData)
+            }
+            Command::ResourceUnref { resource_id } => {
+                self.resources.unref(resource_id)?;
+                for s in &mut self.scanouts {
+                    if s.resource_id() == resource_id {
+                        s.show(0, Default::default());
+                    }
+                }
+                Ok(Response::NoData)
+            }
+            Command::SetScanout {
+                scanout_id,
+                resource_id,
+                rect,
+            } => {
+                let index = self.scanout_index(scanout_id)?;
+                if resource_id != 0 {
+                    let r = self.resources.get(resource_id)?;
+                    if !rect.is_inside(r.width(), r.height()) {
+                        return Err(Refusal::RectOutside {
+                            rect,
+                            width: r.width(),
+                            height: r.height(),
+                        });
+                    }
+                    if !r.has_backing() {
+                        return Err(Refusal::NotBacked(resource_id));
+                    }
+                }
+                self.scanouts[index].show(resource_id, rect);
+                Ok(Response::NoData)
+            }
+            Command::ResourceFlush { resource_id, rect } => {
+                let r = self.resources.get(resource_id)?;
+                if !rect.is_inside(r.width(), r.height()) {
+                    return Err(Refusal::RectOutside {
+                        rect,
+                        width: r.width(),
+                        height: r.height(),
+                    });
+                }
+                Stats::add(&stats.flushes, 1);
+                let now = Instant::now();
+                for s in &mut self.scanouts {
+                    s.flushed(resource_id, &rect, now);
+                }
+                Ok(Response::NoData)
+            }
+            Command::TransferToHost2d {
+                resource_id,
+                rect,
+                offset,
+            } => {
+                self.resources
+                    .transfer(resource_id, mem, rect, offset, stats)?;
+                Stats::add(&stats.transfers, 1);
+                Ok(Response::NoData)
+            }
+            Command::AttachBacking {
+                resource_id,
+                entries,
+            } => {
+                self.resources.attach(resource_id, mem, entries, stats)?;
+                Ok(Response::NoData)
+            }
+            Command::DetachBacking { resource_id } => {
+                self.resources.detach(resource_id)?;
+                Ok(Response::NoData)
+            }
+            Command::UpdateCursor(_) | Command::MoveCursor(_) => {
+                Err(Refusal::WrongQueue(cmd.name()))
+            }
+        }
+    }
+
+    /// Checks and applies one cursor command.
+    fn cursor(&mut self, cmd: &Command) -> Result<(), Refusal> {
+        match cmd {
+            Command::UpdateCursor(c) => {
+                let index = self.scanout_index(c.scanout_id)?;
+                if c.resource_id != 0 {
+                    self.resources.get(c.resource_id)?;
+                }
+                self.scanouts[index].update_cursor(c);
+                Ok(())
+            }
+            Command::MoveCursor(c) => {
+                let index = self.scanout_index(c.scanout_id)?;
+                self.scanouts[index].move_cursor(c);
+                Ok(())
+            }
+            other => Err(Refusal::WrongQueue(other.name())),
+        }
+    }
+}
+
+/// The header type of a response, for tests.
+#[cfg(test)]
+pub(crate) fn response_type(response: &[u8]) -> u32 {
+    commands::decode_header(response).map_or(0, |h| h.type_.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::{build, Rect, MAX_BACKING_ENTRIES};
+    use crate::protocol::*;
+    use crate::testutil::memfd_memory;
+    use vm_memory::{Bytes, GuestAddress};
+
+    const XRGB: u32 = 2;
+
+    fn rect(x: u32, y: u32, width: u32, height: u32) -> Rect {
+        Rect {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
+    fn anon_memory() -> GuestMemoryMmap {
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap()
+    }
+
+    fn device(scanouts: Vec<(u32, u32)>) -> Shared {
+        Shared::new(&GpuConfig { scanouts })
+    }
+
+    /// Sends one request and returns the response type.
+    fn send(dev: &Shared, mem: &GuestMemoryMmap, request: Vec<u8>) -> u32 {
+        response_type(&dev.control(&request, mem))
+    }
+
+    /// A 64x16 resource 1 backed by the first 4 KiB of guest memory.
+    fn backed_resource(dev: &Shared, mem: &GuestMemoryMmap) {
+        assert_eq!(
+            send(dev, mem, build::create_2d(1, XRGB, 64, 16)),
+            RESP_OK_NODATA
+        );
+        assert_eq!(
+            send(dev, mem, build::attach(1, &[(0, 4096)])),
+            RESP_OK_NODATA
+        );
+    }
+
+    #[test]
+    fn display_info_and_edid_describe_the_configured_scanouts() {
+        let dev = device(vec![(1280, 800), (1920, 1080)]);
+        let mem = anon_memory();
+        let info = dev.control(&build::get_display_info(), &mem);
+        assert_eq!(response_type(&info), RESP_OK_DISPLAY_INFO);
+        let one = |i: usize, field: usize| {
+            let at = 24 + i * 24 + field * 4;
+            u32::from_le_bytes(info[at..at + 4].try_into().unwrap())
+        };
+        assert_eq!((one(0, 2), one(0, 3), one(0, 4)), (1280, 800, 1));
+        assert_eq!((one(1, 2), one(1, 3), one(1, 4)), (1920, 1080, 1));
+        assert_eq!(one(2, 4), 0);
+
+        dev.lock().scanouts[1].set_enabled(false);
+        let info = dev.control(&build::get_display_info(), &mem);
+        assert_eq!(
+            u32::from_le_bytes(info[24 + 24 + 16..][..4].try_into().unwrap()),
+            0
+        );
+
+        let edid = dev.control(&build::get_edid(1), &mem);
+        assert_eq!(response_type(&edid), RESP_OK_EDID);
+        assert_eq!(u32::from_le_bytes(edid[24..28].try_into().unwrap()), 128);
+        assert_eq!(
+            send(&dev, &mem, build::get_edid(2)),
+            RESP_ERR_INVALID_SCANOUT_ID
+        );
+    }
+
+    #[test]
+    fn create_refuses_bad_ids_formats_and_sizes() {
+        let dev = device(vec![(1280, 800)]);
+        let mem = anon_memory();
+        assert_eq!(
+            send(&dev, &mem, build::create_2d(0, XRGB, 64, 64)),
+            RESP_ERR_INVALID_RESOURCE_ID
+        );
+        assert_eq!(
+            send(&dev, &mem, build::create_2d(1, XRGB, 64, 64)),
+            RESP_OK_NODATA
+        );
+        assert_eq!(
+            send(&dev, &mem, build::create_2d(1, XRGB, 64, 64)),
+            RESP_ERR_INVALID_RESOURCE_ID
+        );
+        assert_eq!(
+            send(&dev, &mem, build::create_2d(2, 3, 64, 64)),
+            RESP_ERR_INVALID_PARAMETER
+        );
+        assert_eq!(
+            send(&dev, &mem, build::create_2d(2, 9999, 64, 64)),
+            RESP_ERR_INVALID_PARAMETER
+        );
+        for (w, h) in [
+            (0, 64),
+            (64, 0),
+            (8193, 64),
+            (64, 8193),
+            (u32::MAX, u32::MAX),
+        ] {
+            assert_eq!(
+                send(&dev, &mem, build::create_2d(2, XRGB, w, h)),
+                RESP_ERR_INVALID_PARAMETER
+            );
+        }
+        assert_eq!(
+            send(&dev, &mem, build::create_2d(2, XRGB, 8192, 8192)),
+            RESP_OK_NODATA
+        );
+        assert_eq!(
+            send(&dev, &mem, build::unref(3)),
+            RESP_ERR_INVALID_RESOURCE_ID
+        );
+        assert_eq!(send(&dev, &mem, build::unref(2)), RESP_OK_NODATA);
+        assert_eq!(
+            send(&dev, &mem, build::unref(2)),
+            RESP_ERR_INVALID_RESOURCE_ID
+        );
+    }
+
+    #[test]
+    fn attach_refuses_hostile_backing() {
+        let dev = device(vec![(1280, 800)]);
+        let mem = anon_memory();
+        assert_eq!(
+            send(&dev, &mem, build::attach(1, &[(0, 4096)])),
+            RESP_ERR_INVALID_RESOURCE_ID
+        );
+        assert_eq!(
+            send(&dev, &mem, build::create_2d(1, XRGB, 64, 16)),
+            RESP_OK_NODATA
+        );
+        let bad = [
+            vec![],                       // no entries
+            vec![(0, 0)],                 // empty entry
+            vec![(1 << 20, 4096)],        // just past the end of guest memory
+            vec![((1 << 20) - 8, 4096)],  // straddling the end
+            vec![(u64::MAX - 100, 4096)], // wrapping around
+        ];
+        for entries in bad {
+            let resp = send(&dev, &mem, build::attach(1, &entries));
+            assert_eq!(resp, RESP_ERR_INVALID_PARAMETER, "{entries:?}");
+        }
+        let too_many = vec![(0, 16); MAX_BACKING_ENTRIES as usize + 1];
+        assert_eq!(
+            send(&dev, &mem, build::attach(1, &too_many)),
+            RESP_ERR_INVALID_PARAMETER
+        );
+        assert_eq!(send(&dev, &mem, build::detach(1)), RESP_ERR_UNSPEC);
+        assert_eq!(
+            send(&dev, &mem, build::attach(1, &[(0, 4096)])),
+            RESP_OK_NODATA
+        );
+        assert_eq!(
+            send(&dev, &mem, build::attach(1, &[(0, 4096)])),
+            RESP_ERR_UNSPEC
+        );
+        assert_eq!(send(&dev, &mem, build::detach(1)), RESP_OK_NODATA);
+        assert_eq!(dev.stats.snapshot().errors, 9);
+    }
+
+    #[test]
+    fn scanout_and_flush_check_ids_and_rectangles() {
+        let dev = device(vec![(1280, 800)]);
+        let mem = anon_memory();
+        assert_eq!(
+            send(&dev, &mem, build::create_2d(1, XRGB, 64, 16)),
+            RESP_OK_NODATA
+        );
+        // No backing yet.
+        assert_eq!(
+            send(&dev, &mem, build::set_scanout(0, 1, rect(0, 0, 64, 16))),
+            RESP_ERR_UNSPEC
+        );
+        assert_eq!(
+            send(&dev, &mem, build::attach(1, &[(0, 4096)])),
+            RESP_OK_NODATA
+        );
+        assert_eq!(
+            send(&dev, &mem, build::set_scanout(1, 1, rect(0, 0, 64, 16))),
+            RESP_ERR_INVALID_SCANOUT_ID
+        );
+        assert_eq!(
+            send(
+                &dev,
+                &mem,
+                build::set_scanout(u32::MAX, 1, rect(0, 0, 64, 16))
+            ),
+            RESP_ERR_INVALID_SCANOUT_ID
+        );
+        assert_eq!(
+            send(&dev, &mem, build::set_scanout(0, 9, rect(0, 0, 64, 16))),
+            RESP_ERR_INVALID_RESOURCE_ID
+        );
+        for r in [
+            rect(1, 0, 64, 16),
+            rect(0, 0, 65, 16),
+            rect(0, 0, 0, 16),
+            rect(u32::MAX, 0, 2, 2),
+        ] {
+            assert_eq!(
+                send(&dev, &mem, build::set_scanout(0, 1, r)),
+                RESP_ERR_INVALID_PARAMETER
+            );
+            assert_eq!(
+                send(&dev, &mem, build::flush(1, r)),
+                RESP_ERR_INVALID_PARAMETER
+            );
+        }
+        assert_eq!(
+            send(&dev, &mem, build::set_scanout(0, 1, rect(0, 0, 64, 16))),
+            RESP_OK_NODATA
+        );
+        assert_eq!(
+            send(&dev, &mem, build::flush(2, rect(0, 0, 1, 1))),
+            RESP_ERR_INVALID_RESOURCE_ID
+        );
+        assert_eq!(
+            send(&dev, &mem, build::flush(1, rect(0, 0, 1, 1))),
+            RESP_OK_NODATA
+        );
+        // Disabling a scanout with resource 0 is fine; unknown scanouts are not.
+        assert_eq!(
+            send(&dev, &mem, build::set_scanout(0, 0, rect(0, 0, 0, 0))),
+            RESP_OK_NODATA
+        );
+        assert_eq!(dev.stats.snapshot().flushes, 1);
+    }
+
+    #[test]
+    fn transfer_checks_rectangle_offset_and_backing() {
+        let dev = device(vec![(1280, 800)]);
+        let mem = anon_memory();
+        assert_eq!(
+            send(&dev, &mem, build::transfer(1, rect(0, 0, 1, 1), 0)),
+            RESP_ERR_INVALID_RESOURCE_ID
+        );
+        assert_eq!(
+            send(&dev, &mem, build::create_2d(1, XRGB, 64, 16)),
+            RESP_OK_NODATA
+        );
+        assert_eq!(
+            send(&dev, &mem, build::transfer(1, rect(0, 0, 64, 16), 0)),
+            RESP_ERR_UNSPEC
+        );
+        assert_eq!(
+            send(&dev, &mem, build::attach(1, &[(0, 4096)])),
+            RESP_OK_NODATA
+        );
+        let refused = [
+            (rect(0, 0, 65, 16), 0),             // wider than the resource
+            (rect(0, 15, 64, 2), 0),             // below its bottom
+            (rect(u32::MAX, u32::MAX, 2, 2), 0), // wrapping coordinates
+            (rect(0, 0, 64, 16), 1),             // one byte past the backing
+            (rect(0, 0, 64, 16), u64::MAX),      // offset overflow
+            (rect(0, 0, 1, 1), u64::MAX - 2),    // offset + row overflow
+        ];
+        for (r, offset) in refused {
+            let resp = send(&dev, &mem, build::transfer(1, r, offset));
+            assert_eq!(resp, RESP_ERR_INVALID_PARAMETER, "{r:?} at {offset}");
+        }
+        assert_eq!(
+            send(&dev, &mem, build::transfer(1, rect(0, 0, 64, 16), 0)),
+            RESP_OK_NODATA
+        );
+        assert_eq!(dev.stats.snapshot().transfers, 1);
+    }
+
+    #[test]
+    fn cursor_commands_track_position_and_refuse_bad_ids() {
+        let dev = device(vec![(1280, 800)]);
+        let mem = anon_memory();
+        backed_resource(&dev, &mem);
+        dev.cursor(&build::cursor(CMD_UPDATE_CURSOR, 0, 10, 20, 1));
+        dev.cursor(&build::cursor(CMD_MOVE_CURSOR, 0, 30, 40, 0));
+        let c = dev.lock().scanouts[0].cursor();
+        assert_eq!((c.resource_id, c.x, c.y), (1, 30, 40));
+        dev.cursor(&build::cursor(CMD_MOVE_CURSOR, 5, 1, 1, 0));
+        dev.cursor(&build::cursor(CMD_UPDATE_CURSOR, 0, 1, 1, 77));
+        dev.cursor(&build::get_display_info());
+        dev.cursor(&[1, 2, 3]);
+        assert_eq!(dev.stats.snapshot().errors, 4);
+        // Cursor commands on the control queue are refused too.
+        assert_eq!(
+            send(&dev, &mem, build::cursor(CMD_MOVE_CURSOR, 0, 1, 1, 0)),
+            RESP_ERR_UNSPEC
+        );
+        assert_eq!(send(&dev, &mem, vec![0; 3]), RESP_ERR_UNSPEC);
+    }
+
+    #[test]
+    fn unaligned_backing_is_copied_on_transfer_and_counted() {
+        let dev = device(vec![(1280, 800)]);
+        let mem = memfd_memory(1 << 20);
+        // 16x2 pixels = 128 bytes, backed by two unaligned 64-byte chunks in reverse order.
+        mem.write_slice(&[0xAA; 64], GuestAddress(0x2010)).unwrap();
+        mem.write_slice(&[0xBB; 64], GuestAddress(0x1010)).unwrap();
+        assert_eq!(
+            send(&dev, &mem, build::create_2d(1, XRGB, 16, 2)),
+            RESP_OK_NODATA
+        );
+        assert_eq!(
+            send(&dev, &mem, build::attach(1, &[(0x2010, 64), (0x1010, 64)])),
+            RESP_OK_NODATA
+        );
+        assert_eq!(dev.stats.snapshot().copy_attaches, 1);
+        // A transfer of the second row only, then the whole resource.
+        assert_eq!(
+            send(&dev, &mem, build::transfer(1, rect(0, 1, 16, 1), 64)),
+            RESP_OK_NODATA
+        );
+        let snap = dev
+            .lock()
+            .resources
+            .get(1)
+            .unwrap()
+            .snapshot(1, rect(0, 0, 16, 2))
+            .unwrap();
+        assert!(!snap.is_zero_copy());
+        let data = snap.frame().unwrap().data().to_vec();
+        assert_eq!(
+            (&data[..64], &data[64..]),
+            (&[0u8; 64][..], &[0xBB; 64][..])
+        );
+        // The reader still holds `snap`: the transfer copies the buffer first.
+        assert_eq!(
+            send(&dev, &mem, build::transfer(1, rect(0, 0, 16, 2), 0)),
+            RESP_OK_NODATA
+        );
+        assert_eq!(snap.frame().unwrap().data()[0], 0);
+        let snap = dev
+            .lock()
+            .resources
+            .get(1)
+            .unwrap()
+            .snapshot(1, rect(0, 0, 16, 2))
+            .unwrap();
+        assert_eq!(snap.frame().unwrap().data()[0], 0xAA);
+        assert_eq!(dev.stats.snapshot().bytes_copied, 64 + 128 + 128);
+        // A column transfer copies row by row.
+        assert_eq!(
+            send(&dev, &mem, build::transfer(1, rect(8, 0, 8, 2), 32)),
+            RESP_OK_NODATA
+        );
+        assert_eq!(dev.stats.snapshot().bytes_copied, 64 + 128 + 128 + 128 + 64);
+    }
+
+    #[test]
+    fn page_aligned_backing_is_mapped_and_transfers_copy_nothing() {
+        let dev = device(vec![(1280, 800)]);
+        let mem = memfd_memory(1 << 20);
+        backed_resource(&dev, &mem);
+        assert_eq!(dev.stats.snapshot().zero_copy_attaches, 1);
+        assert_eq!(
+            send(&dev, &mem, build::transfer(1, rect(0, 0, 64, 16), 0)),
+            RESP_OK_NODATA
+        );
+        assert_eq!(
+            send(
+                &dev,
+                &mem,
+                build::transfer(1, rect(4, 2, 8, 8), 2 * 256 + 16)
+            ),
+            RESP_OK_NODATA
+        );
+        assert_eq!(dev.stats.snapshot().bytes_copied, 0);
+        // An offset that disagrees with the packed layout moves it to the copy path.
+        assert_eq!(
+            send(&dev, &mem, build::transfer(1, rect(0, 0, 64, 1), 256)),
+            RESP_OK_NODATA
+        );
+        assert_eq!(dev.stats.snapshot().bytes_copied, 4096 + 256);
+        let snap = dev
+            .lock()
+            .resources
+            .get(1)
+            .unwrap()
+            .snapshot(1, rect(0, 0, 64, 16))
+            .unwrap();
+        assert!(!snap.is_zero_copy());
+    }
+}

@@ -1,0 +1,161 @@
+//! EDID 1.4 base blocks describing one virtual monitor per scanout, so the
+//! guest's connector reports a preferred mode of exactly the scanout's size.
+
+/// Largest width or height an EDID detailed timing can carry (12 bits).
+pub const MAX_EDID_DIMENSION: u32 = 4095;
+
+/// Length of an EDID base block.
+pub const EDID_LEN: usize = 128;
+
+const REFRESH_HZ: u64 = 60;
+/// Reduced-blanking horizontal timing (VESA CVT-RB): front porch, sync, total blank.
+const H_FRONT: u32 = 48;
+const H_SYNC: u32 = 32;
+const H_BLANK: u32 = 160;
+/// Reduced-blanking vertical timing: front porch, sync, least back porch.
+const V_FRONT: u32 = 3;
+const V_SYNC: u32 = 6;
+const V_BACK_MIN: u32 = 6;
+
+/// sRGB chromaticity (red, green, blue, white x/y) in EDID's 10-bit units.
+const CHROMA: [u16; 8] = [655, 338, 307, 614, 154, 61, 320, 337];
+
+/// The EDID of scanout `index` showing `width`x`height` at up to 60 Hz.
+/// Dimensions are clamped to what a detailed timing can carry.
+pub fn generate(index: u32, width: u32, height: u32) -> [u8; EDID_LEN] {
+    let width = width.clamp(1, MAX_EDID_DIMENSION);
+    let height = height.clamp(1, MAX_EDID_DIMENSION);
+    let mut e = [0u8; EDID_LEN];
+    e[0..8].copy_from_slice(&[0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x00]);
+    // Manufacturer "ZRC": three 5-bit letters, big-endian.
+    let letters = b"ZRC".map(|c| u16::from(c - b'@'));
+    let vendor = (letters[0] << 10) | (letters[1] << 5) | letters[2];
+    e[8..10].copy_from_slice(&vendor.to_be_bytes());
+    e[10..12].copy_from_slice(&1u16.to_le_bytes()); // product code
+    e[12..16].copy_from_slice(&(index + 1).to_le_bytes()); // serial: tells monitors apart
+    e[16] = 0; // week unknown
+    e[17] = (2026 - 1990) as u8;
+    e[18] = 1; // EDID 1.4
+    e[19] = 4;
+    e[20] = 0xA0; // digital input, 8 bits per colour
+    let (width_mm, height_mm) = (size_mm(width), size_mm(height));
+    e[21] = (width_mm / 10).min(255) as u8;
+    e[22] = (height_mm / 10).min(255) as u8;
+    e[23] = 120; // gamma 2.2
+    e[24] = 0x06; // sRGB default, preferred timing is native
+    e[25] = lo2(CHROMA[0], 6) | lo2(CHROMA[1], 4) | lo2(CHROMA[2], 2) | lo2(CHROMA[3], 0);
+    e[26] = lo2(CHROMA[4], 6) | lo2(CHROMA[5], 4) | lo2(CHROMA[6], 2) | lo2(CHROMA[7], 0);
+    for (i, c) in CHROMA.iter().enumerate() {
+        e[27 + i] = (c >> 2) as u8;
+    }
+    // Established timings (35..38) none; standard timings (38..54) unused.
+    e[38..54].fill(0x01);
+    e[54..72].copy_from_slice(&detailed_timing(width, height, width_mm, height_mm));
+    e[72..90].copy_from_slice(&name_descriptor(index));
+    e[90..108].copy_from_slice(&dummy_descriptor());
+    e[108..126].copy_from_slice(&dummy_descriptor());
+    e[126] = 0; // no extension blocks
+    let sum = e[..127].iter().fold(0u8, |acc, b| acc.wrapping_add(*b));
+    e[127] = 0u8.wrapping_sub(sum);
+    e
+}
+
+/// Millimetres at 96 dots per inch.
+fn size_mm(pixels: u32) -> u32 {
+    pixels * 254 / 960
+}
+
+fn lo2(v: u16, shift: u32) -> u8 {
+    ((v & 0b11) as u8) << shift
+}
+
+/// An 18-byte detailed timing descriptor, reduced blanking, 60 Hz or the
+/// fastest refresh whose pixel clock fits the 16-bit field (655.35 MHz).
+fn detailed_timing(width: u32, height: u32, width_mm: u32, height_mm: u32) -> [u8; 18] {
+    // Vertical blank of at least 460 us: 2.838% of the active lines at 60 Hz.
+    let v_blank = (height * 2838)
+        .div_ceil(100_000)
+        .max(V_FRONT + V_SYNC + V_BACK_MIN);
+    let total = u64::from(width + H_BLANK) * u64::from(height + v_blank);
+    let clock_10khz = (total * REFRESH_HZ)
+        .div_ceil(10_000)
+        .min(u64::from(u16::MAX)) as u16;
+    let h_active = width;
+    let mut d = [0u8; 18];
+    d[0..2].copy_from_slice(&clock_10khz.to_le_bytes());
+    d[2] = h_active as u8;
+    d[3] = H_BLANK as u8;
+    d[4] = (((h_active >> 8) as u8) << 4) | ((H_BLANK >> 8) as u8);
+    d[5] = height as u8;
+    d[6] = v_blank as u8;
+    d[7] = (((height >> 8) as u8) << 4) | ((v_blank >> 8) as u8);
+    d[8] = H_FRONT as u8;
+    d[9] = H_SYNC as u8;
+    d[10] = ((V_FRONT as u8) << 4) | V_SYNC as u8;
+    d[11] = 0; // high bits of porches and syncs: all small
+    d[12] = width_mm as u8;
+    d[13] = height_mm as u8;
+    d[14] = (((width_mm >> 8) as u8) << 4) | ((height_mm >> 8) as u8 & 0x0F);
+    d[17] = 0x1A; // digital separate sync, hsync +, vsync - (CVT-RB)
+    d
+}
+
+/// Monitor name descriptor: "zerocast N".
+fn name_descriptor(index: u32) -> [u8; 18] {
+    let mut d = [0u8; 18];
+    d[3] = 0xFC;
+    let name = format!("zerocast {index}\n");
+    let text = &mut d[5..18];
+    text.fill(b' ');
+    let n = name.len().min(text.len());
+    text[..n].copy_from_slice(&name.as_bytes()[..n]);
+    d
+}
+
+fn dummy_descriptor() -> [u8; 18] {
+    let mut d = [0u8; 18];
+    d[3] = 0x10;
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_is_valid_and_carries_the_mode() {
+        for (w, h) in [
+            (1280, 800),
+            (1920, 1080),
+            (3840, 2160),
+            (16, 16),
+            (4095, 4095),
+        ] {
+            let e = generate(0, w, h);
+            assert_eq!(&e[0..8], &[0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0]);
+            assert_eq!(e.iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
+            let d = &e[54..72];
+            let h_active = u32::from(d[2]) | (u32::from(d[4] >> 4) << 8);
+            let v_active = u32::from(d[5]) | (u32::from(d[7] >> 4) << 8);
+            assert_eq!((h_active, v_active), (w, h));
+            assert_ne!(u16::from_le_bytes([d[0], d[1]]), 0);
+        }
+    }
+
+    #[test]
+    fn refresh_is_60hz_when_the_clock_fits() {
+        let d = &generate(0, 1280, 800)[54..72];
+        let clock = u64::from(u16::from_le_bytes([d[0], d[1]])) * 10_000;
+        let h_total = 1280 + u64::from(d[3]);
+        let v_total = 800 + u64::from(d[6]);
+        let hz = clock as f64 / (h_total * v_total) as f64;
+        assert!((hz - 60.0).abs() < 0.1, "{hz}");
+    }
+
+    #[test]
+    fn monitors_differ_by_serial_and_name() {
+        let (a, b) = (generate(0, 1280, 800), generate(1, 1280, 800));
+        assert_ne!(a[12..16], b[12..16]);
+        assert_eq!(&a[77..87], b"zerocast 0");
+    }
+}

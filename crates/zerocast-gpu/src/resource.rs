@@ -1,0 +1,349 @@
+//! The resource table: resource id -> size, format, backing and pixels, with
+//! every guest value checked (ids, formats, sizes, rectangles, offsets) and
+//! limits on what a guest can make the host hold.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tracing::debug;
+use vm_memory::GuestMemoryMmap;
+use zerocast_frame::frame::MAX_DIMENSION;
+use zerocast_frame::PixelFormat;
+
+use crate::backing::Backing;
+use crate::commands::{BackingEntry, Rect};
+use crate::mapping::GuestMapping;
+use crate::protocol;
+use crate::refusal::Refusal;
+use crate::snapshot::{Pixels, ResourceSnapshot};
+use crate::stats::Stats;
+
+/// Most resources a guest may hold at once (a desktop uses tens).
+pub const MAX_RESOURCES: usize = 4096;
+/// Most host memory all copy-path buffers together may use.
+pub const MAX_COPY_BYTES: u64 = 1 << 30;
+
+const BYTES_PER_PIXEL: u32 = 4;
+
+/// One 2D resource.
+#[derive(Debug)]
+pub(crate) struct Resource {
+    width: u32,
+    height: u32,
+    format: PixelFormat,
+    /// Bytes per row: virtio-gpu 2D resources are packed.
+    stride: u32,
+    backing: Option<(Backing, Pixels)>,
+}
+
+impl Resource {
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    pub fn has_backing(&self) -> bool {
+        self.backing.is_some()
+    }
+
+    fn size(&self) -> u64 {
+        u64::from(self.stride) * u64::from(self.height)
+    }
+
+    /// The part `rect` of the resource (inside it: checked on SET_SCANOUT),
+    /// or `None` without backing.
+    pub fn snapshot(&self, resource_id: u32, rect: Rect) -> Option<ResourceSnapshot> {
+        let (_, pixels) = self.backing.as_ref()?;
+        let offset = u64::from(rect.y) * u64::from(self.stride)
+            + u64::from(rect.x) * u64::from(BYTES_PER_PIXEL);
+        Some(ResourceSnapshot {
+            resource_id,
+            width: rect.width,
+            height: rect.height,
+            stride: self.stride,
+            format: self.format,
+            offset: usize::try_from(offset).ok()?,
+            pixels: pixels.clone(),
+        })
+    }
+
+    /// The whole resource.
+    pub fn full_rect(&self) -> Rect {
+        Rect {
+            x: 0,
+            y: 0,
+            width: self.width,
+            height: self.height,
+        }
+    }
+}
+
+/// All resources of one guest.
+#[derive(Debug, Default)]
+pub(crate) struct Resources {
+    map: HashMap<u32, Resource>,
+    /// Host bytes held by copy-path buffers.
+    copy_bytes: u64,
+}
+
+impl Resources {
+    pub fn get(&self, id: u32) -> Result<&Resource, Refusal> {
+        if id == 0 {
+            return Err(Refusal::ZeroResourceId);
+        }
+        self.map.get(&id).ok_or(Refusal::UnknownResource(id))
+    }
+
+    fn get_mut(&mut self, id: u32) -> Result<&mut Resource, Refusal> {
+        if id == 0 {
+            return Err(Refusal::ZeroResourceId);
+        }
+        self.map.get_mut(&id).ok_or(Refusal::UnknownResource(id))
+    }
+
+    pub fn ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.map.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.copy_bytes = 0;
+    }
+
+    pub fn create(&mut self, id: u32, format: u32, width: u32, height: u32) -> Result<(), Refusal> {
+        if id == 0 {
+            return Err(Refusal::ZeroResourceId);
+        }
+        if self.map.contains_key(&id) {
+            return Err(Refusal::DuplicateResource(id));
+        }
+        let format = protocol::pixel_format(format).ok_or(Refusal::UnsupportedFormat(format))?;
+        if width == 0 || height == 0 || width > MAX_DIMENSION || height > MAX_DIMENSION {
+            return Err(Refusal::BadSize {
+                width,
+                height,
+                max: MAX_DIMENSION,
+            });
+        }
+        if self.map.len() >= MAX_RESOURCES {
+            return Err(Refusal::TooManyResources(MAX_RESOURCES));
+        }
+        // Cannot overflow: 8192 * 4 fits a u32 easily.
+        let stride = width * BYTES_PER_PIXEL;
+        let resource = Resource {
+            width,
+            height,
+            format,
+            stride,
+            backing: None,
+        };
+        self.map.insert(id, resource);
+        Ok(())
+    }
+
+    pub fn unref(&mut self, id: u32) -> Result<(), Refusal> {
+        self.get(id)?;
+        if let Some(r) = self.map.remove(&id) {
+            self.release(&r.backing);
+        }
+        Ok(())
+    }
+
+    /// Forgets the host buffer of a backing being dropped.
+    fn release(&mut self, backing: &Option<(Backing, Pixels)>) {
+        if let Some((_, Pixels::Copied(buf))) = backing {
+            self.copy_bytes -= buf.len() as u64;
+        }
+    }
+
+    /// Checks the guest's scatter-gather list, then maps it (zero-copy) or,
+    /// if it cannot be mapped, gives the resource a host buffer to copy into.
+    pub fn attach(
+        &mut self,
+        id: u32,
+        mem: &GuestMemoryMmap,
+        entries: Vec<BackingEntry>,
+        stats: &Stats,
+    ) -> Result<(), Refusal> {
+        let resource = self.get(id)?;
+        if resource.has_backing() {
+            return Err(Refusal::AlreadyBacked(id));
+        }
+        let size = resource.size();
+        let backing = Backing::new(mem, entries)?;
+        let pixels = match GuestMapping::new(mem, backing.entries()) {
+            Ok(mapping) => {
+                debug!(
+                    resource = id,
+                    entries = backing.entries().len(),
+                    mmaps = mapping.chunks(),
+                    "backing mapped without copying"
+                );
+                Stats::add(&stats.zero_copy_attaches, 1);
+                Pixels::Mapped(Arc::new(mapping))
+            }
+            Err(why) => {
+                debug!(resource = id, %why, "backing cannot be mapped: copying on transfer");
+                let buffer = self.copy_buffer(size)?;
+                self.copy_bytes += size;
+                Stats::add(&stats.copy_attaches, 1);
+                Pixels::Copied(Arc::new(buffer))
+            }
+        };
+        self.get_mut(id)?.backing = Some((backing, pixels));
+        Ok(())
+    }
+
+    /// A zeroed host buffer of `size` bytes, if all copy buffers together
+    /// stay within [`MAX_COPY_BYTES`]. The caller adds it to `copy_bytes`
+    /// once the buffer is in place.
+    fn copy_buffer(&self, size: u64) -> Result<Vec<u8>, Refusal> {
+        let oom = Refusal::OutOfMemory {
+            bytes: size,
+            limit: MAX_COPY_BYTES,
+        };
+        if self.copy_bytes + size > MAX_COPY_BYTES {
+            return Err(oom);
+        }
+        let len = usize::try_from(size).map_err(|_| Refusal::OutOfMemory {
+            bytes: size,
+            limit: MAX_COPY_BYTES,
+        })?;
+        let mut buffer = Vec::new();
+        buffer.try_reserve_exact(len).map_err(|_| oom)?;
+        buffer.resize(len, 0);
+        Ok(buffer)
+    }
+
+    pub fn detach(&mut self, id: u32) -> Result<(), Refusal> {
+        let backing = self.get_mut(id)?.backing.take();
+        if backing.is_none() {
+            return Err(Refusal::NotBacked(id));
+        }
+        self.release(&backing);
+        Ok(())
+    }
+
+    /// `TRANSFER_TO_HOST_2D`: guest backing -> host view of `rect`. For a
+    /// mapped backing the view already is the backing, so there is nothing to
+    /// do unless the guest's offset disagrees with the packed layout; then the
+    /// resource moves to the copy path for good.
+    pub fn transfer(
+        &mut self,
+        id: u32,
+        mem: &GuestMemoryMmap,
+        rect: Rect,
+        offset: u64,
+        stats: &Stats,
+    ) -> Result<(), Refusal> {
+        let resource = self.get(id)?;
+        if !rect.is_inside(resource.width, resource.height) {
+            return Err(Refusal::RectOutside {
+                rect,
+                width: resource.width,
+                height: resource.height,
+            });
+        }
+        let Some((backing, pixels)) = &resource.backing else {
+            return Err(Refusal::NotBacked(id));
+        };
+        let stride = u64::from(resource.stride);
+        let row_bytes = u64::from(rect.width) * u64::from(BYTES_PER_PIXEL);
+        let end = offset
+            .checked_add(u64::from(rect.height - 1) * stride)
+            .and_then(|v| v.checked_add(row_bytes));
+        if end.is_none_or(|end| end > backing.len()) {
+            return Err(Refusal::TransferOutsideBacking {
+                end,
+                backing: backing.len(),
+            });
+        }
+        let packed_offset =
+            u64::from(rect.y) * stride + u64::from(rect.x) * u64::from(BYTES_PER_PIXEL);
+        if matches!(pixels, Pixels::Mapped(_)) {
+            if offset == packed_offset {
+                return Ok(());
+            }
+            debug!(
+                resource = id,
+                offset,
+                packed_offset,
+                "transfer offset is not the packed layout's: copying from now on"
+            );
+            self.demote(id, mem, stats)?;
+        }
+        self.copy_rect(id, mem, rect, offset, stats)
+    }
+
+    /// The copy path of a transfer (`rect` and `offset` already checked):
+    /// rows of `rect` from backing `offset` on, `stride` apart, into the host
+    /// buffer at their place in the resource.
+    fn copy_rect(
+        &mut self,
+        id: u32,
+        mem: &GuestMemoryMmap,
+        rect: Rect,
+        offset: u64,
+        stats: &Stats,
+    ) -> Result<(), Refusal> {
+        let resource = self.get_mut(id)?;
+        let (width, height) = (resource.width, resource.height);
+        let stride = u64::from(resource.stride);
+        let Some((backing, Pixels::Copied(buffer))) = &mut resource.backing else {
+            return Err(Refusal::NotBacked(id));
+        };
+        if Arc::get_mut(buffer).is_none() {
+            // A reader holds the previous picture: it keeps it, we copy.
+            Stats::add(&stats.bytes_copied, buffer.len() as u64);
+        }
+        let buffer = Arc::make_mut(buffer);
+        let row_bytes = u64::from(rect.width) * u64::from(BYTES_PER_PIXEL);
+        let first_row = u64::from(rect.y) * stride + u64::from(rect.x) * u64::from(BYTES_PER_PIXEL);
+        // Whole rows are one run, in the backing and in the buffer.
+        let (runs, run_len) = if rect.width == width {
+            (1, u64::from(rect.height - 1) * stride + row_bytes)
+        } else {
+            (u64::from(rect.height), row_bytes)
+        };
+        for run in 0..runs {
+            let (src, dst) = (offset + run * stride, first_row + run * stride);
+            let outside = || Refusal::RectOutside {
+                rect,
+                width,
+                height,
+            };
+            let dst = usize::try_from(dst).map_err(|_| outside())?;
+            let len = usize::try_from(run_len).map_err(|_| outside())?;
+            let out = buffer
+                .get_mut(dst..dst.saturating_add(len))
+                .ok_or_else(outside)?;
+            backing.read(mem, src, out)?;
+            Stats::add(&stats.bytes_copied, run_len);
+        }
+        Ok(())
+    }
+
+    /// Moves a mapped resource to the copy path, starting from what the
+    /// mapping shows now.
+    fn demote(&mut self, id: u32, mem: &GuestMemoryMmap, stats: &Stats) -> Result<(), Refusal> {
+        let size = self.get(id)?.size();
+        let mut buffer = self.copy_buffer(size)?;
+        let resource = self.get_mut(id)?;
+        let Some((backing, pixels)) = &mut resource.backing else {
+            return Err(Refusal::NotBacked(id));
+        };
+        let n = buffer
+            .len()
+            .min(usize::try_from(backing.len()).unwrap_or(usize::MAX));
+        backing.read(mem, 0, &mut buffer[..n])?;
+        Stats::add(&stats.bytes_copied, n as u64);
+        *pixels = Pixels::Copied(Arc::new(buffer));
+        self.copy_bytes += size;
+        Ok(())
+    }
+}

@@ -1,0 +1,311 @@
+//! Serving one QEMU: bind the vhost-user socket, run the session on a
+//! background thread, and the handle the rest of zerocast holds
+//! ([`GpuBackendHandle`]): scanout sources, the resource table, stats,
+//! scanout enable/disable, shutdown.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+
+use tracing::{debug, info};
+use vhost::vhost_user::Listener;
+use vhost_user_backend::{ShutdownHandle, VhostUserDaemon};
+use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
+
+use crate::backend::GpuDevice;
+use crate::config::GpuConfig;
+use crate::device::Shared;
+use crate::error::GpuError;
+use crate::scanout::{CursorState, ScanoutSource};
+use crate::stats::GpuStats;
+use crate::table::ResourceTable;
+
+/// How a running session is stopped from another thread.
+#[derive(Default)]
+struct Stopper {
+    requested: bool,
+    /// The listening socket while the session thread waits for QEMU.
+    /// Cleared (under the lock) before the socket is closed.
+    listener: Option<RawFd>,
+    /// Set once QEMU has connected.
+    session: Option<ShutdownHandle>,
+}
+
+impl Stopper {
+    /// Asks the session to end, whatever stage it is at.
+    fn stop(&mut self) {
+        self.requested = true;
+        if let Some(session) = &self.session {
+            session.shutdown();
+        } else if let Some(fd) = self.listener {
+            // SAFETY: `fd` is the listening socket, still open: `serve` clears
+            // `listener` under the same lock before closing it. shutdown()
+            // only makes the pending accept() fail; no memory is involved.
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RDWR);
+            }
+        }
+    }
+}
+
+/// A virtio-gpu device serving one QEMU connection on a background thread.
+/// Dropping the handle stops the device and removes the socket.
+pub struct GpuBackendHandle {
+    shared: Arc<Shared>,
+    socket_path: PathBuf,
+    stopper: Arc<Mutex<Stopper>>,
+    thread: Option<JoinHandle<Result<(), GpuError>>>,
+}
+
+impl std::fmt::Debug for GpuBackendHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuBackendHandle")
+            .field("socket_path", &self.socket_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GpuBackendHandle {
+    /// Listens on `socket_path` (replacing a stale socket file) and serves
+    /// the first QEMU that connects, until it disconnects or [`shutdown`]
+    /// is called. Returns once the socket is bound, so QEMU can be started
+    /// right after.
+    ///
+    /// QEMU needs shared guest memory (`-object memory-backend-memfd,
+    /// share=on,... -machine memory-backend=...`) and as many outputs as
+    /// `config` has scanouts (`-device vhost-user-gpu-pci,max_outputs=N`).
+    ///
+    /// [`shutdown`]: GpuBackendHandle::shutdown
+    pub fn start(socket_path: impl AsRef<Path>, config: GpuConfig) -> Result<Self, GpuError> {
+        config.validate()?;
+        let socket_path = socket_path.as_ref().to_path_buf();
+        let listener = Listener::new(&socket_path, true).map_err(|source| GpuError::Listen {
+            path: socket_path.clone(),
+            source,
+        })?;
+        let shared = Arc::new(Shared::new(&config));
+        let device = Arc::new(
+            GpuDevice::new(shared.clone(), config.scanouts.len() as u32)
+                .map_err(|e| GpuError::Setup(e.to_string()))?,
+        );
+        // This starts the vring worker thread; `stop_workers` ends it.
+        let daemon = VhostUserDaemon::new(
+            "zerocast-gpu".to_string(),
+            device.clone(),
+            GuestMemoryAtomic::new(GuestMemoryMmap::new()),
+        )
+        .map_err(|e| GpuError::Setup(e.to_string()))?;
+        info!(path = %socket_path.display(), scanouts = ?config.scanouts, "vhost-user-gpu listening");
+        let stopper = Arc::new(Mutex::new(Stopper {
+            listener: Some(listener.as_raw_fd()),
+            ..Stopper::default()
+        }));
+        let thread = {
+            let (shared, stopper, workers) = (shared.clone(), stopper.clone(), device.clone());
+            thread::Builder::new()
+                .name("zerocast-gpu".to_string())
+                .spawn(move || {
+                    let result = serve(daemon, listener, &stopper);
+                    workers.stop_workers();
+                    shared.close();
+                    result
+                })
+                .map_err(|e| {
+                    device.stop_workers();
+                    GpuError::Thread(e)
+                })?
+        };
+        Ok(GpuBackendHandle {
+            shared,
+            socket_path,
+            stopper,
+            thread: Some(thread),
+        })
+    }
+
+    /// The vhost-user socket QEMU connects to (removed once it has).
+    pub fn socket_path(&self) -> &Path {
+        &self.socket_path
+    }
+
+    /// Number of scanouts.
+    pub fn num_scanouts(&self) -> u32 {
+        self.shared.lock().scanouts.len() as u32
+    }
+
+    /// A frame source for scanout `index`. Any number may exist; each
+    /// reports the scanout's latest flush once.
+    pub fn scanout(&self, index: u32) -> Result<ScanoutSource, GpuError> {
+        self.check_scanout(index)?;
+        Ok(ScanoutSource::new(self.shared.clone(), index))
+    }
+
+    /// The resource table, for lookups by resource id.
+    pub fn resources(&self) -> ResourceTable {
+        ResourceTable::new(self.shared.clone())
+    }
+
+    /// The device's counters.
+    pub fn stats(&self) -> GpuStats {
+        self.shared.stats.snapshot()
+    }
+
+    /// Where the guest's cursor is on scanout `index`.
+    pub fn cursor(&self, index: u32) -> Result<CursorState, GpuError> {
+        self.check_scanout(index)?;
+        Ok(self.shared.lock().scanouts[index as usize].cursor())
+    }
+
+    /// Offers scanout `index` to the guest as connected or not. The guest
+    /// reads this at its next `GET_DISPLAY_INFO` (driver start): QEMU's
+    /// vhost-user-gpu does not pass a backend's config-change event on, so
+    /// a running guest is not told. A disabled scanout's sources report no
+    /// changes.
+    pub fn set_scanout_enabled(&self, index: u32, enabled: bool) -> Result<(), GpuError> {
+        self.check_scanout(index)?;
+        self.shared.lock().scanouts[index as usize].set_enabled(enabled);
+        self.shared.notify();
+        Ok(())
+    }
+
+    /// True once the session is over (QEMU gone or shut down).
+    pub fn is_finished(&self) -> bool {
+        self.shared.lock().closed
+    }
+
+    /// Stops serving and waits for the session thread; reports how the
+    /// session ended.
+    pub fn shutdown(mut self) -> Result<(), GpuError> {
+        self.stop()
+    }
+
+    fn check_scanout(&self, index: u32) -> Result<(), GpuError> {
+        let count = self.shared.lock().scanouts.len();
+        if (index as usize) < count {
+            Ok(())
+        } else {
+            Err(GpuError::NoSuchScanout { index, count })
+        }
+    }
+
+    fn stop(&mut self) -> Result<(), GpuError> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        self.stopper
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stop();
+        thread.join().map_err(|_| GpuError::Panicked)?
+    }
+}
+
+impl Drop for GpuBackendHandle {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            debug!(%e, "GPU backend ended with an error");
+        }
+    }
+}
+
+/// Accepts one connection and runs it to the end.
+fn serve(
+    mut daemon: VhostUserDaemon<Arc<GpuDevice>>,
+    mut listener: Listener,
+    stopper: &Mutex<Stopper>,
+) -> Result<(), GpuError> {
+    let accepted = daemon.start(&mut listener);
+    let requested = {
+        let mut stopper = stopper.lock().unwrap_or_else(PoisonError::into_inner);
+        stopper.listener = None;
+        stopper.session = daemon.shutdown_handle();
+        if stopper.requested {
+            daemon.request_shutdown();
+        }
+        stopper.requested
+    };
+    // One connection only: the socket file goes away now.
+    drop(listener);
+    match accepted {
+        Ok(()) => {}
+        Err(_) if requested => return Ok(()),
+        Err(e) => return Err(GpuError::Session(e.to_string())),
+    }
+    info!("QEMU connected to the GPU backend");
+    let result = daemon.wait();
+    info!("GPU backend session ended");
+    match result {
+        Ok(()) => Ok(()),
+        // QEMU quitting mid-message is how sessions usually end.
+        Err(vhost_user_backend::Error::HandleRequest(
+            vhost::vhost_user::Error::Disconnected | vhost::vhost_user::Error::PartialMessage,
+        )) => Ok(()),
+        Err(e) => Err(GpuError::Session(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+    use zerocast_frame::{FrameSource, SourceEvent};
+
+    fn socket(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("zerocast-gpu-{}-{name}.sock", std::process::id()))
+    }
+
+    #[test]
+    fn shuts_down_before_qemu_connects_and_removes_the_socket() {
+        let path = socket("idle");
+        let gpu = GpuBackendHandle::start(&path, GpuConfig::default()).unwrap();
+        assert!(path.exists());
+        assert!(matches!(
+            gpu.scanout(1),
+            Err(GpuError::NoSuchScanout { .. })
+        ));
+        assert!(matches!(
+            gpu.set_scanout_enabled(4, false),
+            Err(GpuError::NoSuchScanout { .. })
+        ));
+        gpu.shutdown().unwrap();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn shuts_down_even_without_its_socket_file() {
+        let path = socket("unlinked");
+        let gpu = GpuBackendHandle::start(&path, GpuConfig::default()).unwrap();
+        assert_eq!(gpu.socket_path(), path);
+        std::fs::remove_file(&path).unwrap();
+        gpu.shutdown().unwrap();
+    }
+
+    #[test]
+    fn a_frontend_hanging_up_closes_the_sources() {
+        let path = socket("hangup");
+        let gpu = GpuBackendHandle::start(&path, GpuConfig::default()).unwrap();
+        let mut source = gpu.scanout(0).unwrap();
+        drop(UnixStream::connect(&path).unwrap());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut event = SourceEvent::Idle;
+        while event == SourceEvent::Idle && Instant::now() < deadline {
+            event = source.wait(deadline);
+        }
+        assert_eq!(event, SourceEvent::Closed);
+        assert!(gpu.is_finished());
+        gpu.shutdown().unwrap();
+    }
+
+    #[test]
+    fn refuses_bad_configurations() {
+        let bad = GpuConfig {
+            scanouts: vec![(1280, 800); 5],
+        };
+        assert!(matches!(
+            GpuBackendHandle::start(socket("bad"), bad),
+            Err(GpuError::Config(_))
+        ));
+    }
+}
