@@ -11,9 +11,11 @@
 //! - [`codec`]: [`Decoder`] (stream of bytes to [`Packet`]s, with hard
 //!   [`Limits`] checked before any allocation) and [`encode`].
 //! - [`error`]: decode errors and the protocol's error codes.
+//! - [`fuzzing`]: the fuzz target's checks, shared with the corpus replay test.
 
 pub mod codec;
 pub mod error;
+pub mod fuzzing;
 pub mod header;
 pub mod message;
 
