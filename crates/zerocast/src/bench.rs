@@ -1,18 +1,26 @@
-//! `zerocast bench`: encode the synthetic desktop as fast as the encoder
-//! goes, and report throughput, encode latency and CPU per frame as text and
-//! JSON. Numbers, not pass/fail: compare runs on the same machine.
+//! `zerocast bench`: two measurements of the synthetic desktop, printed and
+//! written as JSON. Numbers, not pass/fail: compare runs on the same machine.
+//!
+//! - encode: frames converted and encoded back to back on one core:
+//!   throughput, encode time percentiles, CPU per frame.
+//! - stream: the full path at the requested frame rate into a real headless
+//!   Chromium: frames per second decoded there, capture-to-decoded latency
+//!   percentiles, host CPU per frame (the whole zerocast process).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
+use zerocast_chromium::Chromium;
 use zerocast_encode::new_encoder;
 use zerocast_frame::FrameSource;
 use zerocast_server::stats::{percentile, thread_cpu_time};
 use zerocast_synthetic::{Motion, SyntheticDesktop};
 
+use crate::demo::Stack;
 use crate::options::VideoArgs;
 
 #[derive(Args, Debug)]
@@ -22,9 +30,36 @@ pub struct BenchArgs {
     /// Frames to encode.
     #[arg(long, default_value_t = 600)]
     pub frames: u32,
+    /// Seconds to measure the stream into the browser (0: encode only).
+    #[arg(long, default_value_t = 15.0)]
+    pub seconds: f64,
     /// Where to write the JSON report.
-    #[arg(long, default_value = "bench-encode.json")]
+    #[arg(long, default_value = "bench.json")]
     pub json: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Bench {
+    encode: Report,
+    stream: Option<StreamReport>,
+}
+
+#[derive(Serialize)]
+struct StreamReport {
+    seconds: f64,
+    target_fps: u32,
+    /// Frames decoded per second in Chromium.
+    delivered_fps: f64,
+    /// Host capture to decoded in the browser, over the measured frames.
+    latency_p50_ms: f64,
+    latency_p95_ms: f64,
+    latency_p99_ms: f64,
+    /// CPU time of the whole zerocast process (render, encode, network) per frame.
+    host_cpu_per_frame_ms: f64,
+    /// Cores the zerocast process kept busy.
+    host_cores: f64,
+    bitrate_bps: f64,
+    decoder_errors: u64,
 }
 
 #[derive(Serialize)]
@@ -48,7 +83,21 @@ struct Report {
     bytes_copied_per_frame: u64,
 }
 
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let encode = encode(&args)?;
+    let stream = if args.seconds > 0.0 {
+        Some(stream(&args).await?)
+    } else {
+        None
+    };
+    let bench = Bench { encode, stream };
+    std::fs::write(&args.json, serde_json::to_string_pretty(&bench)?)
+        .with_context(|| format!("writing {}", args.json.display()))?;
+    println!("json              {}", args.json.display());
+    Ok(())
+}
+
+fn encode(args: &BenchArgs) -> anyhow::Result<Report> {
     args.video.check()?;
     let v = &args.video;
     let mut source = SyntheticDesktop::new(v.width, v.height, v.fps, Motion::Static);
@@ -101,8 +150,108 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         report.cpu_per_frame_ms, report.cores_at_target_fps, report.target_fps
     );
     println!("frame size        {} bytes mean", report.mean_frame_bytes);
-    std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)
-        .with_context(|| format!("writing {}", args.json.display()))?;
-    println!("json              {}", args.json.display());
-    Ok(())
+    Ok(report)
+}
+
+/// CPU time (user + system) this process has used.
+fn process_cpu() -> Duration {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a pointer to a live, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| {
+        Duration::new(
+            t.tv_sec.max(0) as u64,
+            (t.tv_usec.clamp(0, 999_999) * 1000) as u32,
+        )
+    };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+async fn page(c: &mut Chromium) -> anyhow::Result<serde_json::Value> {
+    Ok(
+        c.eval("JSON.parse(JSON.stringify(window.zerocastStats || null))")
+            .await?,
+    )
+}
+
+async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
+    let v = &args.video;
+    let listen: SocketAddr = "127.0.0.1:0".parse()?;
+    let stack = Stack::start(v, Motion::Animated, listen, &[]).await?;
+    let mut chromium = Chromium::open(&format!("http://{}/", stack.viewer))
+        .await
+        .context("starting headless Chromium (scripts/install-deps.sh installs it)")?;
+    // Warm up: the decoder configured and a couple of seconds of frames.
+    let warm_until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = page(&mut chromium).await?;
+        if p["decoded"].as_u64().unwrap_or(0) >= u64::from(v.fps) * 2 {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < warm_until,
+            "Chromium decoded nothing within 60 s: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (p0, f0, cpu0, t0) = (
+        page(&mut chromium).await?,
+        stack.pipeline.stats().frames,
+        process_cpu(),
+        Instant::now(),
+    );
+    tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
+    let (p1, f1, cpu1, elapsed) = (
+        page(&mut chromium).await?,
+        stack.pipeline.stats().frames,
+        process_cpu(),
+        t0.elapsed(),
+    );
+    let decoded = p1["decoded"]
+        .as_u64()
+        .unwrap_or(0)
+        .saturating_sub(p0["decoded"].as_u64().unwrap_or(0));
+    let all: Vec<f64> = p1["latencies"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+        .unwrap_or_default();
+    let window = &all[all.len().saturating_sub(decoded as usize)..];
+    let micros: Vec<u32> = window
+        .iter()
+        .map(|ms| (ms.max(0.0) * 1000.0) as u32)
+        .collect();
+    let pct = |p| f64::from(percentile(micros.clone(), p).unwrap_or(0)) / 1000.0;
+    let frames = f1.saturating_sub(f0).max(1);
+    let cpu = cpu1.saturating_sub(cpu0).as_secs_f64();
+    let report = StreamReport {
+        seconds: elapsed.as_secs_f64(),
+        target_fps: v.fps,
+        delivered_fps: decoded as f64 / elapsed.as_secs_f64(),
+        latency_p50_ms: pct(50.0),
+        latency_p95_ms: pct(95.0),
+        latency_p99_ms: pct(99.0),
+        host_cpu_per_frame_ms: cpu * 1000.0 / frames as f64,
+        host_cores: cpu / elapsed.as_secs_f64(),
+        bitrate_bps: p1["bitrate_bps"].as_f64().unwrap_or(0.0),
+        decoder_errors: p1["errors"].as_u64().unwrap_or(0),
+    };
+    println!(
+        "stream            {:.1} fps decoded in Chromium (target {})",
+        report.delivered_fps, report.target_fps
+    );
+    println!(
+        "latency           capture to decoded: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+        report.latency_p50_ms, report.latency_p95_ms, report.latency_p99_ms
+    );
+    println!(
+        "host cpu          {:.2} ms per frame, {:.2} cores",
+        report.host_cpu_per_frame_ms, report.host_cores
+    );
+    println!(
+        "bitrate           {:.2} Mbit/s, decoder errors {}",
+        report.bitrate_bps / 1e6,
+        report.decoder_errors
+    );
+    Ok(report)
 }

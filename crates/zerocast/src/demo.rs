@@ -59,53 +59,77 @@ impl ResourceTable for SyntheticResources {
     }
 }
 
+/// A running synthetic desktop with its HXFR listeners and web gateway.
+pub struct Stack {
+    pub pipeline: Arc<ScanoutPipeline>,
+    pub viewer: SocketAddr,
+    pub hxfr: Vec<Endpoint>,
+}
+
+impl Stack {
+    pub async fn start(
+        v: &VideoArgs,
+        motion: Motion,
+        listen: SocketAddr,
+        hxfr: &[Endpoint],
+    ) -> anyhow::Result<Stack> {
+        v.check()?;
+        let desktop = SyntheticDesktop::new(v.width, v.height, v.fps, motion);
+        let input: Arc<dyn InputSink> = desktop.input();
+        let resources = SyntheticResources(Mutex::new(SyntheticDesktop::new(
+            v.width,
+            v.height,
+            v.fps,
+            Motion::Static,
+        )));
+        let config = PipelineConfig {
+            scanout_id: 0,
+            encoder: v.encoder,
+            settings: v.settings(),
+        };
+        let pipeline = Arc::new(
+            ScanoutPipeline::start(Box::new(desktop), config).context("starting the encoder")?,
+        );
+        tracing::info!("scanout 0: {}", pipeline.describe());
+        let registry =
+            Arc::new(Registry::new(v.encoder, v.settings()).with_resources(Arc::new(resources)));
+        registry.add_scanout(pipeline.clone());
+
+        let server = Server::new(registry.clone(), 64);
+        let mut bound = Vec::new();
+        for endpoint in hxfr {
+            let (b, _task) = server.listen(endpoint).await.with_context(|| {
+                format!("listening for HXFR on {endpoint} (is another zerocast running? pick another with --hxfr)")
+            })?;
+            bound.push(b);
+        }
+        let gateway = Arc::new(Gateway::new(registry, Some(input)));
+        let (viewer, _web) = gateway
+            .clone()
+            .serve(listen)
+            .await
+            .with_context(|| format!("listening on {listen} (pick another with --listen)"))?;
+        Ok(Stack {
+            pipeline,
+            viewer,
+            hxfr: bound,
+        })
+    }
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    args.video.check()?;
-    let v = &args.video;
     let motion = if args.still {
         Motion::Static
     } else {
         Motion::Animated
     };
-    let desktop = SyntheticDesktop::new(v.width, v.height, v.fps, motion);
-    let input: Arc<dyn InputSink> = desktop.input();
-    let resources = SyntheticResources(Mutex::new(SyntheticDesktop::new(
-        v.width,
-        v.height,
-        v.fps,
-        Motion::Static,
-    )));
-    let pipeline = ScanoutPipeline::start(
-        Box::new(desktop),
-        PipelineConfig {
-            scanout_id: 0,
-            encoder: v.encoder,
-            settings: v.settings(),
-        },
-    )
-    .context("starting the encoder")?;
-    tracing::info!("scanout 0: {}", pipeline.describe());
-    let pipeline = Arc::new(pipeline);
-    let registry =
-        Arc::new(Registry::new(v.encoder, v.settings()).with_resources(Arc::new(resources)));
-    registry.add_scanout(pipeline.clone());
-
-    let server = Server::new(registry.clone(), 64);
+    let stack = Stack::start(&args.video, motion, args.listen, &args.hxfr).await?;
     let mut out = std::io::stdout().lock();
-    for endpoint in &args.hxfr {
-        let (bound, _task) = server
-            .listen(endpoint)
-            .await
-            .with_context(|| format!("listening for HXFR on {endpoint} (is another zerocast running? pick another with --hxfr)"))?;
+    for bound in &stack.hxfr {
         writeln!(out, "hxfr: {bound}")?;
     }
-    let gateway = Arc::new(Gateway::new(registry.clone(), Some(input)));
-    let (addr, _web) = gateway
-        .serve(args.listen)
-        .await
-        .with_context(|| format!("listening on {} (pick another with --listen)", args.listen))?;
-    writeln!(out, "encoder: {}", pipeline.describe())?;
-    writeln!(out, "viewer: http://{addr}/")?;
+    writeln!(out, "encoder: {}", stack.pipeline.describe())?;
+    writeln!(out, "viewer: http://{}/", stack.viewer)?;
     out.flush()?;
     drop(out);
 
@@ -115,7 +139,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .await
             .context("waiting for Ctrl-C")?,
     }
-    let s = pipeline.stats();
+    let s = stack.pipeline.stats();
     tracing::info!(
         "encoded {} frames ({} keyframes, {} bytes), encode p50 {:?} us, p99 {:?} us",
         s.frames,

@@ -4,7 +4,7 @@
 //! - [`options`]: command-line options shared by the commands.
 //! - [`demo`]: `zerocast demo`, the synthetic desktop served to browsers and HXFR peers.
 //! - [`client`]: `zerocast client`, an HXFR subscriber or requester that writes raw H.264.
-//! - [`bench`]: `zerocast bench`, encoder throughput and CPU per frame, as JSON.
+//! - [`bench`]: `zerocast bench`, encoder throughput and the stream into a real browser, as JSON.
 
 mod bench;
 mod client;
@@ -44,6 +44,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(a) => rt.block_on(demo::run(a)),
         Command::Client(a) => rt.block_on(client::run(a)),
-        Command::Bench(a) => bench::run(a),
+        Command::Bench(a) => rt.block_on(bench::run(a)),
     }
 }
