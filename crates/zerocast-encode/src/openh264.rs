@@ -10,7 +10,7 @@ use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 use openh264_sys2::{
     TagBitrateInfo, ENCODER_OPTION_BITRATE, ENCODER_OPTION_FRAME_RATE, ENCODER_OPTION_MAX_BITRATE,
-    SPATIAL_LAYER_ALL,
+    ENCODER_OPTION_TRACE_LEVEL, SPATIAL_LAYER_ALL, WELS_LOG_ERROR,
 };
 use zerocast_frame::Frame;
 
@@ -69,7 +69,12 @@ impl Session {
             .num_threads(1);
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| backend_error(&e))?;
-        Ok(Session { encoder, size })
+        let mut session = Session { encoder, size };
+        // Only errors on stderr: OpenH264 warns at every start about settings
+        // that are deliberate here (no frame skipping for one-in-one-out).
+        let mut level: c_int = WELS_LOG_ERROR as c_int;
+        session.set_option(ENCODER_OPTION_TRACE_LEVEL, &mut level)?;
+        Ok(session)
     }
 
     fn set_option<T>(
@@ -77,11 +82,12 @@ impl Session {
         option: openh264_sys2::ENCODER_OPTION,
         value: &mut T,
     ) -> Result<(), EncodeError> {
-        // SAFETY: a `Session` has encoded at least one frame, so OpenH264 is
-        // initialised; `option` is one whose argument type is `T`
-        // (`TagBitrateInfo` for the bitrate options, `f32` for the frame rate);
-        // `value` is a live exclusive borrow for the duration of the call,
-        // which copies it.
+        // SAFETY: the encoder object exists (created in `Session::new`; the
+        // options used here are accepted before and after initialisation);
+        // `option` is one whose argument type is `T` (`TagBitrateInfo` for the
+        // bitrate options, `f32` for the frame rate, `c_int` for the trace
+        // level); `value` is a live exclusive borrow for the duration of the
+        // call, which copies it.
         let rc = unsafe {
             self.encoder
                 .raw_api()

@@ -71,10 +71,15 @@ enum TextMessage {
     Stats(ViewerReport),
 }
 
+/// Extra numbers for `/api/stats` from whatever feeds the scanouts (a GPU
+/// backend's flushes and bytes copied, say).
+pub type SourceStats = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
+
 /// The web gateway for one server's scanouts.
 pub struct Gateway {
     registry: Arc<Registry>,
     input: Option<Arc<dyn InputSink>>,
+    source_stats: Option<SourceStats>,
     max_viewers: usize,
     viewers: AtomicUsize,
     next_viewer: AtomicU64,
@@ -87,12 +92,19 @@ impl Gateway {
         Gateway {
             registry,
             input,
+            source_stats: None,
             max_viewers: 64,
             viewers: AtomicUsize::new(0),
             next_viewer: AtomicU64::new(1),
             reports: Mutex::new(BTreeMap::new()),
             input_events: AtomicU64::new(0),
         }
+    }
+
+    /// Adds the frame source's own numbers to `/api/stats` (as `source`).
+    pub fn with_source_stats(mut self, stats: SourceStats) -> Self {
+        self.source_stats = Some(stats);
+        self
     }
 
     pub fn router(self: Arc<Self>) -> Router {
@@ -167,6 +179,7 @@ struct Stats {
     scanouts: Vec<ScanoutStats>,
     viewers: Vec<ViewerReport>,
     input_events: u64,
+    source: Option<serde_json::Value>,
 }
 
 async fn stats(State(g): State<Arc<Gateway>>) -> Json<Stats> {
@@ -196,6 +209,7 @@ async fn stats(State(g): State<Arc<Gateway>>) -> Json<Stats> {
         scanouts,
         viewers: g.viewer_reports(),
         input_events: g.input_events.load(Ordering::Relaxed),
+        source: g.source_stats.as_ref().map(|f| f()),
     })
 }
 

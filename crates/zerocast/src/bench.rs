@@ -74,6 +74,8 @@ struct Report {
     encode_p50_ms: f64,
     encode_p99_ms: f64,
     cpu_per_frame_ms: f64,
+    /// CPU to draw one synthetic frame (the source, not the encoder).
+    render_cpu_per_frame_ms: f64,
     /// Cores busy if streaming at the requested fps.
     cores_at_target_fps: f64,
     target_fps: u32,
@@ -105,8 +107,11 @@ fn encode(args: &BenchArgs) -> anyhow::Result<Report> {
     let mut out = Vec::new();
     let (mut wall, mut cpu) = (Vec::new(), Vec::new());
     let mut bytes = 0u64;
+    let mut render = Duration::ZERO;
     for i in 0..args.frames {
+        let r = thread_cpu_time();
         source.render();
+        render += thread_cpu_time().saturating_sub(r);
         let frame = source
             .frame()
             .context("the synthetic desktop drew nothing")?;
@@ -131,6 +136,7 @@ fn encode(args: &BenchArgs) -> anyhow::Result<Report> {
         encode_p50_ms: ms(50.0),
         encode_p99_ms: ms(99.0),
         cpu_per_frame_ms: cpu_ms,
+        render_cpu_per_frame_ms: render.as_secs_f64() * 1000.0 / n,
         cores_at_target_fps: cpu_ms * f64::from(v.fps) / 1000.0,
         target_fps: v.fps,
         mean_frame_bytes: bytes / u64::from(args.frames.max(1)),
@@ -149,6 +155,7 @@ fn encode(args: &BenchArgs) -> anyhow::Result<Report> {
         "cpu per frame     {:.2} ms ({:.2} cores at {} fps)",
         report.cpu_per_frame_ms, report.cores_at_target_fps, report.target_fps
     );
+    println!("render (source)   {:.2} ms CPU per frame", report.render_cpu_per_frame_ms);
     println!("frame size        {} bytes mean", report.mean_frame_bytes);
     Ok(report)
 }

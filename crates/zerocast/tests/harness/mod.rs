@@ -59,19 +59,22 @@ impl Demo {
                 let _ = tx.send(line);
             }
         });
-        let (mut hxfr, mut url) = (String::new(), String::new());
+        let (mut hxfr, mut url, mut serial) = (String::new(), String::new(), None);
         while url.is_empty() {
             let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("zerocast demo printed no viewer URL within 30 s");
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("zerocast {command} printed no viewer URL within 60 s"));
             if let Some(a) = line.strip_prefix("hxfr: ") {
                 hxfr = a.to_owned();
+            }
+            if let Some(p) = line.strip_prefix("serial: ") {
+                serial = Some(PathBuf::from(p));
             }
             if let Some(u) = line.strip_prefix("viewer: ") {
                 url = u.to_owned();
             }
         }
-        Demo { child, hxfr, url }
+        Demo { child, hxfr, url, serial }
     }
 
     /// `host:port` of the HXFR listener.
@@ -111,6 +114,30 @@ pub fn client(args: &[&str]) -> Output {
         .args(["--timeout", "60"])
         .output()
         .expect("run zerocast client")
+}
+
+/// The test guest from `scripts/build-guest.sh`: (kernel, initrd).
+pub fn guest() -> (PathBuf, PathBuf) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../work/guest");
+    let (kernel, initrd) = (dir.join("vmlinuz"), dir.join("initrd.img"));
+    assert!(
+        kernel.exists() && initrd.exists(),
+        "the test guest is missing: run scripts/build-guest.sh (scripts/test.sh does)"
+    );
+    (kernel, initrd)
+}
+
+/// Waits until the file contains `needle`; returns its text.
+pub fn wait_for_text(path: &Path, needle: &str, timeout: Duration) -> String {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{needle:?} not in {} within {timeout:?}:\n{text}", path.display());
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 pub fn tmp(name: &str) -> PathBuf {
