@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use harness::{client, probe, stamps, tmp, Demo};
+use harness::{record, stamps, tmp, Demo};
 use zerocast_hxfr::{encode, Decoder, ErrorCode, FrameRequest, Limits, Message, Packet};
 
 const SMALL: &[&str] = &["--width", "640", "--height", "360", "--fps", "30"];
@@ -30,21 +30,10 @@ fn assert_advancing(stamps: &[Option<u32>], consecutive: bool) {
 #[test]
 fn subscriber_writes_a_stream_that_decodes() {
     let demo = Demo::start(SMALL);
-    let out = tmp("subscribe.h264");
-    let run = client(&[
-        "--connect",
-        &demo.hxfr,
-        "--frames",
-        "45",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    let (out, p) = record(
+        &["--connect", &demo.hxfr, "--frames", "45"],
+        "subscribe.h264",
     );
-    let p = probe(&out);
     assert_eq!((p.width, p.height), (640, 360));
     assert_eq!(p.keyframes.len(), 45);
     assert!(p.keyframes[0], "a new subscriber starts with a keyframe");
@@ -54,27 +43,21 @@ fn subscriber_writes_a_stream_that_decodes() {
 #[test]
 fn request_response_mode_encodes_the_named_resource() {
     let demo = Demo::start(SMALL);
-    let out = tmp("request.h264");
-    let run = client(&[
-        "--connect",
-        &demo.hxfr,
-        "--resource",
-        "1",
-        "--width",
-        "640",
-        "--height",
-        "360",
-        "--frames",
-        "8",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    let (out, p) = record(
+        &[
+            "--connect",
+            &demo.hxfr,
+            "--resource",
+            "1",
+            "--width",
+            "640",
+            "--height",
+            "360",
+            "--frames",
+            "8",
+        ],
+        "request.h264",
     );
-    let p = probe(&out);
     assert_eq!((p.width, p.height, p.keyframes.len()), (640, 360, 8));
     assert!(p.keyframes[0]);
     assert_advancing(&stamps(&out, 640, 360), true);
@@ -210,21 +193,10 @@ fn a_subscriber_that_never_reads_does_not_hold_back_another() {
     stalled.send(0, Message::Subscribe { scanout_id: 0 });
     std::thread::sleep(Duration::from_secs(1));
 
-    let out = tmp("beside-stalled.h264");
-    let run = client(&[
-        "--connect",
-        &demo.hxfr,
-        "--frames",
-        "150",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    let (out, p) = record(
+        &["--connect", &demo.hxfr, "--frames", "150"],
+        "beside-stalled.h264",
     );
-    let p = probe(&out);
     assert_eq!(p.keyframes.len(), 150);
     assert!(p.keyframes[0]);
     // Every picture the desktop drew reached this subscriber, in order.
@@ -272,21 +244,8 @@ fn a_subscriber_that_never_reads_does_not_hold_back_another() {
 fn a_still_screen_costs_nothing_but_a_new_viewer_gets_a_picture() {
     let demo = Demo::start(&["--width", "640", "--height", "360", "--static"]);
     for round in 0..2 {
-        let out = tmp(&format!("static-{round}.h264"));
-        let run = client(&[
-            "--connect",
-            &demo.hxfr,
-            "--frames",
-            "1",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        assert!(
-            run.status.success(),
-            "round {round}: {}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        let p = probe(&out);
+        let name = format!("static-{round}.h264");
+        let (_, p) = record(&["--connect", &demo.hxfr, "--frames", "1"], &name);
         assert_eq!(p.keyframes, vec![true], "the first picture is a keyframe");
     }
     // Watching a still screen for a while encodes nothing new.

@@ -27,19 +27,26 @@ pub fn require(tool: &str) {
     );
 }
 
-/// A running `zerocast demo`.
+/// A running `zerocast demo` or `zerocast vm`.
 pub struct Demo {
     child: Child,
     pub hxfr: String,
     pub url: String,
+    /// The guest's serial log (`zerocast vm` only).
+    pub serial: Option<PathBuf>,
 }
 
 impl Demo {
     /// Starts the demo on free loopback ports with extra arguments.
     pub fn start(extra: &[&str]) -> Demo {
+        Demo::run("demo", extra)
+    }
+
+    /// Starts `zerocast COMMAND` on free loopback ports; waits for its URL.
+    pub fn run(command: &str, extra: &[&str]) -> Demo {
         let mut child = Command::new(BIN)
             .args([
-                "demo",
+                command,
                 "--listen",
                 "127.0.0.1:0",
                 "--hxfr",
@@ -51,7 +58,7 @@ impl Demo {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("start zerocast demo");
+            .unwrap_or_else(|e| panic!("start zerocast {command}: {e}"));
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -74,7 +81,12 @@ impl Demo {
                 url = u.to_owned();
             }
         }
-        Demo { child, hxfr, url, serial }
+        Demo {
+            child,
+            hxfr,
+            url,
+            serial,
+        }
     }
 
     /// `host:port` of the HXFR listener.
@@ -135,9 +147,29 @@ pub fn wait_for_text(path: &Path, needle: &str, timeout: Duration) -> String {
         if text.contains(needle) {
             return text;
         }
-        assert!(std::time::Instant::now() < deadline, "{needle:?} not in {} within {timeout:?}:\n{text}", path.display());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle:?} not in {} within {timeout:?}:\n{text}",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Runs `zerocast client` with `args`, writing `name` in the test folder;
+/// asserts it succeeded and returns the file with ffprobe's view of it.
+pub fn record(args: &[&str], name: &str) -> (PathBuf, Probe) {
+    let out = tmp(name);
+    let mut all = args.to_vec();
+    all.extend(["-o", out.to_str().unwrap()]);
+    let run = client(&all);
+    assert!(
+        run.status.success(),
+        "zerocast client failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let p = probe(&out);
+    (out, p)
 }
 
 pub fn tmp(name: &str) -> PathBuf {
