@@ -458,15 +458,7 @@ pub mod build {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rect(x: u32, y: u32, width: u32, height: u32) -> Rect {
-        Rect {
-            x,
-            y,
-            width,
-            height,
-        }
-    }
+    use crate::testutil::rect;
 
     #[test]
     fn rect_bounds_never_overflow() {

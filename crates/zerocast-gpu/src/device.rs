@@ -286,19 +286,8 @@ mod tests {
     use super::*;
     use crate::commands::{build, Rect, MAX_BACKING_ENTRIES};
     use crate::protocol::*;
-    use crate::testutil::memfd_memory;
+    use crate::testutil::{memfd_memory, rect, XRGB};
     use vm_memory::{Bytes, GuestAddress};
-
-    const XRGB: u32 = 2;
-
-    fn rect(x: u32, y: u32, width: u32, height: u32) -> Rect {
-        Rect {
-            x,
-            y,
-            width,
-            height,
-        }
-    }
 
     fn anon_memory() -> GuestMemoryMmap {
         GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap()

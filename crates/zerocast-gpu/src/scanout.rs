@@ -196,20 +196,9 @@ mod tests {
     use crate::commands::build;
     use crate::config::GpuConfig;
     use crate::table::ResourceTable;
-    use crate::testutil::memfd_memory;
+    use crate::testutil::{memfd_memory, rect, XRGB};
     use std::time::Duration;
     use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
-
-    const XRGB: u32 = 2;
-
-    fn rect(x: u32, y: u32, width: u32, height: u32) -> Rect {
-        Rect {
-            x,
-            y,
-            width,
-            height,
-        }
-    }
 
     fn soon() -> Instant {
         Instant::now() + Duration::from_millis(20)

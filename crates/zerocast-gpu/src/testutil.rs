@@ -8,6 +8,20 @@ use std::sync::Arc;
 
 use vm_memory::{FileOffset, GuestAddress, GuestMemoryMmap};
 
+use crate::commands::Rect;
+
+/// virtio-gpu's B8G8R8X8 format number.
+pub const XRGB: u32 = 2;
+
+pub fn rect(x: u32, y: u32, width: u32, height: u32) -> Rect {
+    Rect {
+        x,
+        y,
+        width,
+        height,
+    }
+}
+
 /// Where the second region starts (a hole below it, like x86's PCI hole).
 pub const HIGH_REGION: u64 = 0x1_0000_0000;
 
