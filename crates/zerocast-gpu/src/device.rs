@@ -284,7 +284,7 @@ pub(crate) fn response_type(response: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::{build, Rect, MAX_BACKING_ENTRIES};
+    use crate::commands::{build, MAX_BACKING_ENTRIES};
     use crate::protocol::*;
     use crate::testutil::{memfd_memory, rect, XRGB};
     use vm_memory::{Bytes, GuestAddress};
