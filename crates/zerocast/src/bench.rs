@@ -155,7 +155,10 @@ fn encode(args: &BenchArgs) -> anyhow::Result<Report> {
         "cpu per frame     {:.2} ms ({:.2} cores at {} fps)",
         report.cpu_per_frame_ms, report.cores_at_target_fps, report.target_fps
     );
-    println!("render (source)   {:.2} ms CPU per frame", report.render_cpu_per_frame_ms);
+    println!(
+        "render (source)   {:.2} ms CPU per frame",
+        report.render_cpu_per_frame_ms
+    );
     println!("frame size        {} bytes mean", report.mean_frame_bytes);
     Ok(report)
 }

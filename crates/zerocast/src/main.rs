@@ -4,12 +4,14 @@
 //! - [`options`]: command-line options shared by the commands.
 //! - [`demo`]: `zerocast demo`, the synthetic desktop served to browsers and HXFR peers.
 //! - [`client`]: `zerocast client`, an HXFR subscriber or requester that writes raw H.264.
+//! - [`vm`]: `zerocast vm`, a QEMU guest displayed through our GPU backend, streamed with input back.
 //! - [`bench`]: `zerocast bench`, encoder throughput and the stream into a real browser, as JSON.
 
 mod bench;
 mod client;
 mod demo;
 mod options;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +30,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Connect to an HXFR server and write the H.264 stream to a file.
     Client(client::ClientArgs),
+    /// Boot a VM whose display is zerocast's own virtio-gpu, and stream it.
+    Vm(Box<vm::VmArgs>),
     /// Measure encoding at a given size: throughput, latency, CPU per frame.
     Bench(bench::BenchArgs),
 }
@@ -44,6 +48,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(a) => rt.block_on(demo::run(a)),
         Command::Client(a) => rt.block_on(client::run(a)),
+        Command::Vm(a) => rt.block_on(vm::run(*a)),
         Command::Bench(a) => rt.block_on(bench::run(a)),
     }
 }

@@ -1,0 +1,20 @@
+//! Everything about starting QEMU for zerocast and talking to it.
+//!
+//! Design map:
+//! - `launch`: [`VmConfig`] -> QEMU's command line (pure, validated), and
+//!   [`Vm`], the running QEMU: spawn, watch the serial log, kill.
+//! - `qmp`: [`Qmp`], an async QMP client (line-delimited JSON on a Unix socket).
+//! - `keymap`: [`QCODES`], Linux evdev key codes -> QEMU qcodes.
+//! - `input`: [`qmp_events`], an [`zerocast_input::InputEvent`] -> the
+//!   `input-send-event` events (pure), and [`QmpInput`], the
+//!   [`zerocast_input::InputSink`] that sends them over QMP without blocking.
+
+mod input;
+mod keymap;
+mod launch;
+mod qmp;
+
+pub use input::{qmp_events, InputStats, QmpInput, ABS_MAX, MAX_DETENTS};
+pub use keymap::{qcode, QCODES};
+pub use launch::{Accel, ConfigError, Gpu, Vm, VmConfig, VmError, MAX_SCANOUTS, MEMORY_MB, QEMU};
+pub use qmp::{Qmp, QmpError, COMMAND_TIMEOUT, MAX_LINE};

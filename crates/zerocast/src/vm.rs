@@ -1,0 +1,207 @@
+//! `zerocast vm`: boots a QEMU guest whose display is our own virtio-gpu
+//! backend, encodes each scanout straight from guest memory, serves it to
+//! browsers and HXFR peers, and sends the viewers' input back through QMP.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use zerocast_frame::Frame;
+use zerocast_gpu::{GpuBackendHandle, GpuConfig};
+use zerocast_input::InputSink;
+use zerocast_qemu::{Accel, Gpu, Qmp, QmpInput, Vm, VmConfig};
+use zerocast_server::{
+    Endpoint, PipelineConfig, Registry, ResourceError, ResourceTable, ScanoutPipeline, Server,
+};
+use zerocast_web::Gateway;
+
+use crate::options::VideoArgs;
+
+#[derive(Args, Debug)]
+pub struct VmArgs {
+    /// Linux kernel to boot (with --initrd), e.g. work/guest/vmlinuz from scripts/build-guest.sh.
+    #[arg(long, conflicts_with = "disk", required_unless_present = "disk")]
+    pub kernel: Option<PathBuf>,
+    /// Initial ramdisk for --kernel.
+    #[arg(long, requires = "kernel")]
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line (console=ttyS0 is always added).
+    #[arg(long, default_value = "")]
+    pub append: String,
+    /// A disk image to boot instead (qcow2 or raw), e.g. a Debian cloud image with a desktop.
+    #[arg(long)]
+    pub disk: Option<PathBuf>,
+    /// Guest memory in MiB (shared with zerocast through a memfd).
+    #[arg(long, default_value_t = 1024)]
+    pub memory: u32,
+    /// CPU virtualisation: tcg works everywhere; kvm needs a working /dev/kvm.
+    #[arg(long, value_enum, default_value_t = AccelArg::Tcg)]
+    pub accel: AccelArg,
+    /// Number of displays (scanouts) the guest gets, 1 to 4.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub scanouts: u32,
+    /// Preferred display mode the guest is offered.
+    #[arg(long, default_value_t = 1280)]
+    pub mode_width: u32,
+    #[arg(long, default_value_t = 800)]
+    pub mode_height: u32,
+    #[command(flatten)]
+    pub video: VideoArgs,
+    /// Where the web viewer listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// HXFR endpoints, tcp:HOST:PORT or unix:PATH; repeat for several.
+    #[arg(long = "hxfr", default_value = "tcp:127.0.0.1:15937")]
+    pub hxfr: Vec<Endpoint>,
+    /// Folder for the VM's sockets and serial log (default: a new one in /tmp).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Extra arguments passed to QEMU as they are.
+    #[arg(long = "qemu-arg", allow_hyphen_values = true)]
+    pub qemu_args: Vec<String>,
+    /// Stop after this many seconds (default: until Ctrl-C or the guest powers off).
+    #[arg(long)]
+    pub duration: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AccelArg {
+    Tcg,
+    Kvm,
+}
+
+/// Resources by id, read where they live in guest memory.
+struct GpuResources(zerocast_gpu::ResourceTable);
+
+impl ResourceTable for GpuResources {
+    fn read(&self, id: u32, f: &mut dyn FnMut(Frame<'_>)) -> Result<(), ResourceError> {
+        let snapshot = self.0.get(id).ok_or(ResourceError::NotFound(id))?;
+        let frame = snapshot.frame().ok_or(ResourceError::NoPixels(id))?;
+        f(frame);
+        Ok(())
+    }
+}
+
+pub async fn run(args: VmArgs) -> anyhow::Result<()> {
+    let work = match &args.work_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("zerocast-vm-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let gpu_socket = work.join("gpu.sock");
+    let qmp_socket = work.join("qmp.sock");
+    let serial_log = work.join("serial.log");
+
+    let mode = (args.mode_width, args.mode_height);
+    let gpu = GpuBackendHandle::start(
+        &gpu_socket,
+        GpuConfig {
+            scanouts: vec![mode; args.scanouts as usize],
+        },
+    )
+    .context("starting the GPU backend")?;
+    let gpu = Arc::new(gpu);
+    let mut config = VmConfig::new(
+        Gpu::VhostUser {
+            socket: gpu_socket.clone(),
+        },
+        &qmp_socket,
+        &serial_log,
+    );
+    config.kernel = args.kernel.clone();
+    config.initrd = args.initrd.clone();
+    config.append = args.append.clone();
+    config.disk = args.disk.clone();
+    config.memory_mb = args.memory;
+    config.accel = match args.accel {
+        AccelArg::Tcg => Accel::Tcg,
+        AccelArg::Kvm => Accel::Kvm,
+    };
+    config.scanouts = args.scanouts;
+    config.extra_args = args.qemu_args.clone();
+    let mut vm = Vm::spawn(&config).context("starting QEMU")?;
+    let qmp = Qmp::connect(&qmp_socket, Duration::from_secs(30))
+        .await
+        .context("connecting to QEMU's QMP socket")?;
+    let input: Arc<dyn InputSink> = Arc::new(QmpInput::start(qmp).context("starting QMP input")?);
+
+    let v = &args.video;
+    let registry = Arc::new(
+        Registry::new(v.encoder, v.settings())
+            .with_resources(Arc::new(GpuResources(gpu.resources()))),
+    );
+    let mut pipelines = Vec::new();
+    for id in 0..args.scanouts {
+        let source = gpu.scanout(id)?;
+        let config = PipelineConfig {
+            scanout_id: id,
+            encoder: v.encoder,
+            settings: v.settings(),
+        };
+        let pipeline = Arc::new(ScanoutPipeline::start(Box::new(source), config)?);
+        tracing::info!("scanout {id}: {}", pipeline.describe());
+        registry.add_scanout(pipeline.clone());
+        pipelines.push(pipeline);
+    }
+    let server = Server::new(registry.clone(), 64);
+    let mut out = std::io::stdout().lock();
+    for endpoint in &args.hxfr {
+        let (bound, _task) = server.listen(endpoint).await.with_context(|| {
+            format!("listening for HXFR on {endpoint} (pick another with --hxfr)")
+        })?;
+        writeln!(out, "hxfr: {bound}")?;
+    }
+    let stats_gpu = gpu.clone();
+    let gateway = Arc::new(
+        Gateway::new(registry.clone(), Some(input)).with_source_stats(Box::new(move || {
+            let s = stats_gpu.stats();
+            json!({
+                "gpu_commands": s.commands, "gpu_errors": s.errors, "flushes": s.flushes,
+                "transfers": s.transfers, "bytes_copied": s.bytes_copied,
+                "zero_copy_attaches": s.zero_copy_attaches, "copy_attaches": s.copy_attaches,
+            })
+        })),
+    );
+    let (viewer, _web) = gateway
+        .serve(args.listen)
+        .await
+        .with_context(|| format!("listening on {} (pick another with --listen)", args.listen))?;
+    writeln!(out, "serial: {}", serial_log.display())?;
+    writeln!(out, "viewer: http://{viewer}/")?;
+    out.flush()?;
+    drop(out);
+
+    let stop = async {
+        match args.duration {
+            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = stop => tracing::info!("stopping the VM"),
+        status = vm.exited() => tracing::info!("QEMU exited: {status:?}"),
+    }
+    vm.kill().await?;
+    let s = gpu.stats();
+    for p in &pipelines {
+        let ps = p.stats();
+        tracing::info!(
+            "scanout {}: {} frames encoded, {} keyframes",
+            p.scanout_id(),
+            ps.frames,
+            ps.keyframes
+        );
+    }
+    tracing::info!(
+        "GPU: {} flushes, {} bytes copied, {} zero-copy backings, {} copied backings, {} refused commands",
+        s.flushes, s.bytes_copied, s.zero_copy_attaches, s.copy_attaches, s.errors
+    );
+    Ok(())
+}
