@@ -463,7 +463,8 @@ impl Vm {
     /// with the other methods, which only lock it briefly.
     pub async fn exited(&self) -> Result<ExitStatus, VmError> {
         loop {
-            if let Some(status) = lock(&self.child).try_wait().map_err(VmError::Wait)? {
+            let exited = lock(&self.child).try_wait().map_err(VmError::Wait)?;
+            if let Some(status) = exited {
                 if !status.success() {
                     warn!(%status, stderr = %self.final_stderr().await, "QEMU failed");
                 }
