@@ -151,8 +151,8 @@ impl ScanoutSource {
 
 impl FrameSource for ScanoutSource {
     fn wait(&mut self, deadline: Instant) -> SourceEvent {
-        // The caller is done with the last frame: let its pixels go.
-        self.current = None;
+        // The last picture stays current until a new one replaces it, so a
+        // keyframe for a new viewer can be encoded from a still screen.
         let mut state = self.shared.lock();
         loop {
             if state.closed {

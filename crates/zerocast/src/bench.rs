@@ -30,6 +30,20 @@ pub struct BenchArgs {
     /// Frames to encode.
     #[arg(long, default_value_t = 600)]
     pub frames: u32,
+    /// Stream a VM's screen instead of the synthetic desktop: the guest kernel
+    /// (e.g. work/guest/vmlinuz from scripts/build-guest.sh).
+    #[arg(long, requires = "initrd")]
+    pub kernel: Option<PathBuf>,
+    /// The guest's initramfs.
+    #[arg(long)]
+    pub initrd: Option<PathBuf>,
+    /// The guest's kernel command line (the test guest's flipper takes
+    /// zerocast.fps=N; 0 flips as fast as it can).
+    #[arg(
+        long,
+        default_value = "zerocast.fps=0 drm_kms_helper.fbdev_emulation=0"
+    )]
+    pub append: String,
     /// Seconds to measure the stream into the browser (0: encode only).
     #[arg(long, default_value_t = 15.0)]
     pub seconds: f64,
@@ -60,6 +74,10 @@ struct StreamReport {
     host_cores: f64,
     bitrate_bps: f64,
     decoder_errors: u64,
+    /// VM only: frames the guest flushed per second, and pixel bytes the
+    /// host copied per encoded frame.
+    guest_flushes_per_second: Option<f64>,
+    bytes_copied_per_frame: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -188,8 +206,19 @@ async fn page(c: &mut Chromium) -> anyhow::Result<serde_json::Value> {
 async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
     let v = &args.video;
     let listen: SocketAddr = "127.0.0.1:0".parse()?;
-    let stack = Stack::start(v, Motion::Animated, listen, &[]).await?;
-    let mut chromium = Chromium::open(&format!("http://{}/", stack.viewer))
+    let (viewer, pipeline, vm) = match (&args.kernel, &args.initrd) {
+        (Some(kernel), Some(initrd)) => {
+            let vm_args = crate::vm::VmArgs::for_bench(kernel, initrd, &args.append, v, listen);
+            let vm = crate::vm::VmStack::start(&vm_args).await?;
+            (vm.viewer, vm.pipelines[0].clone(), Some(vm))
+        }
+        _ => {
+            let stack = Stack::start(v, Motion::Animated, listen, &[]).await?;
+            (stack.viewer, stack.pipeline, None)
+        }
+    };
+    let gpu_counters = || vm.as_ref().map(|vm| vm.gpu.stats());
+    let mut chromium = Chromium::open(&format!("http://{viewer}/"))
         .await
         .context("starting headless Chromium (scripts/install-deps.sh installs it)")?;
     // Warm up: the decoder configured and a couple of seconds of frames.
@@ -205,17 +234,19 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (p0, f0, cpu0, t0) = (
+    let (p0, f0, cpu0, g0, t0) = (
         page(&mut chromium).await?,
-        stack.pipeline.stats().frames,
+        pipeline.stats().frames,
         process_cpu(),
+        gpu_counters(),
         Instant::now(),
     );
     tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
-    let (p1, f1, cpu1, elapsed) = (
+    let (p1, f1, cpu1, g1, elapsed) = (
         page(&mut chromium).await?,
-        stack.pipeline.stats().frames,
+        pipeline.stats().frames,
         process_cpu(),
+        gpu_counters(),
         t0.elapsed(),
     );
     let decoded = p1["decoded"]
@@ -245,7 +276,16 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
         host_cores: cpu / elapsed.as_secs_f64(),
         bitrate_bps: p1["bitrate_bps"].as_f64().unwrap_or(0.0),
         decoder_errors: p1["errors"].as_u64().unwrap_or(0),
+        guest_flushes_per_second: g0
+            .zip(g1)
+            .map(|(a, b)| b.flushes.saturating_sub(a.flushes) as f64 / elapsed.as_secs_f64()),
+        bytes_copied_per_frame: g0
+            .zip(g1)
+            .map(|(a, b)| b.bytes_copied.saturating_sub(a.bytes_copied) as f64 / frames as f64),
     };
+    if let Some(vm) = vm {
+        vm.stop().await?;
+    }
     println!(
         "stream            {:.1} fps decoded in Chromium (target {})",
         report.delivered_fps, report.target_fps

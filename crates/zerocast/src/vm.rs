@@ -69,6 +69,35 @@ pub struct VmArgs {
     pub duration: Option<f64>,
 }
 
+impl VmArgs {
+    /// A VM for the benchmark: the given guest on free loopback ports.
+    pub fn for_bench(
+        kernel: &std::path::Path,
+        initrd: &std::path::Path,
+        append: &str,
+        video: &VideoArgs,
+        listen: SocketAddr,
+    ) -> VmArgs {
+        VmArgs {
+            kernel: Some(kernel.into()),
+            initrd: Some(initrd.into()),
+            append: append.into(),
+            disk: None,
+            memory: 512,
+            accel: AccelArg::Tcg,
+            scanouts: 1,
+            mode_width: 1280,
+            mode_height: 800,
+            video: video.clone(),
+            listen,
+            hxfr: Vec::new(),
+            work_dir: None,
+            qemu_args: Vec::new(),
+            duration: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum AccelArg {
     Tcg,
@@ -87,92 +116,139 @@ impl ResourceTable for GpuResources {
     }
 }
 
-pub async fn run(args: VmArgs) -> anyhow::Result<()> {
-    let work = match &args.work_dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("zerocast-vm-{}", std::process::id())),
-    };
-    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
-    let gpu_socket = work.join("gpu.sock");
-    let qmp_socket = work.join("qmp.sock");
-    let serial_log = work.join("serial.log");
+/// A running VM with its GPU backend, pipelines, HXFR listeners and gateway.
+pub struct VmStack {
+    pub vm: Vm,
+    pub gpu: Arc<GpuBackendHandle>,
+    pub pipelines: Vec<Arc<ScanoutPipeline>>,
+    pub viewer: SocketAddr,
+    pub hxfr: Vec<Endpoint>,
+    pub serial_log: PathBuf,
+}
 
-    let mode = (args.mode_width, args.mode_height);
-    let gpu = GpuBackendHandle::start(
-        &gpu_socket,
-        GpuConfig {
-            scanouts: vec![mode; args.scanouts as usize],
-        },
-    )
-    .context("starting the GPU backend")?;
-    let gpu = Arc::new(gpu);
-    let mut config = VmConfig::new(
-        Gpu::VhostUser {
-            socket: gpu_socket.clone(),
-        },
-        &qmp_socket,
-        &serial_log,
-    );
-    config.kernel = args.kernel.clone();
-    config.initrd = args.initrd.clone();
-    config.append = args.append.clone();
-    config.disk = args.disk.clone();
-    config.memory_mb = args.memory;
-    config.accel = match args.accel {
-        AccelArg::Tcg => Accel::Tcg,
-        AccelArg::Kvm => Accel::Kvm,
-    };
-    config.scanouts = args.scanouts;
-    config.extra_args = args.qemu_args.clone();
-    let mut vm = Vm::spawn(&config).context("starting QEMU")?;
-    let qmp = Qmp::connect(&qmp_socket, Duration::from_secs(30))
-        .await
-        .context("connecting to QEMU's QMP socket")?;
-    let input: Arc<dyn InputSink> = Arc::new(QmpInput::start(qmp).context("starting QMP input")?);
-
-    let v = &args.video;
-    let registry = Arc::new(
-        Registry::new(v.encoder, v.settings())
-            .with_resources(Arc::new(GpuResources(gpu.resources()))),
-    );
-    let mut pipelines = Vec::new();
-    for id in 0..args.scanouts {
-        let source = gpu.scanout(id)?;
-        let config = PipelineConfig {
-            scanout_id: id,
-            encoder: v.encoder,
-            settings: v.settings(),
+impl VmStack {
+    pub async fn start(args: &VmArgs) -> anyhow::Result<VmStack> {
+        let work = match &args.work_dir {
+            Some(d) => d.clone(),
+            None => std::env::temp_dir().join(format!("zerocast-vm-{}", std::process::id())),
         };
-        let pipeline = Arc::new(ScanoutPipeline::start(Box::new(source), config)?);
-        tracing::info!("scanout {id}: {}", pipeline.describe());
-        registry.add_scanout(pipeline.clone());
-        pipelines.push(pipeline);
-    }
-    let server = Server::new(registry.clone(), 64);
-    let mut out = std::io::stdout().lock();
-    for endpoint in &args.hxfr {
-        let (bound, _task) = server.listen(endpoint).await.with_context(|| {
-            format!("listening for HXFR on {endpoint} (pick another with --hxfr)")
-        })?;
-        writeln!(out, "hxfr: {bound}")?;
-    }
-    let stats_gpu = gpu.clone();
-    let gateway = Arc::new(
-        Gateway::new(registry.clone(), Some(input)).with_source_stats(Box::new(move || {
+        std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+        let gpu_socket = work.join("gpu.sock");
+        let qmp_socket = work.join("qmp.sock");
+        let serial_log = work.join("serial.log");
+
+        let mode = (args.mode_width, args.mode_height);
+        let gpu = GpuBackendHandle::start(
+            &gpu_socket,
+            GpuConfig {
+                scanouts: vec![mode; args.scanouts as usize],
+            },
+        )
+        .context("starting the GPU backend")?;
+        let gpu = Arc::new(gpu);
+        let mut config = VmConfig::new(
+            Gpu::VhostUser {
+                socket: gpu_socket.clone(),
+            },
+            &qmp_socket,
+            &serial_log,
+        );
+        config.kernel = args.kernel.clone();
+        config.initrd = args.initrd.clone();
+        config.append = args.append.clone();
+        config.disk = args.disk.clone();
+        config.memory_mb = args.memory;
+        config.accel = match args.accel {
+            AccelArg::Tcg => Accel::Tcg,
+            AccelArg::Kvm => Accel::Kvm,
+        };
+        config.scanouts = args.scanouts;
+        config.extra_args = args.qemu_args.clone();
+        let vm = Vm::spawn(&config).context("starting QEMU")?;
+        let qmp = Qmp::connect(&qmp_socket, Duration::from_secs(30))
+            .await
+            .context("connecting to QEMU's QMP socket")?;
+        let input: Arc<dyn InputSink> =
+            Arc::new(QmpInput::start(qmp).context("starting QMP input")?);
+
+        let v = &args.video;
+        let registry = Arc::new(
+            Registry::new(v.encoder, v.settings())
+                .with_resources(Arc::new(GpuResources(gpu.resources()))),
+        );
+        let mut pipelines = Vec::new();
+        for id in 0..args.scanouts {
+            let source = gpu.scanout(id)?;
+            let config = PipelineConfig {
+                scanout_id: id,
+                encoder: v.encoder,
+                settings: v.settings(),
+            };
+            let pipeline = Arc::new(ScanoutPipeline::start(Box::new(source), config)?);
+            tracing::info!("scanout {id}: {}", pipeline.describe());
+            registry.add_scanout(pipeline.clone());
+            pipelines.push(pipeline);
+        }
+        let server = Server::new(registry.clone(), 64);
+        let mut hxfr = Vec::new();
+        for endpoint in &args.hxfr {
+            let (bound, _task) = server.listen(endpoint).await.with_context(|| {
+                format!("listening for HXFR on {endpoint} (pick another with --hxfr)")
+            })?;
+            hxfr.push(bound);
+        }
+        let stats_gpu = gpu.clone();
+        let source_stats = Box::new(move || {
             let s = stats_gpu.stats();
             json!({
                 "gpu_commands": s.commands, "gpu_errors": s.errors, "flushes": s.flushes,
                 "transfers": s.transfers, "bytes_copied": s.bytes_copied,
                 "zero_copy_attaches": s.zero_copy_attaches, "copy_attaches": s.copy_attaches,
             })
-        })),
-    );
-    let (viewer, _web) = gateway
-        .serve(args.listen)
-        .await
-        .with_context(|| format!("listening on {} (pick another with --listen)", args.listen))?;
-    writeln!(out, "serial: {}", serial_log.display())?;
-    writeln!(out, "viewer: http://{viewer}/")?;
+        });
+        let gateway = Arc::new(Gateway::new(registry, Some(input)).with_source_stats(source_stats));
+        let (viewer, _web) = gateway.serve(args.listen).await.with_context(|| {
+            format!("listening on {} (pick another with --listen)", args.listen)
+        })?;
+        Ok(VmStack {
+            vm,
+            gpu,
+            pipelines,
+            viewer,
+            hxfr,
+            serial_log,
+        })
+    }
+
+    /// Stops QEMU and logs what the GPU and the encoders did.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.vm.kill().await?;
+        for p in &self.pipelines {
+            let ps = p.stats();
+            tracing::info!(
+                "scanout {}: {} frames encoded, {} keyframes",
+                p.scanout_id(),
+                ps.frames,
+                ps.keyframes
+            );
+        }
+        let s = self.gpu.stats();
+        tracing::info!(
+            "GPU: {} flushes, {} bytes copied, {} zero-copy backings, {} copied backings, {} refused commands",
+            s.flushes, s.bytes_copied, s.zero_copy_attaches, s.copy_attaches, s.errors
+        );
+        Ok(())
+    }
+}
+
+pub async fn run(args: VmArgs) -> anyhow::Result<()> {
+    let stack = VmStack::start(&args).await?;
+    let mut out = std::io::stdout().lock();
+    for bound in &stack.hxfr {
+        writeln!(out, "hxfr: {bound}")?;
+    }
+    writeln!(out, "serial: {}", stack.serial_log.display())?;
+    writeln!(out, "viewer: http://{}/", stack.viewer)?;
     out.flush()?;
     drop(out);
 
@@ -186,22 +262,7 @@ pub async fn run(args: VmArgs) -> anyhow::Result<()> {
     };
     tokio::select! {
         _ = stop => tracing::info!("stopping the VM"),
-        status = vm.exited() => tracing::info!("QEMU exited: {status:?}"),
+        status = stack.vm.exited() => tracing::info!("QEMU exited: {status:?}"),
     }
-    vm.kill().await?;
-    let s = gpu.stats();
-    for p in &pipelines {
-        let ps = p.stats();
-        tracing::info!(
-            "scanout {}: {} frames encoded, {} keyframes",
-            p.scanout_id(),
-            ps.frames,
-            ps.keyframes
-        );
-    }
-    tracing::info!(
-        "GPU: {} flushes, {} bytes copied, {} zero-copy backings, {} copied backings, {} refused commands",
-        s.flushes, s.bytes_copied, s.zero_copy_attaches, s.copy_attaches, s.errors
-    );
-    Ok(())
+    stack.stop().await
 }
