@@ -248,8 +248,17 @@ fn put_c_string(b: &mut impl BufMut, s: &str, field: usize) {
     b.put_bytes(0, field - end);
 }
 
-/// Reads a NUL-terminated string from a fixed field.
+/// Reads a NUL-terminated string from a fixed field. Bytes that are not
+/// UTF-8 become U+FFFD; the result is cut so that it still fits the field
+/// when sent again (replacement characters are wider than the bytes they
+/// replace).
 pub(crate) fn get_c_string(field: &[u8]) -> String {
     let end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
-    String::from_utf8_lossy(&field[..end]).into_owned()
+    let mut s = String::from_utf8_lossy(&field[..end]).into_owned();
+    let mut max = field.len().saturating_sub(1);
+    while max < s.len() && !s.is_char_boundary(max) {
+        max -= 1;
+    }
+    s.truncate(max);
+    s
 }

@@ -213,3 +213,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn strings_that_are_not_utf8_survive_a_round_trip() {
+    // Found by the fuzzer: U+FFFD is three bytes, wider than the byte it replaces.
+    let mut b = header(0xFF, 260);
+    b.put_i32_le(-1);
+    b.put_bytes(0xFF, 256);
+    let first = Decoder::new(Limits::CLIENT).decode(&mut b).unwrap().unwrap();
+    let mut again = BytesMut::new();
+    encode(&first, &mut again);
+    let second = Decoder::new(Limits::CLIENT).decode(&mut again).unwrap().unwrap();
+    assert_eq!(first, second);
+}
