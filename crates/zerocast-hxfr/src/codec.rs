@@ -18,11 +18,12 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// What a host accepts from guests and clients: requests are small, and
-    /// anything big is hostile.
+    /// What a host accepts from guests and clients: requests are small; only
+    /// a guest agent publishing its own stream sends access units, and a
+    /// 1080p keyframe fits in far less than this.
     pub const HOST: Limits = Limits {
-        max_payload: 64 * 1024,
-        max_nal_count: 0,
+        max_payload: 4 * 1024 * 1024,
+        max_nal_count: 64,
     };
     /// What a client accepts from a host: an access unit of a 4K keyframe at
     /// a high bitrate fits with room to spare.

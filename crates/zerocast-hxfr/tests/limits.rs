@@ -220,9 +220,15 @@ fn strings_that_are_not_utf8_survive_a_round_trip() {
     let mut b = header(0xFF, 260);
     b.put_i32_le(-1);
     b.put_bytes(0xFF, 256);
-    let first = Decoder::new(Limits::CLIENT).decode(&mut b).unwrap().unwrap();
+    let first = Decoder::new(Limits::CLIENT)
+        .decode(&mut b)
+        .unwrap()
+        .unwrap();
     let mut again = BytesMut::new();
     encode(&first, &mut again);
-    let second = Decoder::new(Limits::CLIENT).decode(&mut again).unwrap().unwrap();
+    let second = Decoder::new(Limits::CLIENT)
+        .decode(&mut again)
+        .unwrap()
+        .unwrap();
     assert_eq!(first, second);
 }

@@ -13,8 +13,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use zerocast_encode::{EncoderSettings, Fps};
 use zerocast_hxfr::{
-    encode, ConfigReq, Decoder, ErrorCode, ErrorMsg, FrameRequest, Limits, Message, Packet,
-    ScanoutResp, SubscribeResp,
+    encode, ConfigReq, Decoder, ErrorCode, ErrorMsg, FrameRequest, FrameResponse, Limits, Message,
+    Packet, ScanoutResp, SubscribeResp,
 };
 
 use crate::session::{Refusal, Session};
@@ -43,6 +43,7 @@ where
         tx: Replies(tx),
         sessions: HashMap::new(),
         subscribed: None,
+        publishing: HashMap::new(),
     };
     let decoder = Decoder::new(Limits::HOST);
     let mut buf = BytesMut::with_capacity(4096);
@@ -81,6 +82,8 @@ struct Connection {
     tx: Replies,
     sessions: HashMap<u16, Session>,
     subscribed: Option<Arc<ScanoutPipeline>>,
+    /// Picture sizes of the published streams this peer feeds, by session id.
+    publishing: HashMap<u16, (u32, u32)>,
 }
 
 /// The writer is gone: stop reading too.
@@ -152,8 +155,8 @@ impl Connection {
                 let ok = self.registry.scanout(scanout_id).is_some();
                 self.tx.scanout_resp(sid, scanout_id, ok).await
             }
-            m @ (Message::FrameResponse(_)
-            | Message::ConfigResp
+            Message::FrameResponse(r) => self.publish(sid, r).await,
+            m @ (Message::ConfigResp
             | Message::Pong
             | Message::ScanoutResp(_)
             | Message::SubscribeResp(_)
@@ -184,7 +187,60 @@ impl Connection {
         self.tx.push(Outgoing::Subscribe(sub)).await
     }
 
+    /// A guest agent hands in a frame of its published stream (session id =
+    /// stream id): zerocast's extension of HXFR, see docs/hxfr.md.
+    async fn publish(&mut self, sid: u16, r: FrameResponse) -> Result<(), Closed> {
+        let Some(stream) = self
+            .registry
+            .scanout(u32::from(sid))
+            .filter(|p| p.is_published())
+        else {
+            let msg = format!(
+                "FRAME_RESPONSE is sent by the host; session {sid} is not a published stream"
+            );
+            return self
+                .tx
+                .refuse(sid, Refusal::new(ErrorCode::InvalidMessage, msg))
+                .await;
+        };
+        let Some(&size) = self.publishing.get(&sid) else {
+            let msg = format!(
+                "stream {sid}: send CONFIG_REQ with the picture's width and height before frames"
+            );
+            return self
+                .tx
+                .refuse(sid, Refusal::new(ErrorCode::NotConfigured, msg))
+                .await;
+        };
+        let access_unit = match r.nals.as_slice() {
+            [one] => one.clone(),
+            many => many.concat().into(),
+        };
+        if stream.publish(&access_unit, r.is_keyframe, r.pts_ns, size) {
+            return self.tx.send(sid, Message::KeyframeReq).await;
+        }
+        Ok(())
+    }
+
     async fn configure(&mut self, sid: u16, c: ConfigReq) -> Result<(), Closed> {
+        if self
+            .registry
+            .scanout(u32::from(sid))
+            .is_some_and(|p| p.is_published())
+        {
+            if c.width == 0 || c.height == 0 || c.width > 8192 || c.height > 8192 {
+                let msg = format!(
+                    "stream {sid}: CONFIG_REQ needs the picture's size (1..=8192), got {}x{}",
+                    c.width, c.height
+                );
+                return self
+                    .tx
+                    .refuse(sid, Refusal::new(ErrorCode::InvalidMessage, msg))
+                    .await;
+            }
+            self.publishing.insert(sid, (c.width, c.height));
+            return self.tx.send(sid, Message::ConfigResp).await;
+        }
         let base = match (&self.subscribed, self.sessions.get(&sid)) {
             (Some(p), _) => p.settings(),
             (None, Some(s)) => s.settings(),

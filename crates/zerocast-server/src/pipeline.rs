@@ -107,6 +107,8 @@ pub struct ScanoutPipeline {
     stats: Arc<Mutex<PipelineStats>>,
     describe: String,
     thread: Option<JoinHandle<()>>,
+    /// For a stream encoded elsewhere (a guest agent): where its frames go in.
+    published: Option<Mutex<Output>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -128,14 +130,13 @@ impl ScanoutPipeline {
         let mut worker = Worker {
             source,
             encoder,
-            tx: tx.clone(),
-            control: control.clone(),
-            stats: stats.clone(),
-            scanout_id: config.scanout_id,
+            output: Output::new(
+                config.scanout_id,
+                tx.clone(),
+                control.clone(),
+                stats.clone(),
+            ),
             out: Vec::new(),
-            seq: 0,
-            keyframes_served: 0,
-            last_keyframe: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("scanout-{}", config.scanout_id))
@@ -151,7 +152,59 @@ impl ScanoutPipeline {
             stats,
             describe,
             thread: Some(thread),
+            published: None,
         })
+    }
+
+    /// A stream whose frames are encoded elsewhere and handed in with
+    /// [`ScanoutPipeline::publish`] (a guest agent's stream). Subscribers see
+    /// it like any scanout.
+    pub fn published(scanout_id: u32, describe: impl Into<String>) -> Self {
+        let (tx, _) = broadcast::channel(BACKLOG);
+        let control = Arc::new(Control::default());
+        let stats = Arc::new(Mutex::new(PipelineStats::default()));
+        let output = Output::new(scanout_id, tx.clone(), control.clone(), stats.clone());
+        ScanoutPipeline {
+            scanout_id,
+            tx,
+            control,
+            stats,
+            describe: describe.into(),
+            thread: None,
+            published: Some(Mutex::new(output)),
+        }
+    }
+
+    /// Hands in one access unit of a published stream. Returns true when the
+    /// publisher should make its next frame a keyframe (a new or lagging
+    /// subscriber), false too when this is not a published stream.
+    pub fn publish(
+        &self,
+        access_unit: &[u8],
+        keyframe: bool,
+        captured_unix_ns: i64,
+        size: (u32, u32),
+    ) -> bool {
+        let Some(output) = &self.published else {
+            return false;
+        };
+        let mut output = lock(output);
+        let (_, requests) = output.keyframe_due();
+        let frame = Published {
+            access_unit,
+            keyframe,
+            captured_at: Instant::now(),
+            captured_unix_ns,
+            size,
+            encode_time: Duration::ZERO,
+        };
+        output.publish(frame, requests);
+        output.keyframe_due().0
+    }
+
+    /// True for a stream fed by [`ScanoutPipeline::publish`].
+    pub fn is_published(&self) -> bool {
+        self.published.is_some()
     }
 
     pub fn scanout_id(&self) -> u32 {
@@ -207,16 +260,96 @@ impl Drop for ScanoutPipeline {
 struct Worker {
     source: Box<dyn FrameSource>,
     encoder: Box<dyn VideoEncoder>,
+    output: Output,
+    /// Reused for every access unit.
+    out: Vec<u8>,
+}
+
+/// One access unit on its way to the subscribers.
+struct Published<'a> {
+    access_unit: &'a [u8],
+    keyframe: bool,
+    captured_at: Instant,
+    captured_unix_ns: i64,
+    size: (u32, u32),
+    encode_time: Duration,
+}
+
+/// The publishing half of a pipeline: frames into the broadcast, with the
+/// keyframe bookkeeping and the counters. Shared by encoded and published streams.
+struct Output {
+    scanout_id: u32,
     tx: broadcast::Sender<Arc<EncodedFrame>>,
     control: Arc<Control>,
     stats: Arc<Mutex<PipelineStats>>,
-    scanout_id: u32,
-    /// Reused for every access unit.
-    out: Vec<u8>,
     seq: u64,
     /// Explicit keyframe requests answered by a published keyframe.
     keyframes_served: u64,
     last_keyframe: Option<Instant>,
+}
+
+impl Output {
+    fn new(
+        scanout_id: u32,
+        tx: broadcast::Sender<Arc<EncodedFrame>>,
+        control: Arc<Control>,
+        stats: Arc<Mutex<PipelineStats>>,
+    ) -> Self {
+        Output {
+            scanout_id,
+            tx,
+            control,
+            stats,
+            seq: 0,
+            keyframes_served: 0,
+            last_keyframe: None,
+        }
+    }
+
+    /// Whether the next frame must be a keyframe, and the request count read
+    /// for it (see [`Control::keyframe_requests`]).
+    fn keyframe_due(&self) -> (bool, u64) {
+        let requests = self.control.keyframe_requests.load(Ordering::Acquire);
+        let in_flight = self
+            .last_keyframe
+            .is_some_and(|t| t.elapsed() < KEYFRAME_IN_FLIGHT);
+        let due = requests > self.keyframes_served || (!in_flight && self.control.anyone_waiting());
+        (due, requests)
+    }
+
+    fn publish(&mut self, f: Published<'_>, requests: u64) {
+        self.seq += 1;
+        let mut msg = BytesMut::with_capacity(EncodedFrame::AU_OFFSET + f.access_unit.len());
+        encode_frame_response(
+            &mut msg,
+            self.scanout_id as u16,
+            f.captured_unix_ns,
+            f.captured_unix_ns,
+            f.keyframe,
+            f.access_unit,
+        );
+        {
+            let mut s = lock(&self.stats);
+            s.frames += 1;
+            s.keyframes += u64::from(f.keyframe);
+            s.bytes += f.access_unit.len() as u64;
+        }
+        if f.keyframe {
+            self.keyframes_served = requests;
+            self.last_keyframe = Some(Instant::now());
+        }
+        // Fails only when the last subscriber left meanwhile: nothing to do.
+        let _ = self.tx.send(Arc::new(EncodedFrame {
+            seq: self.seq,
+            keyframe: f.keyframe,
+            captured_unix_ns: f.captured_unix_ns,
+            captured_at: f.captured_at,
+            width: f.size.0,
+            height: f.size.1,
+            encode_time: f.encode_time,
+            hxfr: msg.freeze(),
+        }));
+    }
 }
 
 impl Worker {
@@ -225,7 +358,8 @@ impl Worker {
         let mut captured = Instant::now();
         // Maps the source's Instants onto wall-clock time for viewers.
         let (epoch_instant, epoch_wall) = (Instant::now(), SystemTime::now());
-        while !self.control.stop.load(Ordering::Acquire) {
+        let id = self.output.scanout_id;
+        while !self.output.control.stop.load(Ordering::Acquire) {
             match self.source.wait(Instant::now() + CONTROL_TICK) {
                 SourceEvent::Changed { captured_at } => {
                     dirty = true;
@@ -233,30 +367,25 @@ impl Worker {
                 }
                 SourceEvent::Idle => {}
                 SourceEvent::Closed => {
-                    tracing::info!(scanout = self.scanout_id, "frame source closed");
+                    tracing::info!(scanout = id, "frame source closed");
                     break;
                 }
             }
-            if let Some(s) = lock(&self.control.settings).take() {
+            if let Some(s) = lock(&self.output.control.settings).take() {
                 if let Err(e) = self.encoder.reconfigure(s) {
-                    tracing::warn!(scanout = self.scanout_id, "reconfigure failed: {e}");
+                    tracing::warn!(scanout = id, "reconfigure failed: {e}");
                 }
-                *lock(&self.control.current) = self.encoder.settings();
+                *lock(&self.output.control.current) = self.encoder.settings();
             }
-            if self.tx.receiver_count() == 0 {
+            if self.output.tx.receiver_count() == 0 {
                 // Nobody watches: encode nothing. A new subscriber asks for a keyframe.
                 if dirty {
-                    lock(&self.stats).unwatched += 1;
+                    lock(&self.output.stats).unwatched += 1;
                 }
                 dirty = false;
                 continue;
             }
-            let requests = self.control.keyframe_requests.load(Ordering::Acquire);
-            let in_flight = self
-                .last_keyframe
-                .is_some_and(|t| t.elapsed() < KEYFRAME_IN_FLIGHT);
-            let keyframe =
-                requests > self.keyframes_served || (!in_flight && self.control.anyone_waiting());
+            let (keyframe, requests) = self.output.keyframe_due();
             if !(dirty || keyframe) {
                 continue;
             }
@@ -282,50 +411,31 @@ impl Worker {
         self.out.clear();
         let result = self.encoder.encode(&frame, force_keyframe, &mut self.out);
         let (elapsed, cpu) = (start.elapsed(), thread_cpu_time().saturating_sub(cpu_start));
-        let (width, height) = (frame.width(), frame.height());
+        let size = (frame.width() & !1, frame.height() & !1);
         let encoded = match result {
             Ok(e) => e,
             Err(e) => {
-                tracing::warn!(scanout = self.scanout_id, "encode failed: {e}");
-                lock(&self.stats).encode_errors += 1;
+                tracing::warn!(scanout = self.output.scanout_id, "encode failed: {e}");
+                lock(&self.output.stats).encode_errors += 1;
                 return;
             }
         };
-        self.seq += 1;
-        let captured_unix_ns = wall
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64);
-        let mut msg = BytesMut::with_capacity(EncodedFrame::AU_OFFSET + self.out.len());
-        encode_frame_response(
-            &mut msg,
-            self.scanout_id as u16,
-            captured_unix_ns,
-            captured_unix_ns,
-            encoded.keyframe,
-            &self.out,
-        );
         {
-            let mut s = lock(&self.stats);
-            s.frames += 1;
-            s.keyframes += u64::from(encoded.keyframe);
-            s.bytes += self.out.len() as u64;
+            let mut s = lock(&self.output.stats);
             s.encode.push(elapsed);
             s.encode_cpu.push(cpu);
         }
-        if encoded.keyframe {
-            self.keyframes_served = requests;
-            self.last_keyframe = Some(Instant::now());
-        }
-        // Fails only when the last subscriber left meanwhile: nothing to do.
-        let _ = self.tx.send(Arc::new(EncodedFrame {
-            seq: self.seq,
+        let captured_unix_ns = wall
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        let frame = Published {
+            access_unit: &self.out,
             keyframe: encoded.keyframe,
-            captured_unix_ns,
             captured_at,
-            width: width & !1,
-            height: height & !1,
+            captured_unix_ns,
+            size,
             encode_time: elapsed,
-            hxfr: msg.freeze(),
-        }));
+        };
+        self.output.publish(frame, requests);
     }
 }
