@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything zerocast's tests and benchmarks use, from Debian's packages.
+# Installs everything zerocast's tests and benchmarks use: Debian packages, and
+# vhost-device-vsock from crates.io.
 # Idempotent: installs only what is missing. Needs root (or sudo) on Debian 12.
 set -euo pipefail
 
@@ -10,7 +11,15 @@ have nasm || need+=(nasm)                       # openh264's SIMD assembly (else
 have ffprobe || need+=(ffmpeg)                  # the real decoder that checks our H.264
 have chromium || need+=(chromium)               # headless browser for the WebCodecs viewer tests
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx cpio || need+=(busybox-static)
+[ -f /usr/lib/x86_64-linux-gnu/libx264.a ] || need+=(libx264-dev) # static x264 for the guest agent's baseline
 have qemu-system-x86_64 || need_qemu=1
+
+# Real vsock for guests where /dev/vhost-vsock is missing: rust-vmm's
+# vhost-device-vsock, from crates.io.
+if ! command -v vhost-device-vsock >/dev/null 2>&1; then
+  echo "install-deps: cargo install vhost-device-vsock" >&2
+  cargo install --locked --quiet vhost-device-vsock
+fi
 
 if [ ${#need[@]} -eq 0 ] && [ -z "${need_qemu:-}" ]; then
   exit 0

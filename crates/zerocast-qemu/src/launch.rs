@@ -85,6 +85,9 @@ pub struct VmConfig {
     pub qmp_socket: PathBuf,
     /// Where QEMU writes the guest's serial console (created afresh).
     pub serial_log: PathBuf,
+    /// A vhost-user-vsock backend's socket (see [`crate::VsockDevice`]):
+    /// gives the guest real vsock.
+    pub vsock: Option<PathBuf>,
     /// Appended to the command line as they are.
     pub extra_args: Vec<String>,
 }
@@ -176,6 +179,7 @@ impl VmConfig {
             scanouts: 1,
             qmp_socket: qmp_socket.into(),
             serial_log: serial_log.into(),
+            vsock: None,
             extra_args: Vec::new(),
         }
     }
@@ -200,6 +204,9 @@ impl VmConfig {
         socket_path("QMP socket", &self.qmp_socket)?;
         if let Gpu::VhostUser { socket } = &self.gpu {
             socket_path("vhost-user-gpu socket", socket)?;
+        }
+        if let Some(socket) = &self.vsock {
+            socket_path("vhost-user-vsock socket", socket)?;
         }
         utf8("serial log", &self.serial_log)?;
         for (what, path) in [("kernel", &self.kernel), ("initrd", &self.initrd)] {
@@ -255,6 +262,11 @@ impl VmConfig {
             "-device",
             "virtio-tablet-pci",
         ]);
+        if let Some(socket) = &self.vsock {
+            let socket = opt_value(utf8("vhost-user-vsock socket", socket)?);
+            push(&["-chardev", &format!("socket,id=vsock,path={socket}")]);
+            push(&["-device", "vhost-user-vsock-pci,chardev=vsock"]);
+        }
         push(&["-vga", "none", "-display", "none", "-monitor", "none"]);
         let qmp = opt_value(utf8("QMP socket", &self.qmp_socket)?);
         push(&["-qmp", &format!("unix:{qmp},server=on,wait=off")]);

@@ -14,13 +14,17 @@ use serde_json::json;
 use zerocast_frame::Frame;
 use zerocast_gpu::{GpuBackendHandle, GpuConfig};
 use zerocast_input::InputSink;
-use zerocast_qemu::{Accel, Gpu, Qmp, QmpInput, Vm, VmConfig};
+use zerocast_qemu::{Accel, Gpu, Qmp, QmpInput, Vm, VmConfig, VsockDevice};
 use zerocast_server::{
     Endpoint, PipelineConfig, Registry, ResourceError, ResourceTable, ScanoutPipeline, Server,
 };
 use zerocast_web::Gateway;
 
 use crate::options::VideoArgs;
+
+/// The stream id under which a guest agent publishes the frames it encoded
+/// (after the scanouts, which are 0..4).
+pub const GUEST_STREAM: u32 = 16;
 
 #[derive(Args, Debug)]
 pub struct VmArgs {
@@ -58,6 +62,15 @@ pub struct VmArgs {
     /// HXFR endpoints, tcp:HOST:PORT or unix:PATH; repeat for several.
     #[arg(long = "hxfr", default_value = "tcp:127.0.0.1:15937")]
     pub hxfr: Vec<Endpoint>,
+    /// Give the guest vsock (through rust-vmm's vhost-device-vsock) and serve
+    /// HXFR on host port --vsock-port there, for a guest agent
+    /// (`zerocast-guest`): request/response by resource id, and stream
+    /// GUEST_STREAM for what the agent publishes.
+    #[arg(long)]
+    pub vsock: bool,
+    /// The vsock port HXFR is served on (helix's deployment uses 5001).
+    #[arg(long, default_value_t = zerocast_hxfr::DEFAULT_VSOCK_PORT)]
+    pub vsock_port: u32,
     /// Folder for the VM's sockets and serial log (default: a new one in /tmp).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
@@ -91,6 +104,8 @@ impl VmArgs {
             video: video.clone(),
             listen,
             hxfr: Vec::new(),
+            vsock: false,
+            vsock_port: zerocast_hxfr::DEFAULT_VSOCK_PORT,
             work_dir: None,
             qemu_args: Vec::new(),
             duration: None,
@@ -124,6 +139,8 @@ pub struct VmStack {
     pub viewer: SocketAddr,
     pub hxfr: Vec<Endpoint>,
     pub serial_log: PathBuf,
+    /// Kept alive as long as the VM.
+    _vsock: Option<VsockDevice>,
 }
 
 impl VmStack {
@@ -146,6 +163,14 @@ impl VmStack {
         )
         .context("starting the GPU backend")?;
         let gpu = Arc::new(gpu);
+        let vsock = match args.vsock {
+            true => Some(
+                VsockDevice::spawn(&work, 3)
+                    .await
+                    .context("starting the vsock device")?,
+            ),
+            false => None,
+        };
         let mut config = VmConfig::new(
             Gpu::VhostUser {
                 socket: gpu_socket.clone(),
@@ -163,6 +188,7 @@ impl VmStack {
             AccelArg::Kvm => Accel::Kvm,
         };
         config.scanouts = args.scanouts;
+        config.vsock = vsock.as_ref().map(|v| v.socket().to_owned());
         config.extra_args = args.qemu_args.clone();
         let vm = Vm::spawn(&config).context("starting QEMU")?;
         let qmp = Qmp::connect(&qmp_socket, Duration::from_secs(30))
@@ -190,8 +216,16 @@ impl VmStack {
             pipelines.push(pipeline);
         }
         let server = Server::new(registry.clone(), 64);
+        let mut endpoints = args.hxfr.clone();
+        if let Some(v) = &vsock {
+            endpoints.push(Endpoint::Unix(v.host_listener(args.vsock_port)));
+            registry.add_scanout(Arc::new(ScanoutPipeline::published(
+                GUEST_STREAM,
+                "frames published by the guest agent",
+            )));
+        }
         let mut hxfr = Vec::new();
-        for endpoint in &args.hxfr {
+        for endpoint in &endpoints {
             let (bound, _task) = server.listen(endpoint).await.with_context(|| {
                 format!("listening for HXFR on {endpoint} (pick another with --hxfr)")
             })?;
@@ -217,6 +251,7 @@ impl VmStack {
             viewer,
             hxfr,
             serial_log,
+            _vsock: vsock,
         })
     }
 
