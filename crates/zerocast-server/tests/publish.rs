@@ -23,8 +23,13 @@ struct Peer {
 
 impl Peer {
     async fn connect(addr: &Endpoint) -> Peer {
-        let Endpoint::Tcp(a) = addr else { unreachable!() };
-        Peer { s: TcpStream::connect(a).await.unwrap(), buf: BytesMut::new() }
+        let Endpoint::Tcp(a) = addr else {
+            unreachable!()
+        };
+        Peer {
+            s: TcpStream::connect(a).await.unwrap(),
+            buf: BytesMut::new(),
+        }
     }
 
     async fn send(&mut self, session: u16, m: Message) {
@@ -40,7 +45,11 @@ impl Peer {
                 if let Some(p) = d.decode(&mut self.buf).unwrap() {
                     return p;
                 }
-                assert_ne!(self.s.read_buf(&mut self.buf).await.unwrap(), 0, "connection closed");
+                assert_ne!(
+                    self.s.read_buf(&mut self.buf).await.unwrap(),
+                    0,
+                    "connection closed"
+                );
             }
         })
         .await
@@ -53,16 +62,32 @@ fn frame(keyframe: bool, n: u8) -> Message {
         pts_ns: i64::from(n),
         dts_ns: i64::from(n),
         is_keyframe: keyframe,
-        nals: vec![Bytes::from(vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }, n])],
+        nals: vec![Bytes::from(vec![
+            0,
+            0,
+            0,
+            1,
+            if keyframe { 0x65 } else { 0x41 },
+            n,
+        ])],
     })
 }
 
 #[tokio::test]
 async fn a_published_stream_reaches_subscribers_and_asks_for_keyframes() {
-    let registry = Arc::new(Registry::new(EncoderKind::OpenH264, EncoderSettings::default()));
-    registry.add_scanout(Arc::new(ScanoutPipeline::published(STREAM.into(), "guest agent")));
+    let registry = Arc::new(Registry::new(
+        EncoderKind::OpenH264,
+        EncoderSettings::default(),
+    ));
+    registry.add_scanout(Arc::new(ScanoutPipeline::published(
+        STREAM.into(),
+        "guest agent",
+    )));
     let server = Server::new(registry, 8);
-    let (addr, _task) = server.listen(&"tcp:127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (addr, _task) = server
+        .listen(&"tcp:127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
 
     let mut publisher = Peer::connect(&addr).await;
     // Frames before the size is known are refused.
@@ -71,12 +96,23 @@ async fn a_published_stream_reaches_subscribers_and_asks_for_keyframes() {
         Message::Error(e) => assert_eq!(ErrorCode::from_code(e.code), ErrorCode::NotConfigured),
         m => panic!("expected NOT_CONFIGURED, got {m:?}"),
     }
-    let config = ConfigReq { width: 640, height: 480, ..ConfigReq::default() };
+    let config = ConfigReq {
+        width: 640,
+        height: 480,
+        ..ConfigReq::default()
+    };
     publisher.send(STREAM, Message::ConfigReq(config)).await;
     assert_eq!(publisher.recv().await.message, Message::ConfigResp);
 
     let mut viewer = Peer::connect(&addr).await;
-    viewer.send(STREAM, Message::Subscribe { scanout_id: STREAM.into() }).await;
+    viewer
+        .send(
+            STREAM,
+            Message::Subscribe {
+                scanout_id: STREAM.into(),
+            },
+        )
+        .await;
     assert!(matches!(viewer.recv().await.message, Message::SubscribeResp(r) if r.success));
 
     // A delta frame while the new viewer waits: the publisher is asked for a keyframe.
