@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds zerocast's test guest: Debian's stock kernel plus a small initramfs
 # that loads the virtio modules and runs zerocast-flipper (or another program
-# chosen on the kernel command line), then powers off.
+# chosen on the kernel command line, such as the agent zerocast-guest), then
+# powers off.
 #
 #   scripts/build-guest.sh          # prints the paths of vmlinuz and initrd.img
 #
@@ -21,12 +22,13 @@ BUSYBOX=/bin/busybox
 TARGET=x86_64-unknown-linux-gnu
 
 # Loaded in this order by /init (modprobe adds their dependencies):
-# virtio transport, the GPU, input, vsock.
+# virtio transport, the GPU, input, vsock, network.
 MODULES=(
   virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
   drm drm_kms_helper drm_shmem_helper virtio_dma_buf virtio-gpu
   virtio_input evdev
   vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport
+  virtio_net
 )
 
 log() { echo "build-guest: $*" >&2; }
@@ -92,17 +94,18 @@ KVER=$(ls "$KROOT/lib/modules")
 KMODS=$KROOT/lib/modules/$KVER
 log "kernel $KVER"
 
-# The flipper, static (glibc static-pie: there is no musl target here).
-# Its own target folder keeps these flags from invalidating other builds.
-# Symbols stay for backtraces; debug info would triple the initramfs.
-log "building zerocast-flipper"
+# The guest programs, static (glibc static-pie: there is no musl target
+# here): the flipper and the agent. Their own target folder keeps these
+# flags from invalidating other builds. Symbols stay for backtraces; debug
+# info would triple the initramfs.
+log "building zerocast-flipper and zerocast-guest"
 (
   cd "$REPO"
   RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_STRIP=debuginfo \
     CARGO_TARGET_DIR="$REPO/target/guest" \
-    cargo build --release --quiet --target "$TARGET" -p zerocast-flipper
+    cargo build --release --quiet --target "$TARGET" -p zerocast-flipper -p zerocast-guest
 )
-FLIPPER=$REPO/target/guest/$TARGET/release/zerocast-flipper
+GUEST_BINS=$REPO/target/guest/$TARGET/release
 
 # Module files for MODULES and everything they depend on, relative to
 # $KMODS. modules.dep lists each module's full dependency closure, so one
@@ -143,13 +146,13 @@ mapfile -t files <<<"$list"
 # A modules.dep for just the copied modules, so modprobe resolves them.
 "$BUSYBOX" depmod -b "$STAGE" "$KVER"
 
-cp "$FLIPPER" "$STAGE/bin/zerocast-flipper"
+cp "$GUEST_BINS/zerocast-flipper" "$GUEST_BINS/zerocast-guest" "$STAGE/bin/"
 # GUEST_EXTRA_BINS is split on spaces on purpose.
 for bin in ${GUEST_EXTRA_BINS:-}; do
   [ -f "$bin" ] || die "GUEST_EXTRA_BINS: $bin is not a file"
   cp "$bin" "$STAGE/bin/"
 done
-for bin in "$FLIPPER" ${GUEST_EXTRA_BINS:-}; do
+for bin in "$GUEST_BINS/zerocast-flipper" "$GUEST_BINS/zerocast-guest" ${GUEST_EXTRA_BINS:-}; do
   # A dynamic program would fail in the guest with a bare "not found".
   if readelf -l "$bin" 2>/dev/null | grep -q 'Requesting program interpreter'; then
     die "$bin is dynamically linked; the guest has no libc"
@@ -163,6 +166,9 @@ cat >"$STAGE/init" <<'EOF'
 #   zerocast.run=NAME   program to run: /bin/zerocast-NAME or /bin/NAME
 #                       (default flipper; "shell" gives a console shell)
 #   zerocast.KEY=VALUE  passed to it as --KEY VALUE, e.g. zerocast.fps=60
+#   zerocast.also=NAME  a second program started in the background first,
+#                       with zerocast.also.KEY=VALUE as its --KEY VALUE
+#   zerocast.ip=A/P     address for eth0 (virtio-net), e.g. 10.0.2.15/24
 # Module options work too (busybox modprobe reads them from the command
 # line), e.g. drm_kms_helper.fbdev_emulation=0. It powers off when the
 # program exits.
@@ -179,13 +185,32 @@ done
 echo "zerocast-guest: modules loaded $(up)"
 
 run=flipper
+also=
+also_args=
+ip=
 set --
 for word in $(cat /proc/cmdline); do
   case "$word" in
     zerocast.run=*) run=${word#zerocast.run=} ;;
+    zerocast.also=*) also=${word#zerocast.also=} ;;
+    zerocast.also.*=*) kv=${word#zerocast.also.}; also_args="$also_args --${kv%%=*} ${kv#*=}" ;;
+    zerocast.ip=*) ip=${word#zerocast.ip=} ;;
     zerocast.*=*) kv=${word#zerocast.}; set -- "$@" "--${kv%%=*}" "${kv#*=}" ;;
   esac
 done
+
+if [ -n "$ip" ]; then
+  ip link set lo up
+  ip addr add "$ip" dev eth0 && ip link set eth0 up && echo "zerocast-guest: eth0 $ip"
+fi
+if [ -n "$also" ]; then
+  aprog=/bin/zerocast-$also
+  [ -x "$aprog" ] || aprog=/bin/$also
+  echo "zerocast-guest: also running $aprog$also_args"
+  # Words on the kernel command line hold no spaces: splitting is safe.
+  # shellcheck disable=SC2086
+  "$aprog" $also_args &
+fi
 
 if [ "$run" = shell ]; then
   echo "zerocast-guest: shell (exit to power off)"

@@ -386,7 +386,7 @@ impl Vm {
         }
         remove_stale_socket(&config.qmp_socket)?;
 
-        let mut child = Command::new(QEMU)
+        let mut child = crate::child::dies_with_parent(Command::new(QEMU))
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -3,6 +3,7 @@
 //! Design map:
 //! - `launch`: [`VmConfig`] -> QEMU's command line (pure, validated), and
 //!   [`Vm`], the running QEMU: spawn, watch the serial log, kill.
+//! - `child`: helper processes that die with zerocast, whatever kills it.
 //! - `qmp`: [`Qmp`], an async QMP client (line-delimited JSON on a Unix socket).
 //! - `keymap`: [`QCODES`], Linux evdev key codes -> QEMU qcodes.
 //! - `vsock`: [`VsockDevice`], rust-vmm's vhost-device-vsock giving the guest real vsock.
@@ -10,6 +11,7 @@
 //!   `input-send-event` events (pure), and [`QmpInput`], the
 //!   [`zerocast_input::InputSink`] that sends them over QMP without blocking.
 
+mod child;
 mod input;
 mod keymap;
 mod launch;

@@ -36,7 +36,7 @@ impl VsockDevice {
         let socket = dir.join("vsock.sock");
         let uds_base = dir.join("vsock");
         let _ = std::fs::remove_file(&socket);
-        let child = Command::new(VHOST_DEVICE_VSOCK)
+        let child = crate::child::dies_with_parent(Command::new(VHOST_DEVICE_VSOCK))
             .arg("--guest-cid")
             .arg(guest_cid.to_string())
             .arg("--socket")

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::future::pending;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -113,6 +113,18 @@ impl Replies {
         self.send(sid, Message::ScanoutResp(resp)).await
     }
 
+    async fn scanout_changed(
+        &self,
+        sid: u16,
+        id: u32,
+        result: Result<(), String>,
+    ) -> Result<(), Closed> {
+        if let Err(why) = &result {
+            tracing::info!(scanout = id, "scanout change refused: {why}");
+        }
+        self.scanout_resp(sid, id, result.is_ok()).await
+    }
+
     async fn refuse(&self, session_id: u16, r: Refusal) -> Result<(), Closed> {
         let message = Message::Error(ErrorMsg {
             code: r.code.code(),
@@ -147,13 +159,14 @@ impl Connection {
             Message::ConfigReq(c) => self.configure(sid, c).await,
             Message::FrameRequest(req) => self.frame_request(sid, req).await,
             Message::EnableScanout(e) => {
-                let ok = self.registry.scanout(e.scanout_id).is_some();
-                self.tx.scanout_resp(sid, e.scanout_id, ok).await
+                let mode = Some((e.width, e.height));
+                let result = self.registry.set_scanout(e.scanout_id, mode);
+                self.tx.scanout_changed(sid, e.scanout_id, result).await
             }
             Message::DisableScanout { scanout_id } => {
                 // helix's manager waits for an answer here too.
-                let ok = self.registry.scanout(scanout_id).is_some();
-                self.tx.scanout_resp(sid, scanout_id, ok).await
+                let result = self.registry.set_scanout(scanout_id, None);
+                self.tx.scanout_changed(sid, scanout_id, result).await
             }
             Message::FrameResponse(r) => self.publish(sid, r).await,
             m @ (Message::ConfigResp
@@ -216,7 +229,12 @@ impl Connection {
             [one] => one.clone(),
             many => many.concat().into(),
         };
-        if stream.publish(&access_unit, r.is_keyframe, r.pts_ns, size) {
+        // The publisher's pts is on its own clock: viewers measure latency
+        // from the frame's arrival here.
+        let arrived = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        if stream.publish(&access_unit, r.is_keyframe, arrived, size) {
             return self.tx.send(sid, Message::KeyframeReq).await;
         }
         Ok(())

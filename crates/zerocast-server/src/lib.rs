@@ -24,5 +24,5 @@ pub mod subscription;
 
 pub use listener::{Endpoint, Server};
 pub use pipeline::{EncodedFrame, PipelineConfig, ScanoutPipeline};
-pub use registry::{Registry, ResourceError, ResourceTable};
+pub use registry::{Registry, ResourceError, ResourceTable, ScanoutControl};
 pub use subscription::Subscription;

@@ -75,6 +75,8 @@ pub(crate) struct Control {
     settings: Mutex<Option<EncoderSettings>>,
     current: Mutex<EncoderSettings>,
     stop: AtomicBool,
+    /// Frames subscribers lost by falling behind (they skipped to a keyframe).
+    pub(crate) lagged: AtomicU64,
 }
 
 impl Control {
@@ -239,7 +241,9 @@ impl ScanoutPipeline {
     }
 
     pub fn stats(&self) -> PipelineStats {
-        lock(&self.stats).clone()
+        let mut s = lock(&self.stats).clone();
+        s.lagged = self.control.lagged.load(Ordering::Relaxed);
+        s
     }
 
     /// `source -> encoder`, for logs and the viewer.

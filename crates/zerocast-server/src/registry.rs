@@ -25,10 +25,20 @@ pub trait ResourceTable: Send + Sync {
     fn read(&self, id: u32, f: &mut dyn FnMut(Frame<'_>)) -> Result<(), ResourceError>;
 }
 
+/// Turns displays on and off (HXFR ENABLE_SCANOUT / DISABLE_SCANOUT): a GPU
+/// backend's hot-plug.
+pub trait ScanoutControl: Send + Sync {
+    /// Connects display `id` with the given mode; an error says why not.
+    fn enable(&self, id: u32, width: u32, height: u32) -> Result<(), String>;
+    /// Disconnects display `id`.
+    fn disable(&self, id: u32) -> Result<(), String>;
+}
+
 /// Scanouts and resources of one server, and the encoder new sessions get.
 pub struct Registry {
     scanouts: RwLock<BTreeMap<u32, Arc<ScanoutPipeline>>>,
     resources: Option<Arc<dyn ResourceTable>>,
+    control: Option<Arc<dyn ScanoutControl>>,
     encoder: EncoderKind,
     settings: EncoderSettings,
 }
@@ -38,6 +48,7 @@ impl Registry {
         Registry {
             scanouts: RwLock::default(),
             resources: None,
+            control: None,
             encoder,
             settings,
         }
@@ -46,6 +57,24 @@ impl Registry {
     pub fn with_resources(mut self, table: Arc<dyn ResourceTable>) -> Self {
         self.resources = Some(table);
         self
+    }
+
+    pub fn with_scanout_control(mut self, control: Arc<dyn ScanoutControl>) -> Self {
+        self.control = Some(control);
+        self
+    }
+
+    /// Handles ENABLE_SCANOUT / DISABLE_SCANOUT (`mode` is `Some` to enable).
+    /// Without a [`ScanoutControl`] the scanouts are fixed: enabling one that
+    /// exists succeeds, and disabling is refused.
+    pub fn set_scanout(&self, id: u32, mode: Option<(u32, u32)>) -> Result<(), String> {
+        match (&self.control, mode) {
+            (Some(c), Some((w, h))) => c.enable(id, w, h),
+            (Some(c), None) => c.disable(id),
+            (None, Some(_)) if self.scanout(id).is_some() => Ok(()),
+            (None, Some(_)) => Err(format!("scanout {id} does not exist")),
+            (None, None) => Err(format!("scanout {id} cannot be switched off here")),
+        }
     }
 
     pub fn add_scanout(&self, pipeline: Arc<ScanoutPipeline>) {

@@ -54,6 +54,8 @@ pub struct PipelineStats {
     pub encode_errors: u64,
     /// Source frames seen while nobody watched (not encoded).
     pub unwatched: u64,
+    /// Frames subscribers lost by falling behind.
+    pub lagged: u64,
     /// Wall time to convert and encode one frame.
     pub encode: Samples,
     /// Thread CPU time to convert and encode one frame.

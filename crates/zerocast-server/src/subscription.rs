@@ -48,6 +48,7 @@ impl Subscription {
                 }
                 Err(RecvError::Lagged(n)) => {
                     self.skipped += n;
+                    self.control.lagged.fetch_add(n, Ordering::Relaxed);
                     tracing::debug!("subscriber fell {n} frames behind; skipping to a keyframe");
                     self.control.wait_for_keyframe(&self.waiting_for_keyframe);
                 }

@@ -2,6 +2,7 @@
 //!
 //! Design map:
 //! - [`options`]: command-line options shared by the commands.
+//! - [`stop`]: when a long-running command stops (duration, Ctrl-C, SIGTERM).
 //! - [`demo`]: `zerocast demo`, the synthetic desktop served to browsers and HXFR peers.
 //! - [`client`]: `zerocast client`, an HXFR subscriber or requester that writes raw H.264.
 //! - [`vm`]: `zerocast vm`, a QEMU guest displayed through our GPU backend, streamed with input back.
@@ -11,6 +12,7 @@ mod bench;
 mod client;
 mod demo;
 mod options;
+mod stop;
 mod vm;
 
 use clap::{Parser, Subcommand};

@@ -16,7 +16,8 @@ use zerocast_gpu::{GpuBackendHandle, GpuConfig};
 use zerocast_input::InputSink;
 use zerocast_qemu::{Accel, Gpu, Qmp, QmpInput, Vm, VmConfig, VsockDevice};
 use zerocast_server::{
-    Endpoint, PipelineConfig, Registry, ResourceError, ResourceTable, ScanoutPipeline, Server,
+    Endpoint, PipelineConfig, Registry, ResourceError, ResourceTable, ScanoutControl,
+    ScanoutPipeline, Server,
 };
 use zerocast_web::Gateway;
 
@@ -65,7 +66,7 @@ pub struct VmArgs {
     /// Give the guest vsock (through rust-vmm's vhost-device-vsock) and serve
     /// HXFR on host port --vsock-port there, for a guest agent
     /// (`zerocast-guest`): request/response by resource id, and stream
-    /// GUEST_STREAM for what the agent publishes.
+    /// 16 for what the agent publishes (docs/hxfr.md).
     #[arg(long)]
     pub vsock: bool,
     /// The vsock port HXFR is served on (helix's deployment uses 5001).
@@ -117,6 +118,29 @@ impl VmArgs {
 pub enum AccelArg {
     Tcg,
     Kvm,
+}
+
+/// ENABLE_SCANOUT / DISABLE_SCANOUT switch the GPU's displays. The guest
+/// sees the change at its next display query (QEMU does not forward a
+/// vhost-user backend's hot-plug event).
+struct GpuScanouts(Arc<GpuBackendHandle>);
+
+impl ScanoutControl for GpuScanouts {
+    fn enable(&self, id: u32, width: u32, height: u32) -> Result<(), String> {
+        tracing::info!(
+            scanout = id,
+            "enabling ({width}x{height} requested; the mode is the GPU's)"
+        );
+        self.0
+            .set_scanout_enabled(id, true)
+            .map_err(|e| e.to_string())
+    }
+
+    fn disable(&self, id: u32) -> Result<(), String> {
+        self.0
+            .set_scanout_enabled(id, false)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Resources by id, read where they live in guest memory.
@@ -200,7 +224,8 @@ impl VmStack {
         let v = &args.video;
         let registry = Arc::new(
             Registry::new(v.encoder, v.settings())
-                .with_resources(Arc::new(GpuResources(gpu.resources()))),
+                .with_resources(Arc::new(GpuResources(gpu.resources())))
+                .with_scanout_control(Arc::new(GpuScanouts(gpu.clone()))),
         );
         let mut pipelines = Vec::new();
         for id in 0..args.scanouts {
@@ -287,16 +312,8 @@ pub async fn run(args: VmArgs) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
 
-    let stop = async {
-        match args.duration {
-            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    };
     tokio::select! {
-        _ = stop => tracing::info!("stopping the VM"),
+        _ = crate::stop::stopped(args.duration) => tracing::info!("stopping the VM"),
         status = stack.vm.exited() => tracing::info!("QEMU exited: {status:?}"),
     }
     stack.stop().await

@@ -191,17 +191,27 @@ fn a_subscriber_that_never_reads_does_not_hold_back_another() {
     // the other subscriber go on.
     let mut stalled = Peer::connect(&demo);
     stalled.send(0, Message::Subscribe { scanout_id: 0 });
-    std::thread::sleep(Duration::from_secs(1));
 
-    let (out, p) = record(
-        &["--connect", &demo.hxfr, "--frames", "150"],
-        "beside-stalled.h264",
-    );
-    assert_eq!(p.keyframes.len(), 150);
-    assert!(p.keyframes[0]);
-    // Every picture the desktop drew reached this subscriber, in order.
-    assert_advancing(&stamps(&out, 1920, 1080), true);
-
+    let hxfr = demo.hxfr.clone();
+    let other = std::thread::spawn(move || {
+        record(
+            &["--connect", &hxfr, "--frames", "150"],
+            "beside-stalled.h264",
+        )
+    });
+    // Wait (bounded) until the server says the stalled subscriber fell behind.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while demo.stats()["scanouts"][0]["lagged_frames"]
+        .as_u64()
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stalled subscriber never fell behind"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // The stalled one, once it reads again, skipped ahead to a keyframe:
     // its stream has a gap yet decodes without a single error.
     let mut frames = Vec::new();
@@ -238,6 +248,13 @@ fn a_subscriber_that_never_reads_does_not_hold_back_another() {
         read[gap],
         read[gap + 1]
     );
+
+    // Meanwhile the other subscriber got everything.
+    let (out, p) = other.join().expect("the other subscriber");
+    assert_eq!(p.keyframes.len(), 150);
+    assert!(p.keyframes[0]);
+    // Every picture the desktop drew reached this subscriber, in order.
+    assert_advancing(&stamps(&out, 1920, 1080), true);
 }
 
 #[test]

@@ -112,7 +112,18 @@ impl Demo {
 }
 
 impl Drop for Demo {
+    /// SIGTERM first, so zerocast stops QEMU and its helpers in order; a
+    /// SIGKILL if it has not exited within 10 s.
     fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid, which we have not reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
