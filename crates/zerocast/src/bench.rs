@@ -44,6 +44,11 @@ pub struct BenchArgs {
         default_value = "zerocast.fps=0 drm_kms_helper.fbdev_emulation=0"
     )]
     pub append: String,
+    /// With --kernel: run the guest agent beside the flipper and measure the
+    /// stream it publishes: `host` (zero-copy, the host encodes) or `x264`
+    /// (the baseline, the guest encodes).
+    #[arg(long, requires = "kernel")]
+    pub agent: Option<String>,
     /// Seconds to measure the stream into the browser (0: encode only).
     #[arg(long, default_value_t = 15.0)]
     pub seconds: f64,
@@ -78,6 +83,9 @@ struct StreamReport {
     /// host copied per encoded frame.
     guest_flushes_per_second: Option<f64>,
     bytes_copied_per_frame: Option<f64>,
+    /// With --agent: the agent's own figure of guest CPU per frame.
+    guest_cpu_per_frame_ms: Option<f64>,
+    agent: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -196,6 +204,22 @@ fn process_cpu() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// The last `cpu_ms_per_frame=` the guest agent printed on the serial console.
+fn agent_cpu(serial_log: &std::path::Path) -> Option<f64> {
+    let log = std::fs::read_to_string(serial_log).ok()?;
+    log.lines()
+        .rev()
+        .filter(|l| l.starts_with("zerocast-guest: frames="))
+        .find_map(|l| {
+            l.split("cpu_ms_per_frame=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+}
+
 async fn page(c: &mut Chromium) -> anyhow::Result<serde_json::Value> {
     Ok(
         c.eval("JSON.parse(JSON.stringify(window.zerocastStats || null))")
@@ -208,9 +232,22 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
     let listen: SocketAddr = "127.0.0.1:0".parse()?;
     let (viewer, pipeline, vm) = match (&args.kernel, &args.initrd) {
         (Some(kernel), Some(initrd)) => {
-            let vm_args = crate::vm::VmArgs::for_bench(kernel, initrd, &args.append, v, listen);
+            let mut vm_args = crate::vm::VmArgs::for_bench(kernel, initrd, &args.append, v, listen);
+            if let Some(mode) = &args.agent {
+                vm_args.vsock = true;
+                vm_args.append = format!(
+                    "{} zerocast.also=guest zerocast.also.encoder={mode} zerocast.also.publish={} zerocast.also.fps={}",
+                    vm_args.append,
+                    crate::vm::GUEST_STREAM,
+                    v.fps
+                );
+            }
             let vm = crate::vm::VmStack::start(&vm_args).await?;
-            (vm.viewer, vm.pipelines[0].clone(), Some(vm))
+            let pipeline = match &vm.guest_stream {
+                Some(stream) => stream.clone(),
+                None => vm.pipelines[0].clone(),
+            };
+            (vm.viewer, pipeline, Some(vm))
         }
         _ => {
             let stack = Stack::start(v, Motion::Animated, listen, &[]).await?;
@@ -218,9 +255,12 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
         }
     };
     let gpu_counters = || vm.as_ref().map(|vm| vm.gpu.stats());
-    let mut chromium = Chromium::open(&format!("http://{viewer}/"))
-        .await
-        .context("starting headless Chromium (scripts/install-deps.sh installs it)")?;
+    let mut chromium = Chromium::open(&format!(
+        "http://{viewer}/?scanout={}",
+        pipeline.scanout_id()
+    ))
+    .await
+    .context("starting headless Chromium (scripts/install-deps.sh installs it)")?;
     // Warm up: the decoder configured and a couple of seconds of frames.
     let warm_until = Instant::now() + Duration::from_secs(60);
     loop {
@@ -265,7 +305,7 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
     let pct = |p| f64::from(percentile(micros.clone(), p).unwrap_or(0)) / 1000.0;
     let frames = f1.saturating_sub(f0).max(1);
     let cpu = cpu1.saturating_sub(cpu0).as_secs_f64();
-    let report = StreamReport {
+    let mut report = StreamReport {
         seconds: elapsed.as_secs_f64(),
         target_fps: v.fps,
         delivered_fps: decoded as f64 / elapsed.as_secs_f64(),
@@ -282,8 +322,12 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
         bytes_copied_per_frame: g0
             .zip(g1)
             .map(|(a, b)| b.bytes_copied.saturating_sub(a.bytes_copied) as f64 / frames as f64),
+        guest_cpu_per_frame_ms: None,
+        agent: None,
     };
     if let Some(vm) = vm {
+        report.guest_cpu_per_frame_ms = agent_cpu(&vm.serial_log);
+        report.agent = args.agent.clone();
         vm.stop().await?;
     }
     println!(
@@ -303,5 +347,15 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
         report.bitrate_bps / 1e6,
         report.decoder_errors
     );
+    if let (Some(f), Some(c)) = (
+        report.guest_flushes_per_second,
+        report.bytes_copied_per_frame,
+    ) {
+        println!("guest             {f:.1} flushes/s; {c:.0} pixel bytes copied per frame");
+    }
+    if let Some(cpu) = report.guest_cpu_per_frame_ms {
+        let mode = report.agent.as_deref().unwrap_or("?");
+        println!("guest agent       {cpu:.2} ms guest CPU per frame ({mode})");
+    }
     Ok(report)
 }

@@ -163,6 +163,8 @@ pub struct VmStack {
     pub viewer: SocketAddr,
     pub hxfr: Vec<Endpoint>,
     pub serial_log: PathBuf,
+    /// What a guest agent publishes (with `--vsock`).
+    pub guest_stream: Option<Arc<ScanoutPipeline>>,
     /// Kept alive as long as the VM.
     _vsock: Option<VsockDevice>,
 }
@@ -242,12 +244,15 @@ impl VmStack {
         }
         let server = Server::new(registry.clone(), 64);
         let mut endpoints = args.hxfr.clone();
+        let mut guest_stream = None;
         if let Some(v) = &vsock {
             endpoints.push(Endpoint::Unix(v.host_listener(args.vsock_port)));
-            registry.add_scanout(Arc::new(ScanoutPipeline::published(
+            let stream = Arc::new(ScanoutPipeline::published(
                 GUEST_STREAM,
                 "frames published by the guest agent",
-            )));
+            ));
+            registry.add_scanout(stream.clone());
+            guest_stream = Some(stream);
         }
         let mut hxfr = Vec::new();
         for endpoint in &endpoints {
@@ -276,6 +281,7 @@ impl VmStack {
             viewer,
             hxfr,
             serial_log,
+            guest_stream,
             _vsock: vsock,
         })
     }
