@@ -3,12 +3,10 @@
 //! Design map:
 //! - [`settings`]: what an encoder is asked for (size, bitrate, frame rate, keyframe interval).
 //! - [`encoder`]: the [`VideoEncoder`] trait every backend implements, and its errors.
-//! - [`convert`]: packed RGB to I420 with SIMD, into buffers reused frame after frame.
 //! - [`openh264`]: the default software H.264 backend (builds from crates.io alone).
 //! - [`annexb`]: walking an Annex B byte stream (NAL types, keyframe checks).
 
 pub mod annexb;
-pub mod convert;
 pub mod encoder;
 pub mod openh264;
 pub mod settings;

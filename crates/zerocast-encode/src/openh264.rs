@@ -14,8 +14,8 @@ use openh264_sys2::{
 };
 use zerocast_frame::Frame;
 
-use crate::convert::I420;
 use crate::{EncodeError, Encoded, EncoderSettings, VideoEncoder};
+use zerocast_frame::I420;
 
 const NAME: &str = "openh264";
 /// OpenH264 encodes up to level 5.2.
@@ -111,26 +111,29 @@ fn backend_error(e: &openh264::Error) -> EncodeError {
     }
 }
 
-impl YUVSource for I420 {
+/// The converter's planes, as OpenH264 reads them.
+struct Planes<'a>(&'a I420);
+
+impl YUVSource for Planes<'_> {
     fn dimensions(&self) -> (usize, usize) {
-        (self.width() as usize, self.height() as usize)
+        (self.0.width() as usize, self.0.height() as usize)
     }
 
     fn strides(&self) -> (usize, usize, usize) {
-        let w = self.width() as usize;
+        let w = self.0.width() as usize;
         (w, w / 2, w / 2)
     }
 
     fn y(&self) -> &[u8] {
-        I420::y(self)
+        self.0.y()
     }
 
     fn u(&self) -> &[u8] {
-        I420::u(self)
+        self.0.u()
     }
 
     fn v(&self) -> &[u8] {
-        I420::v(self)
+        self.0.v()
     }
 }
 
@@ -157,7 +160,9 @@ impl VideoEncoder for OpenH264Encoder {
                 max_height: MAX_SIZE.1,
             });
         }
-        self.i420.convert(frame)?;
+        self.i420
+            .convert(frame)
+            .map_err(|e| EncodeError::Convert(e.to_string()))?;
         let size = (self.i420.width(), self.i420.height());
         let session = match &mut self.session {
             Some(s) if s.size == size => s,
@@ -170,7 +175,7 @@ impl VideoEncoder for OpenH264Encoder {
         let start = out.len();
         let bitstream = session
             .encoder
-            .encode(&self.i420)
+            .encode(&Planes(&self.i420))
             .map_err(|e| backend_error(&e))?;
         bitstream.write_vec(out);
         let keyframe = matches!(bitstream.frame_type(), FrameType::IDR);

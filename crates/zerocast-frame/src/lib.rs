@@ -3,15 +3,18 @@
 //! Design map:
 //! - [`format`]: DRM fourcc pixel formats and their byte layout.
 //! - [`frame`]: a borrowed, bounds-checked view of one picture ([`Frame`]).
+//! - [`i420`]: packed RGB to I420 (SIMD, buffers reused), what encoders take.
 //! - [`source`]: the [`FrameSource`] trait a scanout pipeline pulls frames from.
 //! - [`stamp`]: a frame number drawn as blocks into a picture, readable after lossy
 //!   H.264, so tests can see that frames advance.
 
 pub mod format;
 pub mod frame;
+pub mod i420;
 pub mod source;
 pub mod stamp;
 
 pub use format::PixelFormat;
 pub use frame::{Frame, FrameError};
+pub use i420::{ConvertError, I420};
 pub use source::{FrameSource, SourceEvent};

@@ -7,11 +7,11 @@
 use std::thread;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use bytes::Bytes;
+use zerocast_frame::{Frame, I420};
 
 use crate::args::Args;
-use crate::i420::I420;
 use crate::link::Link;
 use crate::publish::Reply;
 use crate::screen::Screen;
@@ -53,7 +53,9 @@ pub fn run(args: &Args, mut screen: Screen, mut sink: Sink) -> Result<()> {
             continue;
         }
         let (info, pixels) = screen.pixels(fb)?;
-        pic.convert(pixels, info.width, info.height, info.pitch, info.format)?;
+        let frame = Frame::new(info.width, info.height, info.pitch, info.format, pixels)
+            .context("the framebuffer's geometry does not fit its mapping")?;
+        pic.convert(&frame)?;
         watch.captured(now);
 
         let size = (pic.width(), pic.height());

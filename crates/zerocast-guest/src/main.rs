@@ -18,7 +18,6 @@
 //! - [`link`]: HXFR over a blocking stream: a reader thread and a writer.
 //! - [`publish`]: handing access units to the host as a published stream.
 //! - [`zerocopy`]: the host-encodes mode's loop.
-//! - [`i420`]: packed RGB to I420 for the guest-side encoder.
 //! - [`x264`]: the x264 encoder, through a small C shim.
 //! - [`baseline`]: the guest-encodes (x264) mode's loop.
 //! - [`sink`]: where access units go: the output file and the stats line.
@@ -28,7 +27,6 @@ mod args;
 mod baseline;
 mod card;
 mod dumb_map;
-mod i420;
 mod in_flight;
 mod ioctl;
 mod link;

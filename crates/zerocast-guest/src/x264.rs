@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 
 use anyhow::{bail, Result};
 
-use crate::i420::I420;
+use zerocast_frame::I420;
 
 /// x264's encoder handle, opaque to Rust.
 #[repr(C)]
@@ -99,7 +99,7 @@ impl X264 {
                 self.height
             );
         }
-        let (y, u, v) = pic.planes();
+        let (y, u, v) = (pic.y(), pic.u(), pic.v());
         let mut out: *mut u8 = std::ptr::null_mut();
         let mut keyframe: c_int = 0;
         // SAFETY: `enc` is a live encoder; the planes hold a whole
@@ -148,7 +148,7 @@ impl Drop for X264 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zerocast_frame::PixelFormat;
+    use zerocast_frame::{Frame, PixelFormat};
 
     /// NAL unit types in an Annex B byte stream, and the SPS's profile_idc.
     fn nal_types(stream: &[u8]) -> (Vec<u8>, Option<u8>) {
@@ -178,8 +178,8 @@ mod tests {
             let pixels: Vec<u8> = (0..w * h * 4)
                 .map(|i| (i as u8).wrapping_add(frame * 40))
                 .collect();
-            pic.convert(&pixels, w, h, w * 4, PixelFormat::Xrgb8888)
-                .unwrap();
+            let picture = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &pixels).unwrap();
+            pic.convert(&picture).unwrap();
             let force = frame == 3;
             let au = enc
                 .encode(&pic, force)
@@ -205,7 +205,8 @@ mod tests {
     fn refuses_a_picture_of_another_size() {
         let mut enc = X264::new(32, 32, 30, 500_000, 0).unwrap();
         let mut pic = I420::default();
-        pic.convert(&[0; 16 * 16 * 4], 16, 16, 64, PixelFormat::Xrgb8888)
+        let px = [0; 16 * 16 * 4];
+        pic.convert(&Frame::new(16, 16, 64, PixelFormat::Xrgb8888, &px).unwrap())
             .unwrap();
         assert!(enc.encode(&pic, false).is_err());
     }

@@ -1,12 +1,20 @@
-//! Packed RGB to I420, the encoders' input, with the `yuv` crate's SIMD paths.
-//!
-//! This is the only place that reads a frame's pixels; the buffers are kept
-//! and reused, so a stream of same-sized frames allocates nothing.
+//! Packed RGB to I420, what H.264 encoders take, with the `yuv` crate's SIMD
+//! paths. The one place that reads a frame's pixels, on the host and in the
+//! guest agent alike; the planes are reused, so a stream of same-sized
+//! frames allocates nothing.
 
 use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
-use zerocast_frame::Frame;
 
-use crate::EncodeError;
+use crate::Frame;
+
+/// Why a picture could not be converted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("a {width}x{height} picture is too small to encode")]
+    TooSmall { width: u32, height: u32 },
+    #[error("colour conversion failed: {0}")]
+    Yuv(String),
+}
 
 /// An I420 picture whose planes are reused from frame to frame.
 #[derive(Debug, Default)]
@@ -22,14 +30,13 @@ impl I420 {
     /// Converts `frame`, cropped to even width and height (4:2:0 needs
     /// pairs). BT.601 limited range: what decoders assume when the stream
     /// carries no colour description.
-    pub fn convert(&mut self, frame: &Frame<'_>) -> Result<(), EncodeError> {
+    pub fn convert(&mut self, frame: &Frame<'_>) -> Result<(), ConvertError> {
         let (w, h) = (frame.width() & !1, frame.height() & !1);
         if w == 0 || h == 0 {
-            return Err(EncodeError::Convert(format!(
-                "frame {}x{} is too small to encode",
-                frame.width(),
-                frame.height()
-            )));
+            return Err(ConvertError::TooSmall {
+                width: frame.width(),
+                height: frame.height(),
+            });
         }
         self.resize(w, h);
         let mut planar = YuvPlanarImageMut {
@@ -55,7 +62,7 @@ impl I420 {
             YuvStandardMatrix::Bt601,
             YuvConversionMode::Balanced,
         )
-        .map_err(|e| EncodeError::Convert(e.to_string()))
+        .map_err(|e| ConvertError::Yuv(e.to_string()))
     }
 
     fn resize(&mut self, w: u32, h: u32) {
@@ -94,7 +101,7 @@ impl I420 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zerocast_frame::PixelFormat;
+    use crate::PixelFormat;
 
     fn solid(format: PixelFormat, bytes: [u8; 4], w: u32, h: u32, stride: u32) -> Vec<u8> {
         let mut px = vec![0u8; (stride * h) as usize];
