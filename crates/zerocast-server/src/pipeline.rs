@@ -363,8 +363,20 @@ impl Worker {
         // Maps the source's Instants onto wall-clock time for viewers.
         let (epoch_instant, epoch_wall) = (Instant::now(), SystemTime::now());
         let id = self.output.scanout_id;
+        // A guest may flip faster than the stream's frame rate: encode about
+        // that often, always the latest picture (the rest coalesce). The slot
+        // is a quarter shorter than a frame so that a source paced at the
+        // same rate, with jitter, never loses a frame to it.
+        let mut last_encode: Option<Instant> = None;
         while !self.output.control.stop.load(Ordering::Acquire) {
-            match self.source.wait(Instant::now() + CONTROL_TICK) {
+            let fps = self.encoder.settings().fps.as_f32().max(1.0);
+            let interval = Duration::from_secs(1).div_f32(fps) * 3 / 4;
+            let next_slot = last_encode.map_or_else(Instant::now, |t| t + interval);
+            let mut deadline = Instant::now() + CONTROL_TICK;
+            if dirty {
+                deadline = deadline.min(next_slot.max(Instant::now()));
+            }
+            match self.source.wait(deadline) {
                 SourceEvent::Changed { captured_at } => {
                     dirty = true;
                     captured = captured_at;
@@ -390,9 +402,10 @@ impl Worker {
                 continue;
             }
             let (keyframe, requests) = self.output.keyframe_due();
-            if !(dirty || keyframe) {
+            if !(dirty || keyframe) || (!keyframe && Instant::now() < next_slot) {
                 continue;
             }
+            last_encode = Some(Instant::now());
             dirty = false;
             let wall = epoch_wall + captured.saturating_duration_since(epoch_instant);
             self.encode(keyframe, requests, captured, wall);
