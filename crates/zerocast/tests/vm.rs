@@ -5,11 +5,12 @@
 
 mod harness;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use harness::{guest, record, require, stamps, wait_for_text, Demo};
+use harness::{
+    assert_frames_advance, guest, record, require, wait_for_text, watch_in_chromium, Demo,
+};
 use serde_json::json;
-use zerocast_chromium::Chromium;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn guest_screen_streams_from_guest_memory_and_input_reaches_the_guest() {
@@ -42,14 +43,7 @@ async fn guest_screen_streams_from_guest_memory_and_input_reaches_the_guest() {
     assert_eq!((p.width, p.height), (1280, 800), "the guest's mode");
     assert_eq!(p.keyframes.len(), 40);
     assert!(p.keyframes[0]);
-    let read: Vec<u32> = stamps(&out, 1280, 800)
-        .into_iter()
-        .map(|s| s.expect("stamp readable"))
-        .collect();
-    assert!(
-        read.windows(2).all(|w| w[1] >= w[0]) && read[39] > read[0],
-        "guest frames advance: {read:?}"
-    );
+    assert_frames_advance(&out, 1280, 800);
 
     // Zero copy: the frames came straight out of guest memory.
     let source = vm.stats()["source"].clone();
@@ -61,23 +55,7 @@ async fn guest_screen_streams_from_guest_memory_and_input_reaches_the_guest() {
     );
 
     // The browser: decodes the guest's screen; keys and a click reach the guest.
-    let mut c = Chromium::open(&vm.url).await.expect("start chromium");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let stats = loop {
-        let s = c
-            .eval("JSON.parse(JSON.stringify(window.zerocastStats || null))")
-            .await
-            .unwrap();
-        if s["decoded"].as_u64().unwrap_or(0) >= 30 || Instant::now() > deadline {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    assert!(
-        stats["decoded"].as_u64().unwrap_or(0) >= 30,
-        "Chromium decoded the guest: {stats}"
-    );
-    assert_eq!(stats["errors"], 0, "{}", stats["lastError"]);
+    let (mut c, stats) = watch_in_chromium(&vm.url, 30).await;
     assert_eq!(
         (stats["width"].as_u64(), stats["height"].as_u64()),
         (Some(1280), Some(800))

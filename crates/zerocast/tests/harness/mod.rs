@@ -10,6 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use zerocast_chromium::Chromium;
 use zerocast_frame::stamp;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_zerocast");
@@ -259,4 +260,41 @@ pub fn stamps(path: &Path, width: u32, height: u32) -> Vec<Option<u32>> {
         .chunks_exact(size)
         .map(|luma| stamp::read_luma(luma, width, height, width as usize))
         .collect()
+}
+
+/// Opens `url` in headless Chromium and waits (at most 90 s) until the
+/// viewer has decoded `frames` frames; returns the browser and the page's
+/// stats. Fails on decoder errors.
+pub async fn watch_in_chromium(url: &str, frames: u64) -> (Chromium, serde_json::Value) {
+    require("chromium");
+    let mut c = Chromium::open(url).await.expect("start chromium");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let stats = loop {
+        let s = c
+            .eval("JSON.parse(JSON.stringify(window.zerocastStats || null))")
+            .await
+            .expect("read window.zerocastStats");
+        if s["decoded"].as_u64().unwrap_or(0) >= frames || std::time::Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        stats["decoded"].as_u64().unwrap_or(0) >= frames,
+        "Chromium decoded fewer than {frames} frames: {stats}"
+    );
+    assert_eq!(stats["errors"], 0, "decoder errors: {}", stats["lastError"]);
+    (c, stats)
+}
+
+/// Reads every frame's stamp; asserts they never go back and do move on.
+pub fn assert_frames_advance(path: &Path, width: u32, height: u32) {
+    let read: Vec<u32> = stamps(path, width, height)
+        .into_iter()
+        .map(|s| s.expect("every frame carries a readable stamp"))
+        .collect();
+    assert!(
+        read.windows(2).all(|w| w[1] >= w[0]) && read.last() > read.first(),
+        "frame numbers advance: {read:?}"
+    );
 }
