@@ -37,6 +37,11 @@ pub struct Args {
     /// (zerocast's host offers 16), where browsers watch it; 0 = don't.
     #[arg(long, default_value_t = 0)]
     pub publish: u16,
+    /// First play a hostile guest on a second connection (unknown resource,
+    /// bad geometry, stride and format, truncated, flooded and oversized
+    /// messages) and print how the host answered; then stream as usual.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub hostile_first: bool,
     /// Where to write the H.264 stream (Annex B); `-` = nowhere.
     #[arg(long, default_value = "-")]
     pub output: PathBuf,

@@ -44,6 +44,11 @@ impl Link {
         self.send_on(SESSION, message)
     }
 
+    /// Sends bytes as they are (for the hostile checks).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.writer.write_all(bytes).context("sending to the host")
+    }
+
     /// Sends on another session (a published stream's id).
     pub fn send_on(&mut self, session: u16, message: Message) -> Result<()> {
         self.out.clear();

@@ -9,6 +9,7 @@
 //! - [`card`]: opening the DRM card beside the program that owns the display.
 //! - [`ioctl`]: raw DRM ioctls: virtio-gpu RESOURCE_INFO (GEM handle to
 //!   resource id) and MAP_DUMB.
+//! - [`hostile`]: `--hostile-first`, the host's checks tried from inside the guest.
 //! - [`dumb_map`]: a mapped view of a framebuffer's pixels.
 //! - [`screen`]: what is on screen: the active CRTC's framebuffer, described and cached.
 //! - [`wire_format`]: DRM fourcc to the format a FRAME_REQUEST names.
@@ -27,6 +28,7 @@ mod args;
 mod baseline;
 mod card;
 mod dumb_map;
+mod hostile;
 mod in_flight;
 mod ioctl;
 mod link;
@@ -66,6 +68,9 @@ fn main() -> Result<()> {
         wire_format::fourcc_name(first.drm_fourcc),
         screen.crtc_id().unwrap_or(0),
     );
+    if args.hostile_first {
+        hostile::run(&args, &first)?;
+    }
     let sink = Sink::new(&args.output, args.frames, args.report_every)?;
     match args.encoder {
         EncoderMode::Host => zerocopy::run(&args, screen, sink),
