@@ -15,7 +15,7 @@ step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "test guest (Debian kernel + initramfs + zerocast-flipper)"
+step "test guest (Debian kernel + initramfs + zerocast-flipper + zerocast-guest)"
 scripts/build-guest.sh
 
 step "unit, integration, VM and browser tests"
