@@ -1,0 +1,122 @@
+//! The gateway's WebSocket edge with clients that misbehave: malformed
+//! input gets a close frame with a reason, and a viewer that stops reading
+//! does not hold back one that reads.
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use harness::Demo;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+async fn viewer(
+    demo: &Demo,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url = format!("{}ws?scanout=0", demo.url.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    ws.send(Message::text(r#"{"type":"init"}"#)).await.unwrap();
+    ws
+}
+
+/// The close frame's code and reason, skipping video before it.
+async fn close_reason(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> (CloseCode, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+            Ok(Some(Ok(Message::Close(Some(f))))) => return (f.code, f.reason.to_string()),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+    panic!("no close frame within 20 s");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_input_closes_with_a_reason() {
+    let demo = Demo::start(&["--width", "640", "--height", "360", "--fps", "30"]);
+    for (bytes, reason) in [
+        (vec![0x99u8], "unknown message type 0x99"),
+        (vec![0x10, 0, 1], "needs 6 bytes"),
+        (
+            vec![0x10, 0, 1, 0, 0xFF, 0xFF],
+            "key code outside evdev's range",
+        ),
+        (
+            vec![0x12, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+            "reference size must be positive",
+        ),
+    ] {
+        let mut ws = viewer(&demo).await;
+        ws.send(Message::binary(bytes)).await.unwrap();
+        let (code, why) = close_reason(&mut ws).await;
+        assert_eq!(code, CloseCode::Unsupported);
+        assert!(why.contains(reason), "close reason {why:?} says {reason:?}");
+    }
+    let mut ws = viewer(&demo).await;
+    ws.send(Message::text("not json")).await.unwrap();
+    let (_, why) = close_reason(&mut ws).await;
+    assert!(why.contains("bad text message"), "{why}");
+    // A message far over the 4 KiB limit ends the connection too.
+    let mut ws = viewer(&demo).await;
+    let _ = ws.send(Message::binary(vec![0x40u8; 1 << 20])).await;
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the oversized message ended the connection");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_viewer_that_stops_reading_does_not_hold_back_another() {
+    let demo = Demo::start(&[
+        "--width",
+        "1280",
+        "--height",
+        "720",
+        "--fps",
+        "30",
+        "--keyframe-interval",
+        "1",
+        "--bitrate",
+        "40M",
+    ]);
+    let _stalled = viewer(&demo).await; // never read again
+    let mut reader = viewer(&demo).await;
+    let started = Instant::now();
+    let (mut frames, mut first_key) = (0u32, None);
+    while frames < 150 {
+        let msg = tokio::time::timeout(Duration::from_secs(20), reader.next())
+            .await
+            .expect("frames keep coming")
+            .expect("open")
+            .expect("readable");
+        if let Message::Binary(b) = msg {
+            if b.first() == Some(&0x01) {
+                first_key.get_or_insert(b[2] & 1 == 1);
+                frames += 1;
+            }
+        }
+    }
+    assert_eq!(first_key, Some(true), "a viewer starts at a keyframe");
+    let stats = demo.stats();
+    assert_eq!(
+        stats["scanouts"][0]["subscribers"], 2,
+        "both viewers are still subscribed: {stats}"
+    );
+    eprintln!(
+        "150 frames beside a stalled viewer in {:?}",
+        started.elapsed()
+    );
+}
