@@ -85,6 +85,9 @@ pub struct Gateway {
     next_viewer: AtomicU64,
     reports: Mutex<BTreeMap<u64, ViewerReport>>,
     input_events: AtomicU64,
+    /// The last video message built per scanout, shared by every viewer of
+    /// it: one copy of an access unit per frame, not one per viewer.
+    framed: Mutex<HashMap<u32, (u64, Bytes)>>,
 }
 
 impl Gateway {
@@ -98,6 +101,7 @@ impl Gateway {
             next_viewer: AtomicU64::new(1),
             reports: Mutex::new(BTreeMap::new()),
             input_events: AtomicU64::new(0),
+            framed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -149,6 +153,20 @@ impl Gateway {
     }
 
     /// The latest report of every connected viewer.
+    /// The WebSocket message for `frame` of `scanout`, built by the first
+    /// viewer that needs it.
+    fn video_message(&self, scanout: u32, frame: &EncodedFrame) -> Bytes {
+        let mut framed = self.framed.lock().unwrap_or_else(|e| e.into_inner());
+        match framed.get(&scanout) {
+            Some((seq, msg)) if *seq == frame.seq => msg.clone(),
+            _ => {
+                let msg = video_message(frame);
+                framed.insert(scanout, (frame.seq, msg.clone()));
+                msg
+            }
+        }
+    }
+
     pub fn viewer_reports(&self) -> Vec<ViewerReport> {
         self.reports
             .lock()
@@ -273,7 +291,6 @@ async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32) {
     let mut sub = pipeline.subscribe();
     let fps = pipeline.settings().fps.as_f32().round() as u32;
     let mut size = (0, 0);
-    let mut buf = BytesMut::new();
     loop {
         tokio::select! {
             frame = sub.next() => {
@@ -287,7 +304,7 @@ async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32) {
                         return;
                     }
                 }
-                if !send(&mut socket, video_message(&mut buf, &frame)).await {
+                if !send(&mut socket, g.video_message(scanout, &frame)).await {
                     return;
                 }
             }
@@ -317,10 +334,10 @@ async fn wait_init(socket: &mut WebSocket) -> Result<(), String> {
     Err("closed before init".into())
 }
 
-fn video_message(buf: &mut BytesMut, frame: &EncodedFrame) -> Bytes {
+fn video_message(frame: &EncodedFrame) -> Bytes {
     let au = frame.access_unit();
     let pts_us = (frame.captured_unix_ns / 1000).max(0) as u64;
-    buf.reserve(protocol::VIDEO_HEADER_LEN + au.len());
+    let mut buf = BytesMut::with_capacity(protocol::VIDEO_HEADER_LEN + au.len());
     buf.put_slice(&protocol::video_frame_header(
         frame.keyframe,
         pts_us,
@@ -328,7 +345,7 @@ fn video_message(buf: &mut BytesMut, frame: &EncodedFrame) -> Bytes {
         frame.height,
     ));
     buf.put_slice(au);
-    buf.split().freeze()
+    buf.freeze()
 }
 
 async fn send(socket: &mut WebSocket, b: Bytes) -> bool {
