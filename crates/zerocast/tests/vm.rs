@@ -56,6 +56,9 @@ async fn guest_screen_streams_from_guest_memory_and_input_reaches_the_guest() {
 
     // The browser: decodes the guest's screen; keys and a click reach the guest.
     let (mut c, stats) = watch_in_chromium(&vm.url, 30).await;
+    let shot = harness::tmp("vm-viewer.png");
+    c.screenshot(&shot).await.expect("screenshot");
+    eprintln!("the viewer, as Chromium shows it: {}", shot.display());
     assert_eq!(
         (stats["width"].as_u64(), stats["height"].as_u64()),
         (Some(1280), Some(800))
