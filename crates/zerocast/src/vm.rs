@@ -167,14 +167,38 @@ pub struct VmStack {
     pub guest_stream: Option<Arc<ScanoutPipeline>>,
     /// Kept alive as long as the VM.
     _vsock: Option<VsockDevice>,
+    /// Dropped last: removes a work folder zerocast made itself.
+    _work: WorkDir,
+}
+
+/// The VM's sockets and serial log. A folder zerocast made is removed when
+/// the VM is gone; one given with `--work-dir` is left as it is.
+struct WorkDir {
+    path: PathBuf,
+    owned: bool,
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.owned {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }
 
 impl VmStack {
     pub async fn start(args: &VmArgs) -> anyhow::Result<VmStack> {
-        let work = match &args.work_dir {
-            Some(d) => d.clone(),
-            None => std::env::temp_dir().join(format!("zerocast-vm-{}", std::process::id())),
+        let work_dir = match &args.work_dir {
+            Some(d) => WorkDir {
+                path: d.clone(),
+                owned: false,
+            },
+            None => WorkDir {
+                path: std::env::temp_dir().join(format!("zerocast-vm-{}", std::process::id())),
+                owned: true,
+            },
         };
+        let work = work_dir.path.clone();
         std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
         let gpu_socket = work.join("gpu.sock");
         let qmp_socket = work.join("qmp.sock");
@@ -283,6 +307,7 @@ impl VmStack {
             serial_log,
             guest_stream,
             _vsock: vsock,
+            _work: work_dir,
         })
     }
 
