@@ -280,3 +280,37 @@ fn a_still_screen_costs_nothing_but_a_new_viewer_gets_a_picture() {
     let after = demo.stats()["scanouts"][0]["frames"].as_u64().unwrap();
     assert_eq!(before, after, "a static desktop encodes no frames");
 }
+
+#[test]
+fn sessions_on_one_connection_get_their_own_streams() {
+    let demo = Demo::start(SMALL);
+    let mut peer = Peer::connect(&demo);
+    let mut streams: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..6 {
+        for (i, session) in [5u16, 9].into_iter().enumerate() {
+            peer.send(session, request(1, 640, 360, 2560));
+            let p = peer.recv().expect("an answer");
+            assert_eq!(
+                p.session_id, session,
+                "answers carry the request's session id"
+            );
+            match p.message {
+                Message::FrameResponse(r) => {
+                    assert_eq!(
+                        r.is_keyframe,
+                        round == 0,
+                        "each session's encoder starts with a keyframe"
+                    );
+                    streams[i].extend(r.nals.iter().flat_map(|n| n.to_vec()));
+                }
+                m => panic!("expected a frame, got {m:?}"),
+            }
+        }
+    }
+    // Each session's stream decodes on its own.
+    for (i, bytes) in streams.iter().enumerate() {
+        let file = tmp(&format!("session-{i}.h264"));
+        std::fs::write(&file, bytes).unwrap();
+        assert_advancing(&stamps(&file, 640, 360), false);
+    }
+}
