@@ -80,26 +80,26 @@ async fn malformed_input_closes_with_a_reason() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_viewer_that_stops_reading_does_not_hold_back_another() {
+    // All-keyframe 1080p: megabytes a second, far past what socket buffers
+    // hold, so the viewer that stops reading blocks its sender for good.
     let demo = Demo::start(&[
-        "--width",
-        "1280",
-        "--height",
-        "720",
         "--fps",
         "30",
         "--keyframe-interval",
         "1",
         "--bitrate",
-        "40M",
+        "100M",
     ]);
     let _stalled = viewer(&demo).await; // never read again
     let mut reader = viewer(&demo).await;
-    let started = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(90);
     let (mut frames, mut first_key) = (0u32, None);
-    while frames < 150 {
+    // Reads on until the gateway has given up on the stalled viewer (its
+    // sends time out), and at least 150 frames arrived meanwhile.
+    loop {
         let msg = tokio::time::timeout(Duration::from_secs(20), reader.next())
             .await
-            .expect("frames keep coming")
+            .expect("frames keep coming while the other viewer is stuck")
             .expect("open")
             .expect("readable");
         if let Message::Binary(b) = msg {
@@ -108,15 +108,17 @@ async fn a_viewer_that_stops_reading_does_not_hold_back_another() {
                 frames += 1;
             }
         }
+        if frames >= 150 && frames % 30 == 0 {
+            let stats = demo.stats();
+            if stats["scanouts"][0]["subscribers"] == 1 {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stuck viewer was never let go"
+        );
     }
     assert_eq!(first_key, Some(true), "a viewer starts at a keyframe");
-    let stats = demo.stats();
-    assert_eq!(
-        stats["scanouts"][0]["subscribers"], 2,
-        "both viewers are still subscribed: {stats}"
-    );
-    eprintln!(
-        "150 frames beside a stalled viewer in {:?}",
-        started.elapsed()
-    );
+    eprintln!("{frames} frames while the other viewer was stuck and then dropped");
 }
