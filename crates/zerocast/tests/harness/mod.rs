@@ -15,16 +15,36 @@ use zerocast_frame::stamp;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_zerocast");
 
-/// Fails (never skips) when a tool the test needs is missing.
-pub fn require(tool: &str) {
-    let found = Command::new("sh")
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn installed(tool: &str) -> bool {
+    Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .output()
         .map(|o| o.status.success())
-        .unwrap_or(false);
+        .unwrap_or(false)
+}
+
+/// Makes sure a tool the test needs is there: installs what is missing with
+/// the project's own script (apt and cargo; needs root or sudo), and fails,
+/// never skips, if that does not bring it.
+pub fn require(tool: &str) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    if installed(tool) {
+        return;
+    }
+    INSTALL.call_once(|| {
+        eprintln!("{tool} is missing: running scripts/install-deps.sh");
+        let status = Command::new("bash")
+            .arg(repo().join("scripts/install-deps.sh"))
+            .status();
+        eprintln!("scripts/install-deps.sh: {status:?}");
+    });
     assert!(
-        found,
-        "{tool} is not installed: run scripts/install-deps.sh first"
+        installed(tool),
+        "{tool} is not installed and scripts/install-deps.sh could not install it (it needs root or sudo)"
     );
 }
 
@@ -140,13 +160,24 @@ pub fn client(args: &[&str]) -> Output {
         .expect("run zerocast client")
 }
 
-/// The test guest from `scripts/build-guest.sh`: (kernel, initrd).
+/// The test guest from `scripts/build-guest.sh`: (kernel, initrd). Built
+/// here when it is missing.
 pub fn guest() -> (PathBuf, PathBuf) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../work/guest");
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let dir = repo().join("work/guest");
     let (kernel, initrd) = (dir.join("vmlinuz"), dir.join("initrd.img"));
+    if !(kernel.exists() && initrd.exists()) {
+        BUILD.call_once(|| {
+            require("busybox");
+            let status = Command::new("bash")
+                .arg(repo().join("scripts/build-guest.sh"))
+                .status();
+            eprintln!("scripts/build-guest.sh: {status:?}");
+        });
+    }
     assert!(
         kernel.exists() && initrd.exists(),
-        "the test guest is missing: run scripts/build-guest.sh (scripts/test.sh does)"
+        "the test guest is missing and scripts/build-guest.sh could not build it"
     );
     (kernel, initrd)
 }
