@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -133,12 +132,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
 
-    match args.duration {
-        Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
-        None => tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?,
-    }
+    crate::stop::stopped(args.duration).await;
     let s = stack.pipeline.stats();
     tracing::info!(
         "encoded {} frames ({} keyframes, {} bytes), encode p50 {:?} us, p99 {:?} us",
