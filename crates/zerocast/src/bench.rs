@@ -247,11 +247,11 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
                 Some(stream) => stream.clone(),
                 None => vm.pipelines[0].clone(),
             };
-            (vm.viewer, pipeline, Some(vm))
+            (vm.serving.viewer, pipeline, Some(vm))
         }
         _ => {
             let stack = Stack::start(v, Motion::Animated, listen, &[]).await?;
-            (stack.viewer, stack.pipeline, None)
+            (stack.serving.viewer, stack.pipeline, None)
         }
     };
     let gpu_counters = || vm.as_ref().map(|vm| vm.gpu.stats());

@@ -1,7 +1,6 @@
 //! `zerocast demo`: the synthetic desktop, served to browsers (WebSocket)
 //! and to HXFR peers (scanout 0 by SUBSCRIBE, resource 1 by FRAME_REQUEST).
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -10,12 +9,13 @@ use clap::Args;
 use zerocast_frame::FrameSource;
 use zerocast_input::InputSink;
 use zerocast_server::{
-    Endpoint, PipelineConfig, Registry, ResourceError, ResourceTable, ScanoutPipeline, Server,
+    Endpoint, PipelineConfig, Registry, ResourceError, ResourceTable, ScanoutPipeline,
 };
 use zerocast_synthetic::{Motion, SyntheticDesktop};
 use zerocast_web::Gateway;
 
 use crate::options::VideoArgs;
+use crate::serving::Serving;
 
 /// The resource id request/response clients can ask for.
 pub const DEMO_RESOURCE_ID: u32 = 1;
@@ -61,8 +61,7 @@ impl ResourceTable for SyntheticResources {
 /// A running synthetic desktop with its HXFR listeners and web gateway.
 pub struct Stack {
     pub pipeline: Arc<ScanoutPipeline>,
-    pub viewer: SocketAddr,
-    pub hxfr: Vec<Endpoint>,
+    pub serving: Serving,
 }
 
 impl Stack {
@@ -94,25 +93,9 @@ impl Stack {
             Arc::new(Registry::new(v.encoder, v.settings()).with_resources(Arc::new(resources)));
         registry.add_scanout(pipeline.clone());
 
-        let server = Server::new(registry.clone(), 64);
-        let mut bound = Vec::new();
-        for endpoint in hxfr {
-            let (b, _task) = server.listen(endpoint).await.with_context(|| {
-                format!("listening for HXFR on {endpoint} (is another zerocast running? pick another with --hxfr)")
-            })?;
-            bound.push(b);
-        }
-        let gateway = Arc::new(Gateway::new(registry, Some(input)));
-        let (viewer, _web) = gateway
-            .clone()
-            .serve(listen)
-            .await
-            .with_context(|| format!("listening on {listen} (pick another with --listen)"))?;
-        Ok(Stack {
-            pipeline,
-            viewer,
-            hxfr: bound,
-        })
+        let gateway = Gateway::new(registry.clone(), Some(input));
+        let serving = crate::serving::start(registry, gateway, hxfr, listen).await?;
+        Ok(Stack { pipeline, serving })
     }
 }
 
@@ -123,14 +106,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Motion::Animated
     };
     let stack = Stack::start(&args.video, motion, args.listen, &args.hxfr).await?;
-    let mut out = std::io::stdout().lock();
-    for bound in &stack.hxfr {
-        writeln!(out, "hxfr: {bound}")?;
-    }
-    writeln!(out, "encoder: {}", stack.pipeline.describe())?;
-    writeln!(out, "viewer: http://{}/", stack.viewer)?;
-    out.flush()?;
-    drop(out);
+    let encoder = format!("encoder: {}", stack.pipeline.describe());
+    stack.serving.announce(&[encoder])?;
 
     crate::stop::stopped(args.duration).await;
     let s = stack.pipeline.stats();

@@ -2,6 +2,7 @@
 //!
 //! Design map:
 //! - [`options`]: command-line options shared by the commands.
+//! - [`serving`]: HXFR listeners and the web gateway, opened the same way by every command.
 //! - [`stop`]: when a long-running command stops (duration, Ctrl-C, SIGTERM).
 //! - [`demo`]: `zerocast demo`, the synthetic desktop served to browsers and HXFR peers.
 //! - [`client`]: `zerocast client`, an HXFR subscriber or requester that writes raw H.264.
@@ -12,6 +13,7 @@ mod bench;
 mod client;
 mod demo;
 mod options;
+mod serving;
 mod stop;
 mod vm;
 

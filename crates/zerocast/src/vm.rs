@@ -2,7 +2,6 @@
 //! backend, encodes each scanout straight from guest memory, serves it to
 //! browsers and HXFR peers, and sends the viewers' input back through QMP.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,11 +16,12 @@ use zerocast_input::InputSink;
 use zerocast_qemu::{Accel, Gpu, Qmp, QmpInput, Vm, VmConfig, VsockDevice};
 use zerocast_server::{
     Endpoint, PipelineConfig, Registry, ResourceError, ResourceTable, ScanoutControl,
-    ScanoutPipeline, Server,
+    ScanoutPipeline,
 };
 use zerocast_web::Gateway;
 
 use crate::options::VideoArgs;
+use crate::serving::Serving;
 
 /// The stream id under which a guest agent publishes the frames it encoded
 /// (after the scanouts, which are 0..4).
@@ -160,8 +160,7 @@ pub struct VmStack {
     pub vm: Vm,
     pub gpu: Arc<GpuBackendHandle>,
     pub pipelines: Vec<Arc<ScanoutPipeline>>,
-    pub viewer: SocketAddr,
-    pub hxfr: Vec<Endpoint>,
+    pub serving: Serving,
     pub serial_log: PathBuf,
     /// What a guest agent publishes (with `--vsock`).
     pub guest_stream: Option<Arc<ScanoutPipeline>>,
@@ -266,7 +265,6 @@ impl VmStack {
             registry.add_scanout(pipeline.clone());
             pipelines.push(pipeline);
         }
-        let server = Server::new(registry.clone(), 64);
         let mut endpoints = args.hxfr.clone();
         let mut guest_stream = None;
         if let Some(v) = &vsock {
@@ -278,13 +276,6 @@ impl VmStack {
             registry.add_scanout(stream.clone());
             guest_stream = Some(stream);
         }
-        let mut hxfr = Vec::new();
-        for endpoint in &endpoints {
-            let (bound, _task) = server.listen(endpoint).await.with_context(|| {
-                format!("listening for HXFR on {endpoint} (pick another with --hxfr)")
-            })?;
-            hxfr.push(bound);
-        }
         let stats_gpu = gpu.clone();
         let source_stats = Box::new(move || {
             let s = stats_gpu.stats();
@@ -294,16 +285,13 @@ impl VmStack {
                 "zero_copy_attaches": s.zero_copy_attaches, "copy_attaches": s.copy_attaches,
             })
         });
-        let gateway = Arc::new(Gateway::new(registry, Some(input)).with_source_stats(source_stats));
-        let (viewer, _web) = gateway.serve(args.listen).await.with_context(|| {
-            format!("listening on {} (pick another with --listen)", args.listen)
-        })?;
+        let gateway = Gateway::new(registry.clone(), Some(input)).with_source_stats(source_stats);
+        let serving = crate::serving::start(registry, gateway, &endpoints, args.listen).await?;
         Ok(VmStack {
             vm,
             gpu,
             pipelines,
-            viewer,
-            hxfr,
+            serving,
             serial_log,
             guest_stream,
             _vsock: vsock,
@@ -334,14 +322,8 @@ impl VmStack {
 
 pub async fn run(args: VmArgs) -> anyhow::Result<()> {
     let stack = VmStack::start(&args).await?;
-    let mut out = std::io::stdout().lock();
-    for bound in &stack.hxfr {
-        writeln!(out, "hxfr: {bound}")?;
-    }
-    writeln!(out, "serial: {}", stack.serial_log.display())?;
-    writeln!(out, "viewer: http://{}/", stack.viewer)?;
-    out.flush()?;
-    drop(out);
+    let serial = format!("serial: {}", stack.serial_log.display());
+    stack.serving.announce(&[serial])?;
 
     tokio::select! {
         _ = crate::stop::stopped(args.duration) => tracing::info!("stopping the VM"),

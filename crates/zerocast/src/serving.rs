@@ -1,0 +1,63 @@
+//! The network edge every long-running command opens: HXFR listeners and
+//! the web gateway over one registry, and the lines that tell the user (and
+//! the tests) where they are.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use zerocast_server::{Endpoint, Registry, Server};
+use zerocast_web::Gateway;
+
+/// Peers served at once on each HXFR listener.
+const MAX_HXFR_PEERS: usize = 64;
+
+/// Where a command is reachable.
+pub struct Serving {
+    /// The HXFR endpoints actually bound (port 0 becomes the real port).
+    pub hxfr: Vec<Endpoint>,
+    pub viewer: SocketAddr,
+}
+
+/// Binds the HXFR endpoints and the gateway; both serve in the background.
+pub async fn start(
+    registry: Arc<Registry>,
+    gateway: Gateway,
+    hxfr: &[Endpoint],
+    listen: SocketAddr,
+) -> anyhow::Result<Serving> {
+    let server = Server::new(registry, MAX_HXFR_PEERS);
+    let mut bound = Vec::new();
+    for endpoint in hxfr {
+        let (b, _task) = server.listen(endpoint).await.with_context(|| {
+            format!("listening for HXFR on {endpoint} (is another zerocast running? pick another with --hxfr)")
+        })?;
+        bound.push(b);
+    }
+    let (viewer, _web) = Arc::new(gateway)
+        .serve(listen)
+        .await
+        .with_context(|| format!("listening on {listen} (pick another with --listen)"))?;
+    Ok(Serving {
+        hxfr: bound,
+        viewer,
+    })
+}
+
+impl Serving {
+    /// Prints `hxfr: ...` lines, the `extra` lines, then `viewer: URL` last
+    /// (the line callers wait for).
+    pub fn announce(&self, extra: &[String]) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        for bound in &self.hxfr {
+            writeln!(out, "hxfr: {bound}")?;
+        }
+        for line in extra {
+            writeln!(out, "{line}")?;
+        }
+        writeln!(out, "viewer: http://{}/", self.viewer)?;
+        out.flush()?;
+        Ok(())
+    }
+}
