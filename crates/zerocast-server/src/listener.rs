@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::{connection, Registry};
@@ -65,61 +66,65 @@ impl Server {
     /// Binds `endpoint` and serves it in the background. Returns the address
     /// actually bound (port 0 becomes the real port).
     pub async fn listen(&self, endpoint: &Endpoint) -> std::io::Result<(Endpoint, JoinHandle<()>)> {
-        match endpoint {
+        let (listener, bound) = match endpoint {
             Endpoint::Tcp(addr) => {
                 let l = TcpListener::bind(addr).await?;
                 let bound = Endpoint::Tcp(l.local_addr()?);
-                let (registry, slots) = (self.registry.clone(), self.slots.clone());
-                let task = tokio::spawn(async move {
-                    loop {
-                        let Ok(permit) = slots.clone().acquire_owned().await else {
-                            return;
-                        };
-                        match l.accept().await {
-                            Ok((s, peer)) => {
-                                let _ = s.set_nodelay(true);
-                                let registry = registry.clone();
-                                tokio::spawn(async move {
-                                    connection::serve(s, registry, peer.to_string()).await;
-                                    drop(permit);
-                                });
-                            }
-                            Err(e) => tracing::warn!("accept failed: {e}"),
-                        }
-                    }
-                });
-                Ok((bound, task))
+                (Bound::Tcp(l), bound)
             }
             Endpoint::Unix(path) => {
                 // A socket file left by a previous run would make bind fail.
                 if path.exists() {
                     std::fs::remove_file(path)?;
                 }
-                let l = UnixListener::bind(path)?;
-                let (registry, slots) = (self.registry.clone(), self.slots.clone());
-                let name = path.display().to_string();
-                let task = tokio::spawn(async move {
-                    loop {
-                        let Ok(permit) = slots.clone().acquire_owned().await else {
-                            return;
-                        };
-                        match l.accept().await {
-                            Ok((s, _)) => {
-                                let registry = registry.clone();
-                                let peer = format!("unix:{name}");
-                                tokio::spawn(async move {
-                                    connection::serve(s, registry, peer).await;
-                                    drop(permit);
-                                });
-                            }
-                            Err(e) => tracing::warn!("accept failed: {e}"),
-                        }
-                    }
-                });
-                Ok((endpoint.clone(), task))
+                let name = format!("unix:{}", path.display());
+                (
+                    Bound::Unix(UnixListener::bind(path)?, name),
+                    endpoint.clone(),
+                )
             }
-        }
+        };
+        let (registry, slots) = (self.registry.clone(), self.slots.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let registry = registry.clone();
+                let accepted = match &listener {
+                    Bound::Tcp(l) => l.accept().await.map(|(s, peer)| {
+                        let _ = s.set_nodelay(true);
+                        spawn_peer(s, registry, peer.to_string(), permit);
+                    }),
+                    Bound::Unix(l, name) => l
+                        .accept()
+                        .await
+                        .map(|(s, _)| spawn_peer(s, registry, name.clone(), permit)),
+                };
+                if let Err(e) = accepted {
+                    tracing::warn!("accept failed: {e}");
+                }
+            }
+        });
+        Ok((bound, task))
     }
+}
+
+/// A bound listener; Unix peers are named after the socket.
+enum Bound {
+    Tcp(TcpListener),
+    Unix(UnixListener, String),
+}
+
+/// Serves one accepted peer on its own task, holding its connection slot.
+fn spawn_peer<S>(stream: S, registry: Arc<Registry>, peer: String, slot: OwnedSemaphorePermit)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    tokio::spawn(async move {
+        connection::serve(stream, registry, peer).await;
+        drop(slot);
+    });
 }
 
 #[cfg(test)]
