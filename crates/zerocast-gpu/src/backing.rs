@@ -146,13 +146,7 @@ impl Backing {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(addr: u64, len: u32) -> BackingEntry {
-        BackingEntry {
-            addr: GuestAddress(addr),
-            len,
-        }
-    }
+    use crate::testutil::entry;
 
     fn memory() -> GuestMemoryMmap {
         GuestMemoryMmap::from_ranges(&[

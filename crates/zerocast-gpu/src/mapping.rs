@@ -227,15 +227,8 @@ impl Drop for GuestMapping {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{memfd_memory, HIGH_REGION};
+    use crate::testutil::{entry, memfd_memory, HIGH_REGION};
     use vm_memory::{Bytes, GuestAddress};
-
-    fn entry(addr: u64, len: u32) -> BackingEntry {
-        BackingEntry {
-            addr: GuestAddress(addr),
-            len,
-        }
-    }
 
     #[test]
     fn shuffled_pages_read_in_resource_order() {

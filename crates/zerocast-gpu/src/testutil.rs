@@ -8,10 +8,18 @@ use std::sync::Arc;
 
 use vm_memory::{FileOffset, GuestAddress, GuestMemoryMmap};
 
-use crate::commands::Rect;
+use crate::commands::{BackingEntry, Rect};
 
 /// virtio-gpu's B8G8R8X8 format number.
 pub const XRGB: u32 = 2;
+
+/// One scatter-gather entry of a backing.
+pub fn entry(addr: u64, len: u32) -> BackingEntry {
+    BackingEntry {
+        addr: GuestAddress(addr),
+        len,
+    }
+}
 
 pub fn rect(x: u32, y: u32, width: u32, height: u32) -> Rect {
     Rect {

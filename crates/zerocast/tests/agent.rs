@@ -10,34 +10,19 @@ mod harness;
 use std::time::Duration;
 
 use harness::{
-    assert_frames_advance, guest, record, require, wait_for_text, watch_in_chromium, Demo,
+    assert_frames_advance, boot_test_guest, record, require, wait_for_text, watch_in_chromium, Demo,
 };
 
 /// The stream id `zerocast vm --vsock` offers to the agent.
 const GUEST_STREAM: &str = "16";
 
 fn boot_with_agent(encoder: &str, extra: &str) -> Demo {
-    require("qemu-system-x86_64");
     require("vhost-device-vsock");
-    let (kernel, initrd) = guest();
     let append = format!(
         "zerocast.fps=30 drm_kms_helper.fbdev_emulation=0 zerocast.also=guest \
          zerocast.also.encoder={encoder} zerocast.also.publish={GUEST_STREAM} zerocast.also.fps=30 {extra}"
     );
-    let vm = Demo::run(
-        "vm",
-        &[
-            "--kernel",
-            kernel.to_str().unwrap(),
-            "--initrd",
-            initrd.to_str().unwrap(),
-            "--append",
-            &append,
-            "--memory",
-            "512",
-            "--vsock",
-        ],
-    );
+    let vm = boot_test_guest(&append, &["--vsock"]);
     let serial = vm.serial.clone().unwrap();
     wait_for_text(&serial, "zerocast-guest: frames=", Duration::from_secs(120));
     vm

@@ -5,8 +5,7 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use harness::{require, watch_in_chromium, Demo};
-use serde_json::json;
+use harness::{require, type_a_and_click, watch_in_chromium, Demo};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_decodes_the_stream_and_sends_input_back() {
@@ -40,22 +39,7 @@ async fn chromium_decodes_the_stream_and_sends_input_back() {
 
     // Keyboard and mouse through DevTools, as a user's would arrive.
     let before = demo.stats()["input_events"].as_u64().unwrap();
-    for (kind, code, key) in [("keyDown", "KeyA", "a"), ("keyUp", "KeyA", "a")] {
-        c.call(
-            "Input.dispatchKeyEvent",
-            json!({ "type": kind, "code": code, "key": key, "windowsVirtualKeyCode": 65 }),
-        )
-        .await
-        .unwrap();
-    }
-    for kind in ["mouseMoved", "mousePressed", "mouseReleased"] {
-        c.call(
-            "Input.dispatchMouseEvent",
-            json!({ "type": kind, "x": 200, "y": 150, "button": "left", "clickCount": 1 }),
-        )
-        .await
-        .unwrap();
-    }
+    type_a_and_click(&mut c, 200, 150).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut after = before;
     while after < before + 5 && Instant::now() < deadline {

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use harness::{record, stamps, tmp, Demo};
+use harness::{record, stamps, tmp, Demo, HEAVY_STREAM};
 use zerocast_hxfr::{encode, Decoder, ErrorCode, FrameRequest, Limits, Message, Packet};
 
 const SMALL: &[&str] = &["--width", "640", "--height", "360", "--fps", "30"];
@@ -179,14 +179,7 @@ fn bad_requests_get_the_right_error_codes() {
 fn a_subscriber_that_never_reads_does_not_hold_back_another() {
     // All-keyframe 1080p: a few MB a second, so a peer that does not read
     // fills the kernel's socket buffers within seconds.
-    let demo = Demo::start(&[
-        "--fps",
-        "30",
-        "--keyframe-interval",
-        "1",
-        "--bitrate",
-        "100M",
-    ]);
+    let demo = Demo::start(HEAVY_STREAM);
     // Subscribes, then stops reading: its writer stalls while the encoder and
     // the other subscriber go on.
     let mut stalled = Peer::connect(&demo);

@@ -8,29 +8,16 @@ mod harness;
 use std::time::Duration;
 
 use harness::{
-    assert_frames_advance, guest, record, require, wait_for_text, watch_in_chromium, Demo,
+    assert_frames_advance, boot_test_guest, record, require, type_a_and_click, wait_for_text,
+    watch_in_chromium,
 };
-use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn guest_screen_streams_from_guest_memory_and_input_reaches_the_guest() {
-    require("qemu-system-x86_64");
     require("chromium");
-    let (kernel, initrd) = guest();
-    let vm = Demo::run(
-        "vm",
-        &[
-            "--kernel",
-            kernel.to_str().unwrap(),
-            "--initrd",
-            initrd.to_str().unwrap(),
-            "--append",
-            "zerocast.fps=30 drm_kms_helper.fbdev_emulation=0",
-            "--memory",
-            "512",
-            "--fps",
-            "30",
-        ],
+    let vm = boot_test_guest(
+        "zerocast.fps=30 drm_kms_helper.fbdev_emulation=0",
+        &["--fps", "30"],
     );
     let serial = vm
         .serial
@@ -64,22 +51,7 @@ async fn guest_screen_streams_from_guest_memory_and_input_reaches_the_guest() {
         (Some(1280), Some(800))
     );
 
-    for kind in ["keyDown", "keyUp"] {
-        c.call(
-            "Input.dispatchKeyEvent",
-            json!({ "type": kind, "code": "KeyA", "key": "a", "windowsVirtualKeyCode": 65 }),
-        )
-        .await
-        .unwrap();
-    }
-    for kind in ["mouseMoved", "mousePressed", "mouseReleased"] {
-        c.call(
-            "Input.dispatchMouseEvent",
-            json!({ "type": kind, "x": 300, "y": 200, "button": "left", "clickCount": 1 }),
-        )
-        .await
-        .unwrap();
-    }
+    type_a_and_click(&mut c, 300, 200).await;
     let log = wait_for_text(&serial, "code=272 value=1", Duration::from_secs(30));
     assert!(
         log.contains("type=EV_KEY code=30 value=1"),

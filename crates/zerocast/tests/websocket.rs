@@ -7,7 +7,7 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use harness::Demo;
+use harness::{Demo, HEAVY_STREAM};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -82,14 +82,7 @@ async fn malformed_input_closes_with_a_reason() {
 async fn a_viewer_that_stops_reading_does_not_hold_back_another() {
     // All-keyframe 1080p: megabytes a second, far past what socket buffers
     // hold, so the viewer that stops reading blocks its sender for good.
-    let demo = Demo::start(&[
-        "--fps",
-        "30",
-        "--keyframe-interval",
-        "1",
-        "--bitrate",
-        "100M",
-    ]);
+    let demo = Demo::start(HEAVY_STREAM);
     let _stalled = viewer(&demo).await; // never read again
     let mut reader = viewer(&demo).await;
     let deadline = Instant::now() + Duration::from_secs(90);

@@ -329,3 +329,53 @@ pub fn assert_frames_advance(path: &Path, width: u32, height: u32) {
         "frame numbers advance: {read:?}"
     );
 }
+
+/// A stream that fills socket buffers within seconds: all-keyframe 1080p at
+/// 100 Mbit/s, for tests of a peer that stops reading.
+pub const HEAVY_STREAM: &[&str] = &[
+    "--fps",
+    "30",
+    "--keyframe-interval",
+    "1",
+    "--bitrate",
+    "100M",
+];
+
+/// Boots the test guest with `zerocast vm` (TCG, 512 MiB) on free ports.
+pub fn boot_test_guest(append: &str, extra: &[&str]) -> Demo {
+    require("qemu-system-x86_64");
+    let (kernel, initrd) = guest();
+    let mut args = vec![
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--initrd",
+        initrd.to_str().unwrap(),
+        "--append",
+        append,
+        "--memory",
+        "512",
+    ];
+    args.extend_from_slice(extra);
+    Demo::run("vm", &args)
+}
+
+/// Types `a` and clicks the left button at (x, y) through DevTools, as a
+/// user's input would arrive in the page.
+pub async fn type_a_and_click(c: &mut Chromium, x: u32, y: u32) {
+    for kind in ["keyDown", "keyUp"] {
+        c.call(
+            "Input.dispatchKeyEvent",
+            serde_json::json!({ "type": kind, "code": "KeyA", "key": "a", "windowsVirtualKeyCode": 65 }),
+        )
+        .await
+        .expect("dispatch a key");
+    }
+    for kind in ["mouseMoved", "mousePressed", "mouseReleased"] {
+        c.call(
+            "Input.dispatchMouseEvent",
+            serde_json::json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 }),
+        )
+        .await
+        .expect("dispatch a mouse event");
+    }
+}
