@@ -5,7 +5,7 @@
 //! that queues those commands and runs them on a QMP connection of its own.
 //!
 //! QEMU hands these events to its first input device of each kind: the
-//! VM's virtio-keyboard and virtio-tablet (see `launch`). `input-send-event`
+//! VM's virtio-keyboard and virtio-tablet (see `cmdline`). `input-send-event`
 //! takes no `head` without a `device` (QEMU ignores it), and naming a
 //! `device` crashes QEMU 10, so every scanout's input goes to the same
 //! devices. Relative motion needs a relative pointer in the VM (add
