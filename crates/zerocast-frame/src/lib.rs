@@ -4,7 +4,7 @@
 //! - [`format`]: DRM fourcc pixel formats and their byte layout.
 //! - [`frame`]: a borrowed, bounds-checked view of one picture ([`Frame`]).
 //! - [`i420`]: packed RGB to I420 (SIMD, buffers reused), what encoders take.
-//! - [`source`]: the [`FrameSource`] trait a scanout pipeline pulls frames from.
+//! - [`source`]: the [`FrameSource`] trait a scanout pipeline pulls frames from, and the [`Doorbell`] that wakes it.
 //! - [`stamp`]: a frame number drawn as blocks into a picture, readable after lossy
 //!   H.264, so tests can see that frames advance.
 
@@ -17,4 +17,4 @@ pub mod stamp;
 pub use format::PixelFormat;
 pub use frame::{Frame, FrameError};
 pub use i420::{ConvertError, I420};
-pub use source::{FrameSource, SourceEvent};
+pub use source::{Doorbell, FrameSource, SourceEvent};

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use zerocast_frame::{stamp, Frame, FrameSource, SourceEvent};
+use zerocast_frame::{stamp, Doorbell, Frame, FrameSource, SourceEvent};
 use zerocast_gpu::{GpuBackendHandle, GpuConfig};
 
 struct Args {
@@ -142,6 +142,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = parse_args()?;
     let gpu = GpuBackendHandle::start(&a.socket, a.config.clone())?;
     let mut source = gpu.scanout(0)?;
+    let bell = Doorbell::new();
+    source.attach(bell.clone());
     println!(
         "gpu_dump: serving {} ({})",
         a.socket.display(),
@@ -166,12 +168,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if now >= end {
             break;
         }
-        match source.wait(end.min(now + Duration::from_secs(1))) {
+        bell.wait(Some(end.min(now + Duration::from_secs(1))));
+        match source.poll(Instant::now()) {
             SourceEvent::Closed => {
                 println!("gpu_dump: QEMU has gone");
                 break;
             }
-            SourceEvent::Idle => {}
+            SourceEvent::Idle { .. } => {}
             SourceEvent::Changed { captured_at } => {
                 changes += 1;
                 latencies_us.push(captured_at.elapsed().as_micros() as u64);

@@ -2,11 +2,12 @@
 //! in, response bytes out, state changes published to readers. The vring
 //! plumbing lives in `backend`; tests drive this directly.
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use tracing::{trace, warn};
 use vm_memory::GuestMemoryMmap;
+use zerocast_frame::Doorbell;
 
 use crate::commands::{self, Command, Response};
 use crate::config::GpuConfig;
@@ -29,8 +30,9 @@ pub(crate) struct GpuState {
 #[derive(Debug)]
 pub(crate) struct Shared {
     state: Mutex<GpuState>,
-    /// Signalled when a scanout is flushed or its state changes.
-    changed: Condvar,
+    /// Rung when a scanout is flushed or its state changes: each reader
+    /// sleeps on its own bell, so a still screen wakes nobody.
+    readers: Mutex<Vec<Doorbell>>,
     pub stats: Stats,
 }
 
@@ -47,7 +49,7 @@ impl Shared {
                 scanouts,
                 closed: false,
             }),
-            changed: Condvar::new(),
+            readers: Mutex::new(Vec::new()),
             stats: Stats::default(),
         }
     }
@@ -58,21 +60,24 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits up to `timeout` for a change.
-    pub fn wait_changed<'a>(
-        &self,
-        guard: MutexGuard<'a, GpuState>,
-        timeout: Duration,
-    ) -> MutexGuard<'a, GpuState> {
-        self.changed
-            .wait_timeout(guard, timeout)
+    /// Rings `bell` on every later change.
+    pub fn add_reader(&self, bell: Doorbell) {
+        self.readers
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .0
+            .push(bell);
     }
 
-    /// Wakes every waiting reader.
+    /// Wakes every reader.
     pub fn notify(&self) {
-        self.changed.notify_all();
+        for bell in self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            bell.ring();
+        }
     }
 
     /// Forgets all resources and scanout bindings: a new driver session

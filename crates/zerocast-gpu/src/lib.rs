@@ -12,7 +12,8 @@
 //! - `snapshot`: [`ResourceSnapshot`], what a reader holds: geometry plus shared pixels.
 //! - `resource`: the resource table with its checks and limits.
 //! - `refusal`: why a guest command was refused, and the `RESP_ERR_*` for it.
-//! - `scanout`: scanout state and [`ScanoutSource`], the [`zerocast_frame::FrameSource`] of a scanout.
+//! - `scanout`: scanout state: the resource shown, its flushes, the cursor.
+//! - `source`: [`ScanoutSource`], the [`zerocast_frame::FrameSource`] of a scanout.
 //! - `device`: the device, sans I/O: requests in, responses out, readers woken.
 //! - `backend`: the `VhostUserBackend` plumbing (features, config space, vrings).
 //! - `server`: [`GpuBackendHandle`]: one QEMU connection served on a background thread.
@@ -34,6 +35,7 @@ mod resource;
 mod scanout;
 mod server;
 mod snapshot;
+mod source;
 mod stats;
 mod table;
 #[cfg(test)]
@@ -41,7 +43,8 @@ mod testutil;
 
 pub use config::{GpuConfig, MAX_SCANOUTS};
 pub use error::GpuError;
-pub use scanout::{CursorState, ScanoutSource};
+pub use scanout::CursorState;
+pub use source::ScanoutSource;
 pub use server::GpuBackendHandle;
 pub use snapshot::ResourceSnapshot;
 pub use stats::GpuStats;

@@ -17,7 +17,8 @@ use crate::backend::GpuDevice;
 use crate::config::GpuConfig;
 use crate::device::Shared;
 use crate::error::GpuError;
-use crate::scanout::{CursorState, ScanoutSource};
+use crate::scanout::CursorState;
+use crate::source::ScanoutSource;
 use crate::stats::GpuStats;
 use crate::table::ResourceTable;
 
@@ -250,7 +251,7 @@ mod tests {
     use super::*;
     use std::os::unix::net::UnixStream;
     use std::time::{Duration, Instant};
-    use zerocast_frame::{FrameSource, SourceEvent};
+    use zerocast_frame::{Doorbell, FrameSource, SourceEvent};
 
     fn socket(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("zerocast-gpu-{}-{name}.sock", std::process::id()))
@@ -287,13 +288,11 @@ mod tests {
         let path = socket("hangup");
         let gpu = GpuBackendHandle::start(&path, GpuConfig::default()).unwrap();
         let mut source = gpu.scanout(0).unwrap();
+        let bell = Doorbell::new();
+        source.attach(bell.clone());
         drop(UnixStream::connect(&path).unwrap());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut event = SourceEvent::Idle;
-        while event == SourceEvent::Idle && Instant::now() < deadline {
-            event = source.wait(deadline);
-        }
-        assert_eq!(event, SourceEvent::Closed);
+        assert!(bell.wait(Some(Instant::now() + Duration::from_secs(10))));
+        assert_eq!(source.poll(Instant::now()), SourceEvent::Closed);
         assert!(gpu.is_finished());
         gpu.shutdown().unwrap();
     }

@@ -83,16 +83,35 @@ pub trait InputSink: Send + Sync {
     fn send(&self, scanout: u32, event: InputEvent);
 }
 
-/// A sink that keeps what it gets, for tests and for sources that poll.
-#[derive(Debug, Default)]
+/// A sink that keeps what it gets, for tests and for sources that read it
+/// when they are woken.
+#[derive(Default)]
 pub struct InputLog {
     events: Mutex<Vec<(u32, InputEvent)>>,
+    /// Called after each event is logged, so the reader can sleep until input comes.
+    on_event: Mutex<Option<Notify>>,
+}
+
+/// What [`InputLog`] calls when an event arrives.
+type Notify = Box<dyn Fn() + Send + Sync>;
+
+impl std::fmt::Debug for InputLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputLog")
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
 }
 
 impl InputLog {
     /// Removes and returns the events received so far.
     pub fn take(&self) -> Vec<(u32, InputEvent)> {
         std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Calls `notify` after every event from now on (replacing an earlier one).
+    pub fn notify_with(&self, notify: impl Fn() + Send + Sync + 'static) {
+        *self.on_event.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(notify));
     }
 }
 
@@ -103,6 +122,10 @@ impl InputSink for InputLog {
         let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
         if events.len() < MAX {
             events.push((scanout, event));
+        }
+        drop(events);
+        if let Some(notify) = &*self.on_event.lock().unwrap_or_else(|e| e.into_inner()) {
+            notify();
         }
     }
 }
@@ -134,5 +157,20 @@ mod tests {
         }
         assert_eq!(log.take().len(), 4096);
         assert!(log.take().is_empty());
+    }
+
+    #[test]
+    fn log_calls_its_notifier_per_event() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::Arc;
+        let log = InputLog::default();
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        log.notify_with(move || {
+            c.fetch_add(1, Ordering::Relaxed);
+        });
+        log.send(0, InputEvent::MoveAbs { x: 0.5, y: 0.5 });
+        log.send(0, InputEvent::MoveAbs { x: 0.1, y: 0.5 });
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zerocast_frame::{Frame, FrameSource, PixelFormat, SourceEvent};
+use zerocast_frame::{Doorbell, Frame, FrameSource, PixelFormat, SourceEvent};
 use zerocast_input::InputLog;
 
 use crate::canvas::Canvas;
@@ -20,9 +20,6 @@ pub enum Motion {
     /// costs nothing.
     Static,
 }
-
-/// How often a static desktop looks for input.
-const INPUT_POLL: Duration = Duration::from_millis(5);
 
 pub struct SyntheticDesktop {
     width: u32,
@@ -90,24 +87,21 @@ impl SyntheticDesktop {
     }
 }
 
-fn sleep_until(t: Instant) {
-    let now = Instant::now();
-    if t > now {
-        std::thread::sleep(t - now);
-    }
-}
-
 impl FrameSource for SyntheticDesktop {
-    fn wait(&mut self, deadline: Instant) -> SourceEvent {
+    fn attach(&mut self, bell: Doorbell) {
+        // Input wakes a static desktop; an animated one runs on its own clock.
+        self.input.notify_with(move || bell.ring());
+    }
+
+    fn poll(&mut self, now: Instant) -> SourceEvent {
         match self.motion {
             Motion::Animated => {
-                if self.next_tick > deadline {
-                    sleep_until(deadline);
-                    return SourceEvent::Idle;
+                if now < self.next_tick {
+                    return SourceEvent::Idle {
+                        wake_at: Some(self.next_tick),
+                    };
                 }
-                sleep_until(self.next_tick);
                 self.apply_input();
-                let now = Instant::now();
                 self.next_tick += self.interval();
                 // Fell behind (a slow encoder): skip ahead instead of bursting.
                 if self.next_tick < now {
@@ -115,16 +109,12 @@ impl FrameSource for SyntheticDesktop {
                 }
                 self.render()
             }
-            Motion::Static => loop {
+            Motion::Static => {
                 if self.apply_input() || !self.rendered {
                     return self.render();
                 }
-                let now = Instant::now();
-                if now >= deadline {
-                    return SourceEvent::Idle;
-                }
-                sleep_until(deadline.min(now + INPUT_POLL));
-            },
+                SourceEvent::Idle { wake_at: None }
+            }
         }
     }
 
@@ -167,31 +157,47 @@ mod tests {
     }
 
     #[test]
-    fn animated_frames_advance_and_are_paced() {
-        let mut d = SyntheticDesktop::new(640, 360, 200, Motion::Animated);
+    fn animated_frames_advance_on_their_clock() {
+        let mut d = SyntheticDesktop::new(640, 360, 100, Motion::Animated);
         assert!(d.frame().is_none());
-        let far = Instant::now() + Duration::from_secs(5);
-        for n in 1..=3 {
-            assert!(matches!(d.wait(far), SourceEvent::Changed { .. }));
+        let t0 = Instant::now();
+        d.next_tick = t0;
+        for n in 1..=3u32 {
+            let now = t0 + Duration::from_millis(10) * (n - 1);
+            assert!(matches!(d.poll(now), SourceEvent::Changed { .. }));
             assert_eq!(stamp_of(&d), Some(n));
+            // Before the next tick: idle, and it says when to come back.
+            let wake = t0 + Duration::from_millis(10) * n;
+            assert_eq!(
+                d.poll(now + Duration::from_millis(1)),
+                SourceEvent::Idle {
+                    wake_at: Some(wake)
+                }
+            );
         }
-        // A deadline before the next tick is an idle wait, not a frame.
-        d.next_tick = Instant::now() + Duration::from_secs(10);
+        // Far behind: one frame, then the next tick is a full interval away.
+        let late = t0 + Duration::from_secs(5);
+        assert!(matches!(d.poll(late), SourceEvent::Changed { .. }));
         assert_eq!(
-            d.wait(Instant::now() + Duration::from_millis(1)),
-            SourceEvent::Idle
+            d.poll(late),
+            SourceEvent::Idle {
+                wake_at: Some(late + Duration::from_millis(10))
+            }
         );
     }
 
     #[test]
-    fn static_desktop_is_idle_until_input() {
+    fn static_desktop_is_idle_until_input_which_rings_the_bell() {
         let mut d = SyntheticDesktop::new(640, 360, 60, Motion::Static);
-        let soon = || Instant::now() + Duration::from_millis(20);
-        assert!(matches!(d.wait(soon()), SourceEvent::Changed { .. }));
-        assert_eq!(d.wait(soon()), SourceEvent::Idle);
-        assert_eq!(d.wait(soon()), SourceEvent::Idle);
+        let bell = Doorbell::new();
+        d.attach(bell.clone());
+        let now = Instant::now();
+        assert!(matches!(d.poll(now), SourceEvent::Changed { .. }));
+        assert_eq!(d.poll(now), SourceEvent::Idle { wake_at: None });
+        assert!(!bell.wait(Some(now)));
         d.input().send(0, InputEvent::MoveAbs { x: 0.5, y: 0.5 });
-        assert!(matches!(d.wait(soon()), SourceEvent::Changed { .. }));
+        assert!(bell.wait(Some(now)));
+        assert!(matches!(d.poll(now), SourceEvent::Changed { .. }));
         assert_eq!(stamp_of(&d), Some(2));
         assert_eq!(d.input_events(), 1);
         assert!(d.describe().contains("static"));
