@@ -92,16 +92,22 @@ fn move_event(kind: &str, axis: &str, value: i64) -> Value {
 }
 
 /// 0.0..=1.0 (clamped) -> 0..=ABS_MAX.
+// The product is rounded and within 0..=ABS_MAX, so `as` is exact. Callers
+// pass finite values only.
+#[allow(clippy::cast_possible_truncation)]
 fn abs_value(v: f32) -> i64 {
     (f64::from(v.clamp(0.0, 1.0)) * f64::from(ABS_MAX)).round() as i64
 }
 
 /// Whole detents in `delta`, rounded, at most [`MAX_DETENTS`].
+// Finite, rounded and clamped to 0..=MAX_DETENTS first, so `as` is exact.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn detents(delta: f32) -> u32 {
     if !delta.is_finite() {
         return 0;
     }
-    delta.abs().round().min(MAX_DETENTS as f32) as u32
+    let max = f64::from(MAX_DETENTS);
+    f64::from(delta.abs()).round().min(max) as u32
 }
 
 /// What a [`QmpInput`] did with the events it was given.
