@@ -164,16 +164,16 @@ fn bounce(distance: u64, room: u32) -> u32 {
         return 0;
     }
     let t = distance % (2 * room);
-    // Both branches are at most `room`, which came from a u32.
-    (if t <= room { t } else { 2 * room - t }) as u32
+    let at = if t <= room { t } else { 2 * room - t };
+    u32::try_from(at).expect("at most `room`, which came from a u32")
 }
 
 /// A rainbow colour, `t` in steps of 1/256 around the colour circle: the
 /// three channels are triangle waves a third of a turn apart.
 fn hue(t: u32) -> Pixel {
     let wave = |shift: u32| {
-        let x = ((t + shift) % 256) as i32;
-        (255 - (2 * x - 255).abs()) as u8
+        let x = (t + shift) % 256;
+        u8::try_from(255 - (2 * x).abs_diff(255)).expect("a triangle wave in 0..=255")
     };
     rgb(wave(0), wave(85), wave(170))
 }
@@ -245,13 +245,12 @@ impl Scene {
             drawn.push(r);
         }
         self.draw_band(canvas, frame);
-        // The stamp keeps the low 24 bits, so truncating to u32 first changes nothing.
         stamp::draw(
             canvas.pixels,
             self.width,
             self.height,
             canvas.stride,
-            frame as u32,
+            stamp::number(frame),
         );
     }
 
@@ -259,8 +258,8 @@ impl Scene {
     /// the stripes run diagonally, and the whole band scrolls every frame.
     fn draw_band(&self, canvas: &mut Canvas, frame: u64) {
         let period = self.width.max(1);
-        // Below the period, so it fits in a u32.
-        let scroll = (frame * u64::from(BAND_SPEED) % u64::from(period)) as u32;
+        let scroll = u32::try_from(frame * u64::from(BAND_SPEED) % u64::from(period))
+            .expect("below the period, a u32");
         let row_bytes = self.width as usize * BPP;
         for dy in 0..self.band.h {
             let offset = (scroll + dy) % period;
@@ -277,7 +276,7 @@ impl Scene {
 fn background(width: u32, height: u32) -> Vec<u8> {
     let mut px = Vec::with_capacity(width as usize * height as usize * BPP);
     for y in 0..height {
-        let shade = (y * 64 / height.max(1)) as u8;
+        let shade = u8::try_from(y * 64 / height.max(1)).expect("below 64");
         let plain = rgb(16, 24 + shade / 2, 48 + shade);
         let line = rgb(48, 64 + shade / 2, 96 + shade);
         for x in 0..width {
@@ -311,8 +310,7 @@ mod tests {
         for px in &mut buffers {
             scene.paint_background(&mut Canvas::new(px, w, h, stride));
         }
-        for frame in 0..40 {
-            let i = frame as usize % 3;
+        for (i, frame) in (0..3).cycle().zip(0..40) {
             let mut canvas = Canvas::new(&mut buffers[i], w, h, stride);
             scene.render(&mut canvas, frame, &mut drawn[i]);
             assert!(
@@ -328,12 +326,9 @@ mod tests {
         let stride = w as usize * BPP;
         let scene = Scene::new(w, h);
         for frame in [0, 1, 1234] {
-            let px = fresh(&scene, w, h, stride, frame);
+            let px = fresh(&scene, w, h, stride, u64::from(frame));
             let green: Vec<u8> = px.chunks_exact(BPP).map(|p| p[1]).collect();
-            assert_eq!(
-                stamp::read_luma(&green, w, h, w as usize),
-                Some(frame as u32)
-            );
+            assert_eq!(stamp::read_luma(&green, w, h, w as usize), Some(frame));
         }
     }
 

@@ -1,7 +1,7 @@
 //! Frame types that every zerocast part agrees on.
 //!
 //! Design map:
-//! - [`format`]: DRM fourcc pixel formats and their byte layout.
+//! - [`format`](mod@format): DRM fourcc pixel formats and their byte layout.
 //! - [`frame`]: a borrowed, bounds-checked view of one picture ([`Frame`]).
 //! - [`i420`]: packed RGB to I420 (SIMD, buffers reused), what encoders take.
 //! - [`source`]: the [`FrameSource`] trait a scanout pipeline pulls frames from, and the [`Doorbell`] that wakes it.

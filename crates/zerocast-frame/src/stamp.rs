@@ -16,6 +16,11 @@ pub const WIDTH: u32 = BLOCKS * BLOCK;
 /// The largest number a stamp carries; larger numbers wrap.
 pub const MAX: u32 = (1 << 24) - 1;
 
+/// The number a stamp shows for frame counter `n`: its low 24 bits.
+pub fn number(n: u64) -> u32 {
+    u32::try_from(n & u64::from(MAX)).expect("masked to 24 bits")
+}
+
 fn check_bits(n: u32) -> u32 {
     (n ^ (n >> 8) ^ (n >> 16) ^ 0x5A) & 0xFF
 }

@@ -9,8 +9,15 @@ use std::os::fd::{AsFd, AsRawFd};
 use drm::buffer;
 
 /// `DRM_IOWR(nr, size)` from `drm.h`: read-write direction, type `'d'`.
+/// The assert (at compile time: only constants call this) keeps `size` in
+/// `_IOC`'s 14-bit size field, so the cast to `u32` is exact.
+#[allow(clippy::cast_possible_truncation)]
 const fn drm_iowr(nr: u32, size: usize) -> libc::c_ulong {
     const IOC_READ_WRITE: u32 = 3;
+    assert!(
+        size < 1 << 14,
+        "ioctl argument too large for _IOC's size field"
+    );
     ((IOC_READ_WRITE << 30) | ((size as u32) << 16) | ((b'd' as u32) << 8) | nr) as libc::c_ulong
 }
 

@@ -99,8 +99,11 @@ pub fn process_cpu() -> Duration {
     timeval(usage.ru_utime) + timeval(usage.ru_stime)
 }
 
+/// A `timeval` as a duration; negative fields (never seen from
+/// getrusage) count as zero.
 fn timeval(t: libc::timeval) -> Duration {
-    Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+        + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
 }
 
 /// The median (lower middle for an even count); zero for none.

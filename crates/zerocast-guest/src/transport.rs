@@ -94,7 +94,7 @@ fn connect_vsock(cid: u32, port: u32) -> io::Result<File> {
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: an all-zero `sockaddr_vm` is a valid value of this plain C struct.
     let mut addr: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
-    addr.svm_family = libc::AF_VSOCK as libc::sa_family_t;
+    addr.svm_family = libc::sa_family_t::try_from(libc::AF_VSOCK).expect("AF_VSOCK is 40");
     addr.svm_cid = cid;
     addr.svm_port = port;
     // SAFETY: `addr` is a live sockaddr_vm and the length passed is its size.
@@ -102,14 +102,14 @@ fn connect_vsock(cid: u32, port: u32) -> io::Result<File> {
         libc::connect(
             sock.as_raw_fd(),
             (&addr as *const libc::sockaddr_vm).cast(),
-            std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t,
+            socklen::<libc::sockaddr_vm>(),
         )
     };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
     let timeout = libc::timeval {
-        tv_sec: WRITE_TIMEOUT.as_secs() as libc::time_t,
+        tv_sec: libc::time_t::try_from(WRITE_TIMEOUT.as_secs()).expect("a few seconds"),
         tv_usec: 0,
     };
     // SAFETY: SO_SNDTIMEO takes a `timeval`; the pointer and length are those
@@ -120,13 +120,19 @@ fn connect_vsock(cid: u32, port: u32) -> io::Result<File> {
             libc::SOL_SOCKET,
             libc::SO_SNDTIMEO,
             (&timeout as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            socklen::<libc::timeval>(),
         )
     };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(File::from(sock))
+}
+
+/// The size of `T`, a socket address or option struct of a few bytes, as
+/// the kernel takes it.
+fn socklen<T>() -> libc::socklen_t {
+    libc::socklen_t::try_from(std::mem::size_of::<T>()).expect("socket structs are small")
 }
 
 #[cfg(test)]

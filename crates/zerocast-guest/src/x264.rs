@@ -58,7 +58,6 @@ impl X264 {
     /// An encoder for `width` x `height` I420 pictures at `fps`, aiming at
     /// `bitrate_bps`; a keyframe every `keyint` frames (0 = only on request).
     pub fn new(width: u32, height: u32, fps: u32, bitrate_bps: u32, keyint: u32) -> Result<X264> {
-        let int = |v: u32| c_int::try_from(v).unwrap_or(c_int::MAX);
         // SAFETY: the shim takes plain integers and returns an encoder it
         // allocated, or null.
         let enc = unsafe {
@@ -112,8 +111,8 @@ impl X264 {
                 y.as_ptr(),
                 u.as_ptr(),
                 v.as_ptr(),
-                self.width as c_int,
-                (self.width / 2) as c_int,
+                int(self.width),
+                int(self.width / 2),
                 self.frames,
                 c_int::from(force_keyframe),
                 &mut out,
@@ -121,21 +120,27 @@ impl X264 {
             )
         };
         self.frames += 1;
-        if size < 0 {
+        let Ok(size) = usize::try_from(size) else {
             bail!("x264_encoder_encode failed ({size})");
-        }
+        };
         if size == 0 || out.is_null() {
             return Ok(None);
         }
         // SAFETY: x264 returned `size` bytes of back-to-back NAL units at
         // `out`, owned by the encoder and valid until its next call, which
         // the borrow of `self` in the result rules out.
-        let data = unsafe { std::slice::from_raw_parts(out, size as usize) };
+        let data = unsafe { std::slice::from_raw_parts(out, size) };
         Ok(Some(AccessUnit {
             data,
             keyframe: keyframe != 0,
         }))
     }
+}
+
+/// `v` as a C `int`, saturating: x264 refuses sizes and rates that large
+/// at open, so a width it accepted converts exactly.
+fn int(v: u32) -> c_int {
+    c_int::try_from(v).unwrap_or(c_int::MAX)
 }
 
 impl Drop for X264 {
@@ -175,8 +180,10 @@ mod tests {
         let mut enc = X264::new(w, h, 30, 500_000, 0).unwrap();
         let mut pic = I420::default();
         for frame in 0..5u8 {
-            let pixels: Vec<u8> = (0..w * h * 4)
-                .map(|i| (i as u8).wrapping_add(frame * 40))
+            let pixels: Vec<u8> = (0..=u8::MAX)
+                .cycle()
+                .take((w * h * 4) as usize)
+                .map(|b| b.wrapping_add(frame * 40))
                 .collect();
             let picture = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &pixels).unwrap();
             pic.convert(&picture).unwrap();

@@ -2,7 +2,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::message::{get_c_string, put_frame_response_fixed};
+use crate::message::{get_c_string, put_frame_response_fixed, wire_u32};
 use crate::{
     ConfigReq, DecodeError, EnableScanout, ErrorMsg, FrameRequest, FrameResponse, Header, Message,
     MsgType, ScanoutResp, SubscribeResp, HEADER_LEN,
@@ -243,7 +243,7 @@ pub fn encode_frame_response(
     let len = FrameResponse::FIXED_LEN as usize + 4 + access_unit.len();
     put_header(dst, MsgType::FrameResponse, 0, session_id, len);
     put_frame_response_fixed(dst, pts_ns, dts_ns, keyframe, 1);
-    dst.put_u32_le(access_unit.len() as u32);
+    dst.put_u32_le(wire_u32(access_unit.len()));
     dst.put_slice(access_unit);
 }
 
@@ -252,7 +252,7 @@ fn put_header(dst: &mut impl BufMut, t: MsgType, flags: u8, session_id: u16, len
         msg_type: t as u8,
         flags,
         session_id,
-        payload_size: u32::try_from(len).expect("HXFR payloads are far below 4 GiB"),
+        payload_size: wire_u32(len),
     };
     dst.put_slice(&header.to_bytes());
 }

@@ -183,9 +183,15 @@ impl Message {
                 b.put_bytes(0, 7);
             }
             Message::FrameResponse(r) => {
-                put_frame_response_fixed(b, r.pts_ns, r.dts_ns, r.is_keyframe, r.nals.len() as u32);
+                put_frame_response_fixed(
+                    b,
+                    r.pts_ns,
+                    r.dts_ns,
+                    r.is_keyframe,
+                    wire_u32(r.nals.len()),
+                );
                 for nal in &r.nals {
-                    b.put_u32_le(nal.len() as u32);
+                    b.put_u32_le(wire_u32(nal.len()));
                     b.put_slice(nal);
                 }
             }
@@ -222,6 +228,12 @@ impl Message {
             Message::KeyframeReq | Message::ConfigResp | Message::Ping | Message::Pong => {}
         }
     }
+}
+
+/// A size or count as the wire's `u32`. The encoders check the whole payload
+/// length against `u32` before writing it, so any part of it fits too.
+pub(crate) fn wire_u32(n: usize) -> u32 {
+    u32::try_from(n).expect("HXFR payloads are far below 4 GiB")
 }
 
 pub(crate) fn put_frame_response_fixed(
