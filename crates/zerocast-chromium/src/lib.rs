@@ -6,6 +6,8 @@
 //! no GPU, no background network traffic) and a fresh profile directory,
 //! removed when the [`Chromium`] is dropped along with the process.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};

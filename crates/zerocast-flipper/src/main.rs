@@ -13,6 +13,8 @@
 //! - [`input`]: evdev readers that print events.
 //! - [`Pacer`] (here): holds the frame rate to `--fps`.
 
+#![forbid(unsafe_code)]
+
 mod input;
 mod kms;
 mod scene;

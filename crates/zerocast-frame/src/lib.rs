@@ -8,6 +8,8 @@
 //! - [`stamp`]: a frame number drawn as blocks into a picture, readable after lossy
 //!   H.264, so tests can see that frames advance.
 
+#![forbid(unsafe_code)]
+
 pub mod format;
 pub mod frame;
 pub mod i420;

@@ -13,6 +13,8 @@
 //! - [`error`]: decode errors and the protocol's error codes.
 //! - [`fuzzing`]: the fuzz target's checks, shared with the corpus replay test.
 
+#![forbid(unsafe_code)]
+
 pub mod codec;
 pub mod error;
 pub mod fuzzing;

@@ -8,6 +8,8 @@
 //! - [`InputEvent`] / [`Button`]: one user action.
 //! - [`InputSink`]: where a viewer's events go (a synthetic desktop, QEMU).
 
+#![forbid(unsafe_code)]
+
 use std::sync::Mutex;
 
 /// A mouse button, numbered like evdev's `BTN_*`.
