@@ -11,12 +11,14 @@
 //! - [`codec`]: [`Decoder`] (stream of bytes to [`Packet`]s, with hard
 //!   [`Limits`] checked before any allocation) and [`encode`].
 //! - [`error`]: decode errors and the protocol's error codes.
-//! - [`fuzzing`]: the fuzz target's checks, shared with the corpus replay test.
+//! - `fuzzing` (feature `fuzzing`, not API): the fuzz target's checks,
+//!   shared by `fuzz/` and the corpus replay test.
 
 #![forbid(unsafe_code)]
 
 pub mod codec;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod header;
 pub mod message;
