@@ -94,10 +94,11 @@ impl Chromium {
         let address = tokio::time::timeout(START_TIMEOUT, async {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(at) = line.find("ws://") {
+                if let Some(address) = devtools_address(&line) {
+                    let address = address.to_owned();
                     // Keep draining stderr so Chromium never blocks on a full pipe.
                     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-                    return Some(line[at..].trim().to_owned());
+                    return Some(address);
                 }
             }
             None
@@ -194,6 +195,12 @@ impl Chromium {
     }
 }
 
+/// The browser's DevTools WebSocket address, if `line` of Chromium's stderr
+/// announces it ("DevTools listening on ws://...").
+fn devtools_address(line: &str) -> Option<&str> {
+    line.find("ws://").map(|at| line[at..].trim())
+}
+
 impl Drop for Chromium {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
@@ -203,14 +210,19 @@ impl Drop for Chromium {
 
 #[cfg(test)]
 mod tests {
+    use super::devtools_address;
+
     #[test]
-    fn flags_include_what_these_machines_need() {
-        for f in [
-            "--headless",
-            "--no-sandbox",
-            "--disable-background-networking",
-        ] {
-            assert!(super::FLAGS.contains(&f));
-        }
+    fn devtools_address_is_read_from_the_announcement_only() {
+        assert_eq!(
+            devtools_address(
+                "DevTools listening on ws://127.0.0.1:39041/devtools/browser/5f1c2e7a "
+            ),
+            Some("ws://127.0.0.1:39041/devtools/browser/5f1c2e7a")
+        );
+        assert_eq!(
+            devtools_address("[1208/101112.123:ERROR:bus.cc(407)] Failed to connect to the bus"),
+            None
+        );
     }
 }

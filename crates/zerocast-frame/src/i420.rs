@@ -103,34 +103,37 @@ mod tests {
     use super::*;
     use crate::PixelFormat;
 
-    fn solid(format: PixelFormat, bytes: [u8; 4], w: u32, h: u32, stride: u32) -> Vec<u8> {
+    /// A `w` x `h` picture of one colour, rows of `stride` bytes, in
+    /// `format`'s byte order as `drm_fourcc.h` gives it (spelled out here
+    /// rather than taken from `PixelFormat`, so a wrong order there fails).
+    fn solid(format: PixelFormat, [r, g, b]: [u8; 3], w: u32, h: u32, stride: u32) -> Vec<u8> {
+        let bytes = match format {
+            PixelFormat::Argb8888 | PixelFormat::Xrgb8888 => [b, g, r, 0],
+            PixelFormat::Abgr8888 | PixelFormat::Xbgr8888 => [r, g, b, 0],
+        };
         let mut px = vec![0u8; (stride * h) as usize];
         for row in px.chunks_exact_mut(stride as usize) {
             for p in row[..(w * 4) as usize].chunks_exact_mut(4) {
                 p.copy_from_slice(&bytes);
             }
         }
-        let _ = format;
         px
     }
 
     #[test]
-    fn white_and_red_land_on_bt601_values() {
+    fn white_and_red_land_on_bt601_values_in_every_format() {
         let mut i420 = I420::default();
-        let px = solid(PixelFormat::Xrgb8888, [255, 255, 255, 0], 8, 4, 40);
-        i420.convert(&Frame::new(8, 4, 40, PixelFormat::Xrgb8888, &px).unwrap())
-            .unwrap();
-        assert!(
-            i420.y().iter().all(|&y| (234..=236).contains(&y)),
-            "{:?}",
-            i420.y()
-        );
-        // Pure red in BGRX bytes, then the same red in RGBX bytes.
-        for (format, bytes) in [
-            (PixelFormat::Xrgb8888, [0, 0, 255, 0]),
-            (PixelFormat::Xbgr8888, [255, 0, 0, 0]),
-        ] {
-            let px = solid(format, bytes, 8, 4, 32);
+        for format in PixelFormat::ALL {
+            // Rows padded past the 8 pixels.
+            let px = solid(format, [255, 255, 255], 8, 4, 40);
+            i420.convert(&Frame::new(8, 4, 40, format, &px).unwrap())
+                .unwrap();
+            assert!(
+                i420.y().iter().all(|&y| (234..=236).contains(&y)),
+                "{format:?} {:?}",
+                i420.y()
+            );
+            let px = solid(format, [255, 0, 0], 8, 4, 32);
             i420.convert(&Frame::new(8, 4, 32, format, &px).unwrap())
                 .unwrap();
             assert!(
