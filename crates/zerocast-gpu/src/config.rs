@@ -5,7 +5,7 @@ use crate::error::GpuError;
 
 /// Most scanouts the device offers. QEMU decides how many the guest sees
 /// (`-device vhost-user-gpu-pci,max_outputs=N`, default 1): make them match.
-pub const MAX_SCANOUTS: usize = 4;
+pub const MAX_SCANOUTS: u32 = 4;
 
 /// The device's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,20 +24,26 @@ impl Default for GpuConfig {
 }
 
 impl GpuConfig {
+    /// The number of scanouts, if it is 1 to [`MAX_SCANOUTS`].
+    pub(crate) fn scanout_count(&self) -> Result<u32, GpuError> {
+        let count = self.scanouts.len();
+        u32::try_from(count)
+            .ok()
+            .filter(|n| (1..=MAX_SCANOUTS).contains(n))
+            .ok_or(GpuError::ScanoutCount { count })
+    }
+
     /// Checks the scanout count and sizes.
     pub fn validate(&self) -> Result<(), GpuError> {
-        if self.scanouts.is_empty() || self.scanouts.len() > MAX_SCANOUTS {
-            return Err(GpuError::Config(format!(
-                "{} scanouts: need 1 to {MAX_SCANOUTS}",
-                self.scanouts.len()
-            )));
-        }
-        for (i, &(w, h)) in self.scanouts.iter().enumerate() {
+        self.scanout_count()?;
+        for (index, &(width, height)) in self.scanouts.iter().enumerate() {
             let ok = |v: u32| (1..=MAX_EDID_DIMENSION).contains(&v);
-            if !ok(w) || !ok(h) {
-                return Err(GpuError::Config(format!(
-                    "scanout {i} is {w}x{h}: each side must be 1 to {MAX_EDID_DIMENSION}"
-                )));
+            if !ok(width) || !ok(height) {
+                return Err(GpuError::ScanoutSize {
+                    index,
+                    width,
+                    height,
+                });
             }
         }
         Ok(())

@@ -4,10 +4,19 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::config::MAX_SCANOUTS;
+use crate::edid::MAX_EDID_DIMENSION;
+
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
-    #[error("bad GPU configuration: {0}")]
-    Config(String),
+    #[error("{count} scanouts configured: use 1 to {MAX_SCANOUTS}")]
+    ScanoutCount { count: usize },
+    #[error("scanout {index} is {width}x{height}: each side must be 1 to {MAX_EDID_DIMENSION}")]
+    ScanoutSize {
+        index: usize,
+        width: u32,
+        height: u32,
+    },
     #[error("no scanout {index}: the device has {count}")]
     NoSuchScanout { index: u32, count: usize },
     #[error("cannot listen on {path}: {source}")]
@@ -15,12 +24,18 @@ pub enum GpuError {
         path: PathBuf,
         source: vhost::vhost_user::Error,
     },
-    #[error("cannot set up the vhost-user device: {0}")]
-    Setup(String),
+    #[error("cannot create the event that stops the vring worker: {0}")]
+    ExitEvent(#[source] io::Error),
+    // vhost_user_backend::Error is Display but not std::error::Error, so it
+    // cannot be a `#[source]`: it is kept as data and shown in the message.
+    #[error("cannot set up the vhost-user daemon: {0}")]
+    Daemon(vhost_user_backend::Error),
     #[error("cannot start the GPU backend thread: {0}")]
-    Thread(io::Error),
+    Thread(#[source] io::Error),
+    #[error("cannot accept QEMU's vhost-user connection: {0}")]
+    Accept(vhost_user_backend::Error),
     #[error("the vhost-user session with QEMU failed: {0}")]
-    Session(String),
+    Session(vhost_user_backend::Error),
     #[error("the GPU backend thread panicked")]
     Panicked,
 }

@@ -80,23 +80,22 @@ impl GpuBackendHandle {
     /// [`shutdown`]: GpuBackendHandle::shutdown
     pub fn start(socket_path: impl AsRef<Path>, config: GpuConfig) -> Result<Self, GpuError> {
         config.validate()?;
+        let scanout_count = config.scanout_count()?;
         let socket_path = socket_path.as_ref().to_path_buf();
         let listener = Listener::new(&socket_path, true).map_err(|source| GpuError::Listen {
             path: socket_path.clone(),
             source,
         })?;
         let shared = Arc::new(Shared::new(&config));
-        let device = Arc::new(
-            GpuDevice::new(shared.clone(), config.scanouts.len() as u32)
-                .map_err(|e| GpuError::Setup(e.to_string()))?,
-        );
+        let device =
+            Arc::new(GpuDevice::new(shared.clone(), scanout_count).map_err(GpuError::ExitEvent)?);
         // This starts the vring worker thread; `stop_workers` ends it.
         let daemon = VhostUserDaemon::new(
             "zerocast-gpu".to_string(),
             device.clone(),
             GuestMemoryAtomic::new(GuestMemoryMmap::new()),
         )
-        .map_err(|e| GpuError::Setup(e.to_string()))?;
+        .map_err(GpuError::Daemon)?;
         info!(path = %socket_path.display(), scanouts = ?config.scanouts, "vhost-user-gpu listening");
         let stopper = Arc::new(Mutex::new(Stopper {
             listener: Some(listener.as_raw_fd()),
@@ -128,11 +127,6 @@ impl GpuBackendHandle {
     /// The vhost-user socket QEMU connects to (removed once it has).
     pub fn socket_path(&self) -> &Path {
         &self.socket_path
-    }
-
-    /// Number of scanouts.
-    pub fn num_scanouts(&self) -> u32 {
-        self.shared.lock().scanouts.len() as u32
     }
 
     /// A frame source for scanout `index`. Any number may exist; each
@@ -231,7 +225,7 @@ fn serve(
     match accepted {
         Ok(()) => {}
         Err(_) if requested => return Ok(()),
-        Err(e) => return Err(GpuError::Session(e.to_string())),
+        Err(e) => return Err(GpuError::Accept(e)),
     }
     info!("QEMU connected to the GPU backend");
     let result = daemon.wait();
@@ -242,7 +236,7 @@ fn serve(
         Err(vhost_user_backend::Error::HandleRequest(
             vhost::vhost_user::Error::Disconnected | vhost::vhost_user::Error::PartialMessage,
         )) => Ok(()),
-        Err(e) => Err(GpuError::Session(e.to_string())),
+        Err(e) => Err(GpuError::Session(e)),
     }
 }
 
@@ -304,7 +298,7 @@ mod tests {
         };
         assert!(matches!(
             GpuBackendHandle::start(socket("bad"), bad),
-            Err(GpuError::Config(_))
+            Err(GpuError::ScanoutCount { count: 5 })
         ));
     }
 }
