@@ -4,11 +4,14 @@
 //! - [`settings`]: what an encoder is asked for (size, bitrate, frame rate, keyframe interval).
 //! - [`encoder`]: the [`VideoEncoder`] trait every backend implements, and its errors.
 //! - [`openh264`]: the default software H.264 backend (builds from crates.io alone).
+//! - [`openh264_build`]: whether that backend runs OpenH264's SIMD assembly or
+//!   plain C, and the advice to rebuild once `nasm` is installed.
 //! - [`annexb`]: walking an Annex B byte stream (NAL types, keyframe checks).
 
 pub mod annexb;
 pub mod encoder;
 pub mod openh264;
+pub mod openh264_build;
 pub mod settings;
 
 pub use encoder::{EncodeError, Encoded, EncoderKind, VideoEncoder};

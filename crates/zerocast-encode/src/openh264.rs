@@ -14,6 +14,7 @@ use openh264_sys2::{
 };
 use zerocast_frame::Frame;
 
+use crate::openh264_build::{self, Build};
 use crate::{EncodeError, Encoded, EncoderSettings, VideoEncoder};
 use zerocast_frame::I420;
 
@@ -34,6 +35,7 @@ pub struct OpenH264Encoder {
 
 impl OpenH264Encoder {
     pub fn new(settings: EncoderSettings) -> Result<Self, EncodeError> {
+        openh264_build::warn_once_if_rebuild_helps();
         Ok(OpenH264Encoder {
             session: None,
             settings: settings.sanitized(),
@@ -139,10 +141,7 @@ impl YUVSource for Planes<'_> {
 
 impl VideoEncoder for OpenH264Encoder {
     fn describe(&self) -> String {
-        format!(
-            "{NAME} (software H.264, {})",
-            env!("ZEROCAST_OPENH264_BUILD")
-        )
+        format!("{NAME} (software H.264, {})", Build::current().describe())
     }
 
     fn encode(
