@@ -24,7 +24,7 @@ use crate::options::VideoArgs;
 use crate::serving::Serving;
 
 /// The stream id under which a guest agent publishes the frames it encoded
-/// (after the scanouts, which are 0..4).
+/// (past every scanout id, which are below [`zerocast_gpu::MAX_SCANOUTS`]).
 pub const GUEST_STREAM: u32 = 16;
 
 #[derive(Args, Debug)]
@@ -47,8 +47,8 @@ pub struct VmArgs {
     /// CPU virtualisation: tcg works everywhere; kvm needs a working /dev/kvm.
     #[arg(long, value_enum, default_value_t = AccelArg::Tcg)]
     pub accel: AccelArg,
-    /// Number of displays (scanouts) the guest gets, 1 to 4.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
+    /// Number of displays (scanouts) the guest gets, 1 up to the GPU backend's limit (a value past it is refused with the limit).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(zerocast_gpu::MAX_SCANOUTS)))]
     pub scanouts: u32,
     /// Preferred display mode the guest is offered.
     #[arg(long, default_value_t = 1280)]
