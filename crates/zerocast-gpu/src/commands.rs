@@ -307,27 +307,32 @@ impl Response {
         match self {
             Response::NoData => encode_with(request, protocol::RESP_OK_NODATA, &[]),
             Response::DisplayInfo(modes) => {
-                let mut payload = Vec::with_capacity(protocol::WIRE_MAX_SCANOUTS * 24);
-                for i in 0..protocol::WIRE_MAX_SCANOUTS {
-                    let one = modes
-                        .get(i)
-                        .map_or_else(DisplayOne::default, |m| DisplayOne {
-                            r: WireRect {
-                                width: m.width.into(),
-                                height: m.height.into(),
-                                ..Default::default()
-                            },
-                            enabled: u32::from(m.enabled).into(),
-                            flags: 0.into(),
-                        });
-                    payload.extend_from_slice(one.as_slice());
+                // The response has room for every scanout virtio-gpu allows;
+                // the ones the device lacks stay zero (disabled).
+                let mut pmodes = [DisplayOne::default(); protocol::WIRE_MAX_SCANOUTS as usize];
+                for (one, m) in pmodes.iter_mut().zip(modes) {
+                    *one = DisplayOne {
+                        r: WireRect {
+                            width: m.width.into(),
+                            height: m.height.into(),
+                            ..Default::default()
+                        },
+                        enabled: u32::from(m.enabled).into(),
+                        flags: 0.into(),
+                    };
                 }
+                let payload: Vec<u8> = pmodes
+                    .iter()
+                    .flat_map(|one| one.as_slice())
+                    .copied()
+                    .collect();
                 encode_with(request, protocol::RESP_OK_DISPLAY_INFO, &payload)
             }
             Response::Edid(blob) => {
                 let mut payload = vec![0u8; 8 + protocol::EDID_BLOB_SIZE];
                 let len = blob.len().min(protocol::EDID_BLOB_SIZE);
-                payload[..4].copy_from_slice(&(len as u32).to_le_bytes());
+                let size = u32::try_from(len).expect("EDID_BLOB_SIZE fits in u32");
+                payload[..4].copy_from_slice(&size.to_le_bytes());
                 payload[8..8 + len].copy_from_slice(&blob[..len]);
                 encode_with(request, protocol::RESP_OK_EDID, &payload)
             }
@@ -398,7 +403,7 @@ pub mod build {
     pub fn attach(resource_id: u32, entries: &[(u64, u32)]) -> Vec<u8> {
         let b = AttachBacking {
             resource_id: resource_id.into(),
-            nr_entries: (entries.len() as u32).into(),
+            nr_entries: u32::try_from(entries.len()).unwrap().into(),
         };
         let mut out = request(protocol::CMD_RESOURCE_ATTACH_BACKING, b.as_slice());
         for &(addr, len) in entries {

@@ -4,7 +4,7 @@
 //! guest-RAM memfd.
 //!
 //! Design map:
-//! - `protocol`: virtio-gpu wire structs and constants.
+//! - `protocol`: virtio-gpu wire structs, and short names for `virtio-bindings`' constants.
 //! - `commands`: request bytes -> typed commands; responses -> bytes.
 //! - `edid`: EDID blocks for the virtual monitors.
 //! - `backing`: a resource's scatter-gather list, checked against guest memory; the copy path's reads.

@@ -2,66 +2,80 @@
 //! driver puts in the control and cursor queues, laid out as on the wire
 //! (little-endian, `repr(C)`, no implicit padding).
 
+use virtio_bindings::virtio_gpu as gpu;
 use vm_memory::{ByteValued, Le32, Le64};
 use zerocast_frame::PixelFormat;
 
-/// Device feature bits we offer (besides vhost-user's own).
-pub const VIRTIO_F_VERSION_1: u32 = 32;
-/// QEMU's virtio-pci offers queue reset itself (`queue_reset=on`) and passes
-/// the guest's ack on; vhost-user-backend refuses acks of bits we did not
-/// offer, so we offer it. Linux's virtio-gpu never resets a single queue.
-pub const VIRTIO_F_RING_RESET: u32 = 40;
-pub const VIRTIO_RING_F_INDIRECT_DESC: u32 = 28;
-pub const VIRTIO_RING_F_EVENT_IDX: u32 = 29;
-pub const VIRTIO_GPU_F_EDID: u32 = 1;
+// Every number below is the kernel header's (`linux/virtio_gpu.h` and
+// friends) as rust-vmm's `virtio-bindings` publishes it; only the names are
+// shortened here.
+
+// Device feature bits we offer (besides vhost-user's own). RING_RESET:
+// QEMU's virtio-pci offers queue reset itself (`queue_reset=on`) and passes
+// the guest's ack on; vhost-user-backend refuses acks of bits we did not
+// offer, so we offer it. Linux's virtio-gpu never resets a single queue.
+pub use gpu::VIRTIO_GPU_F_EDID;
+pub use virtio_bindings::virtio_config::{VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1};
+pub use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 
 /// Queue indices.
 pub const CONTROL_QUEUE: u16 = 0;
 pub const CURSOR_QUEUE: u16 = 1;
 
 /// Control queue commands (2D set).
-pub const CMD_GET_DISPLAY_INFO: u32 = 0x0100;
-pub const CMD_RESOURCE_CREATE_2D: u32 = 0x0101;
-pub const CMD_RESOURCE_UNREF: u32 = 0x0102;
-pub const CMD_SET_SCANOUT: u32 = 0x0103;
-pub const CMD_RESOURCE_FLUSH: u32 = 0x0104;
-pub const CMD_TRANSFER_TO_HOST_2D: u32 = 0x0105;
-pub const CMD_RESOURCE_ATTACH_BACKING: u32 = 0x0106;
-pub const CMD_RESOURCE_DETACH_BACKING: u32 = 0x0107;
-pub const CMD_GET_EDID: u32 = 0x010a;
+pub use gpu::{
+    virtio_gpu_ctrl_type_VIRTIO_GPU_CMD_GET_DISPLAY_INFO as CMD_GET_DISPLAY_INFO,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_CMD_GET_EDID as CMD_GET_EDID,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_CMD_RESOURCE_ATTACH_BACKING as CMD_RESOURCE_ATTACH_BACKING,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_CMD_RESOURCE_CREATE_2D as CMD_RESOURCE_CREATE_2D,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING as CMD_RESOURCE_DETACH_BACKING,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_CMD_RESOURCE_FLUSH as CMD_RESOURCE_FLUSH,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_CMD_RESOURCE_UNREF as CMD_RESOURCE_UNREF,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_CMD_SET_SCANOUT as CMD_SET_SCANOUT,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D as CMD_TRANSFER_TO_HOST_2D,
+};
 /// Cursor queue commands.
-pub const CMD_UPDATE_CURSOR: u32 = 0x0300;
-pub const CMD_MOVE_CURSOR: u32 = 0x0301;
+pub use gpu::{
+    virtio_gpu_ctrl_type_VIRTIO_GPU_CMD_MOVE_CURSOR as CMD_MOVE_CURSOR,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_CMD_UPDATE_CURSOR as CMD_UPDATE_CURSOR,
+};
 
 /// Response types.
-pub const RESP_OK_NODATA: u32 = 0x1100;
-pub const RESP_OK_DISPLAY_INFO: u32 = 0x1101;
-pub const RESP_OK_EDID: u32 = 0x1104;
-pub const RESP_ERR_UNSPEC: u32 = 0x1200;
-pub const RESP_ERR_OUT_OF_MEMORY: u32 = 0x1201;
-pub const RESP_ERR_INVALID_SCANOUT_ID: u32 = 0x1202;
-pub const RESP_ERR_INVALID_RESOURCE_ID: u32 = 0x1203;
-pub const RESP_ERR_INVALID_PARAMETER: u32 = 0x1205;
+pub use gpu::{
+    virtio_gpu_ctrl_type_VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER as RESP_ERR_INVALID_PARAMETER,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID as RESP_ERR_INVALID_RESOURCE_ID,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID as RESP_ERR_INVALID_SCANOUT_ID,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY as RESP_ERR_OUT_OF_MEMORY,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_RESP_ERR_UNSPEC as RESP_ERR_UNSPEC,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_RESP_OK_DISPLAY_INFO as RESP_OK_DISPLAY_INFO,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_RESP_OK_EDID as RESP_OK_EDID,
+    virtio_gpu_ctrl_type_VIRTIO_GPU_RESP_OK_NODATA as RESP_OK_NODATA,
+};
 
 /// `ctrl_hdr.flags`: the guest waits for this fence; echo it in the response.
-pub const FLAG_FENCE: u32 = 1 << 0;
+pub use gpu::VIRTIO_GPU_FLAG_FENCE as FLAG_FENCE;
 /// `ctrl_hdr.flags`: `ring_idx` is meaningful (echoed with the fence).
-pub const FLAG_INFO_RING_IDX: u32 = 1 << 1;
+pub use gpu::VIRTIO_GPU_FLAG_INFO_RING_IDX as FLAG_INFO_RING_IDX;
 
 /// Size of the `pmodes` array in a display-info response.
-pub const WIRE_MAX_SCANOUTS: usize = 16;
+pub use gpu::VIRTIO_GPU_MAX_SCANOUTS as WIRE_MAX_SCANOUTS;
 /// Size of the EDID blob in a `GET_EDID` response.
-pub const EDID_BLOB_SIZE: usize = 1024;
+pub const EDID_BLOB_SIZE: usize = std::mem::size_of::<gpu::virtio_gpu_resp_edid>()
+    - std::mem::offset_of!(gpu::virtio_gpu_resp_edid, edid);
 
 /// virtio-gpu 2D formats (`enum virtio_gpu_formats`) the host can read, and
 /// their DRM equivalents. Formats with alpha or padding first in memory
 /// (A8R8G8B8, X8B8G8R8...) have no [`PixelFormat`] and are refused.
 pub fn pixel_format(virtio_format: u32) -> Option<PixelFormat> {
     match virtio_format {
-        1 => Some(PixelFormat::Argb8888), // B8G8R8A8_UNORM: bytes B, G, R, A
-        2 => Some(PixelFormat::Xrgb8888), // B8G8R8X8_UNORM: bytes B, G, R, X
-        67 => Some(PixelFormat::Abgr8888), // R8G8B8A8_UNORM: bytes R, G, B, A
-        134 => Some(PixelFormat::Xbgr8888), // R8G8B8X8_UNORM: bytes R, G, B, X
+        // Bytes B, G, R, A.
+        gpu::virtio_gpu_formats_VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM => Some(PixelFormat::Argb8888),
+        // Bytes B, G, R, X.
+        gpu::virtio_gpu_formats_VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM => Some(PixelFormat::Xrgb8888),
+        // Bytes R, G, B, A.
+        gpu::virtio_gpu_formats_VIRTIO_GPU_FORMAT_R8G8B8A8_UNORM => Some(PixelFormat::Abgr8888),
+        // Bytes R, G, B, X.
+        gpu::virtio_gpu_formats_VIRTIO_GPU_FORMAT_R8G8B8X8_UNORM => Some(PixelFormat::Xbgr8888),
         _ => None,
     }
 }
@@ -198,26 +212,71 @@ mod tests {
     use super::*;
     use std::mem::size_of;
 
+    /// A command's or response's size without its header.
+    fn body<T>() -> usize {
+        size_of::<T>() - size_of::<gpu::virtio_gpu_ctrl_hdr>()
+    }
+
     #[test]
     fn wire_sizes() {
-        // Sizes from linux/include/uapi/linux/virtio_gpu.h.
-        assert_eq!(size_of::<CtrlHdr>(), 24);
-        assert_eq!(size_of::<WireRect>(), 16);
-        assert_eq!(size_of::<ResourceCreate2d>(), 16);
-        assert_eq!(size_of::<IdBody>(), 8);
-        assert_eq!(size_of::<SetScanout>(), 24);
-        assert_eq!(size_of::<ResourceFlush>(), 24);
-        assert_eq!(size_of::<TransferToHost2d>(), 32);
-        assert_eq!(size_of::<AttachBacking>(), 8);
-        assert_eq!(size_of::<MemEntry>(), 16);
-        assert_eq!(size_of::<CursorPos>(), 16);
-        assert_eq!(size_of::<UpdateCursor>(), 32);
-        assert_eq!(size_of::<DisplayOne>(), 24);
-        assert_eq!(size_of::<ConfigSpace>(), 16);
+        // Our structs leave the header out of each body; the bindings' do not.
+        assert_eq!(size_of::<CtrlHdr>(), size_of::<gpu::virtio_gpu_ctrl_hdr>());
+        assert_eq!(size_of::<WireRect>(), size_of::<gpu::virtio_gpu_rect>());
+        assert_eq!(
+            size_of::<ResourceCreate2d>(),
+            body::<gpu::virtio_gpu_resource_create_2d>()
+        );
+        assert_eq!(
+            size_of::<IdBody>(),
+            body::<gpu::virtio_gpu_resource_unref>()
+        );
+        assert_eq!(size_of::<IdBody>(), body::<gpu::virtio_gpu_cmd_get_edid>());
+        assert_eq!(
+            size_of::<SetScanout>(),
+            body::<gpu::virtio_gpu_set_scanout>()
+        );
+        assert_eq!(
+            size_of::<ResourceFlush>(),
+            body::<gpu::virtio_gpu_resource_flush>()
+        );
+        assert_eq!(
+            size_of::<TransferToHost2d>(),
+            body::<gpu::virtio_gpu_transfer_to_host_2d>()
+        );
+        assert_eq!(
+            size_of::<AttachBacking>(),
+            body::<gpu::virtio_gpu_resource_attach_backing>()
+        );
+        assert_eq!(
+            size_of::<MemEntry>(),
+            size_of::<gpu::virtio_gpu_mem_entry>()
+        );
+        assert_eq!(
+            size_of::<CursorPos>(),
+            size_of::<gpu::virtio_gpu_cursor_pos>()
+        );
+        assert_eq!(
+            size_of::<UpdateCursor>(),
+            body::<gpu::virtio_gpu_update_cursor>()
+        );
+        assert_eq!(
+            size_of::<DisplayOne>(),
+            size_of::<gpu::virtio_gpu_resp_display_info_virtio_gpu_display_one>()
+        );
+        assert_eq!(
+            size_of::<[DisplayOne; WIRE_MAX_SCANOUTS as usize]>(),
+            body::<gpu::virtio_gpu_resp_display_info>()
+        );
+        assert_eq!(
+            size_of::<ConfigSpace>(),
+            size_of::<gpu::virtio_gpu_config>()
+        );
+        assert_eq!(EDID_BLOB_SIZE, 1024);
     }
 
     #[test]
     fn formats_map_by_byte_order() {
+        // Numbers from the virtio spec, not the bindings the code uses.
         assert_eq!(pixel_format(2), Some(PixelFormat::Xrgb8888));
         assert_eq!(pixel_format(1), Some(PixelFormat::Argb8888));
         assert_eq!(pixel_format(67), Some(PixelFormat::Abgr8888));
