@@ -132,7 +132,7 @@ impl GpuDevice {
             );
         }
         match writer.write_all(&response[..n]) {
-            Ok(()) => n as u32,
+            Ok(()) => u32::try_from(n).expect("our responses are a few KiB at most"),
             Err(e) => refused("write", &e),
         }
     }

@@ -128,7 +128,11 @@ impl Backing {
                 return Err(out_of_range());
             };
             let within = pos - start;
-            let n = (u64::from(entry.len) - within).min((dst.len() - done) as u64) as usize;
+            // What is left of the entry fits in usize on 64-bit hosts; if not,
+            // what is left of `dst` is smaller anyway.
+            let left_in_entry =
+                usize::try_from(u64::from(entry.len) - within).unwrap_or(usize::MAX);
+            let n = left_in_entry.min(dst.len() - done);
             let addr = GuestAddress(entry.addr.0 + within);
             mem.read_slice(&mut dst[done..done + n], addr)
                 .map_err(|source| BackingError::Read {
@@ -181,7 +185,8 @@ mod tests {
             BackingError::OutsideMemory { .. }
         ));
         // The same page attached over and over, past the size limit.
-        let many = vec![entry(0, 0x10000); (MAX_BACKING_BYTES / 0x10000 + 1) as usize];
+        let many =
+            vec![entry(0, 0x10000); usize::try_from(MAX_BACKING_BYTES / 0x10000 + 1).unwrap()];
         assert!(matches!(refuse(many), BackingError::TooLarge { .. }));
     }
 

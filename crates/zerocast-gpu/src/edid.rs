@@ -34,19 +34,19 @@ pub fn generate(index: u32, width: u32, height: u32) -> [u8; EDID_LEN] {
     e[10..12].copy_from_slice(&1u16.to_le_bytes()); // product code
     e[12..16].copy_from_slice(&(index + 1).to_le_bytes()); // serial: tells monitors apart
     e[16] = 0; // week unknown
-    e[17] = (2026 - 1990) as u8;
+    e[17] = 36; // made in 2026: years since 1990
     e[18] = 1; // EDID 1.4
     e[19] = 4;
     e[20] = 0xA0; // digital input, 8 bits per colour
     let (width_mm, height_mm) = (size_mm(width), size_mm(height));
-    e[21] = (width_mm / 10).min(255) as u8;
-    e[22] = (height_mm / 10).min(255) as u8;
+    e[21] = u8::try_from(width_mm / 10).unwrap_or(u8::MAX); // centimetres
+    e[22] = u8::try_from(height_mm / 10).unwrap_or(u8::MAX);
     e[23] = 120; // gamma 2.2
     e[24] = 0x06; // sRGB default, preferred timing is native
     e[25] = lo2(CHROMA[0], 6) | lo2(CHROMA[1], 4) | lo2(CHROMA[2], 2) | lo2(CHROMA[3], 0);
     e[26] = lo2(CHROMA[4], 6) | lo2(CHROMA[5], 4) | lo2(CHROMA[6], 2) | lo2(CHROMA[7], 0);
     for (i, c) in CHROMA.iter().enumerate() {
-        e[27 + i] = (c >> 2) as u8;
+        e[27 + i] = low_byte(u32::from(c >> 2));
     }
     // Established timings (35..38) none; standard timings (38..54) unused.
     e[38..54].fill(0x01);
@@ -66,7 +66,18 @@ fn size_mm(pixels: u32) -> u32 {
 }
 
 fn lo2(v: u16, shift: u32) -> u8 {
-    ((v & 0b11) as u8) << shift
+    low_byte(u32::from(v & 0b11)) << shift
+}
+
+/// Bits 0..8 of `v`. EDID splits wide fields into a low byte and a high
+/// nibble; the caller has already limited `v` to the field's width.
+fn low_byte(v: u32) -> u8 {
+    v.to_le_bytes()[0]
+}
+
+/// Bits 8..12 of `v`, as the low nibble.
+fn high_nibble(v: u32) -> u8 {
+    low_byte(v >> 8) & 0x0F
 }
 
 /// An 18-byte detailed timing descriptor, reduced blanking, 60 Hz or the
@@ -77,25 +88,23 @@ fn detailed_timing(width: u32, height: u32, width_mm: u32, height_mm: u32) -> [u
         .div_ceil(100_000)
         .max(V_FRONT + V_SYNC + V_BACK_MIN);
     let total = u64::from(width + H_BLANK) * u64::from(height + v_blank);
-    let clock_10khz = (total * REFRESH_HZ)
-        .div_ceil(10_000)
-        .min(u64::from(u16::MAX)) as u16;
+    let clock_10khz = u16::try_from((total * REFRESH_HZ).div_ceil(10_000)).unwrap_or(u16::MAX);
     let h_active = width;
     let mut d = [0u8; 18];
     d[0..2].copy_from_slice(&clock_10khz.to_le_bytes());
-    d[2] = h_active as u8;
-    d[3] = H_BLANK as u8;
-    d[4] = (((h_active >> 8) as u8) << 4) | ((H_BLANK >> 8) as u8);
-    d[5] = height as u8;
-    d[6] = v_blank as u8;
-    d[7] = (((height >> 8) as u8) << 4) | ((v_blank >> 8) as u8);
-    d[8] = H_FRONT as u8;
-    d[9] = H_SYNC as u8;
-    d[10] = ((V_FRONT as u8) << 4) | V_SYNC as u8;
+    d[2] = low_byte(h_active);
+    d[3] = low_byte(H_BLANK);
+    d[4] = (high_nibble(h_active) << 4) | high_nibble(H_BLANK);
+    d[5] = low_byte(height);
+    d[6] = low_byte(v_blank);
+    d[7] = (high_nibble(height) << 4) | high_nibble(v_blank);
+    d[8] = low_byte(H_FRONT);
+    d[9] = low_byte(H_SYNC);
+    d[10] = (low_byte(V_FRONT) << 4) | low_byte(V_SYNC);
     d[11] = 0; // high bits of porches and syncs: all small
-    d[12] = width_mm as u8;
-    d[13] = height_mm as u8;
-    d[14] = (((width_mm >> 8) as u8) << 4) | ((height_mm >> 8) as u8 & 0x0F);
+    d[12] = low_byte(width_mm);
+    d[13] = low_byte(height_mm);
+    d[14] = (high_nibble(width_mm) << 4) | high_nibble(height_mm);
     d[17] = 0x1A; // digital separate sync, hsync +, vsync - (CVT-RB)
     d
 }

@@ -162,9 +162,11 @@ impl GuestMapping {
             chunks: chunks.len(),
         };
         let page = page_size();
-        let mut at = 0u64;
+        let mut at = 0usize;
         for c in &chunks {
-            let map_len = c.len.next_multiple_of(page);
+            // Both fit: the chunks lie within `reserved`, a usize.
+            let map_len = usize::try_from(c.len.next_multiple_of(page)).map_err(|_| too_big())?;
+            let chunk_len = usize::try_from(c.len).map_err(|_| too_big())?;
             let offset = libc::off_t::try_from(c.file_offset).map_err(|_| too_big())?;
             // SAFETY: `plan` made every chunk but the last a whole number of
             // pages, so `at` is page-aligned and `at + map_len <= reserved`:
@@ -176,8 +178,8 @@ impl GuestMapping {
             // region the file backs (`room_after` for the last chunk).
             let p = unsafe {
                 libc::mmap(
-                    mapping.base.as_ptr().add(at as usize).cast(),
-                    map_len as usize,
+                    mapping.base.as_ptr().add(at).cast(),
+                    map_len,
                     libc::PROT_READ,
                     libc::MAP_SHARED | libc::MAP_FIXED,
                     c.fd,
@@ -187,7 +189,7 @@ impl GuestMapping {
             if p == libc::MAP_FAILED {
                 return Err(MapError::Mmap(io::Error::last_os_error()));
             }
-            at += c.len;
+            at += chunk_len;
         }
         Ok(mapping)
     }
@@ -230,9 +232,16 @@ mod tests {
     use crate::testutil::{entry, memfd_memory, HIGH_REGION};
     use vm_memory::{Bytes, GuestAddress};
 
+    /// The test pattern of byte `byte` of page `page`: only the low bytes
+    /// matter, so they wrap on purpose.
+    fn pattern(page: usize, byte: usize) -> u8 {
+        page.to_le_bytes()[0].wrapping_mul(31) ^ byte.to_le_bytes()[0]
+    }
+
     #[test]
     fn shuffled_pages_read_in_resource_order() {
         let page = page_size();
+        let page_len = usize::try_from(page).unwrap();
         let mem = memfd_memory(64 * page);
         let high = HIGH_REGION;
         // Twelve scattered guest pages, across both regions, in a shuffled order.
@@ -254,40 +263,32 @@ mod tests {
         .map(|&p| if p >= high { p } else { p * page })
         .collect();
         for (i, &addr) in pages.iter().enumerate() {
-            let fill: Vec<u8> = (0..page)
-                .map(|b| (i as u8).wrapping_mul(31) ^ (b as u8))
-                .collect();
+            let fill: Vec<u8> = (0..page_len).map(|b| pattern(i, b)).collect();
             mem.write_slice(&fill, GuestAddress(addr)).unwrap();
         }
-        let entries: Vec<_> = pages.iter().map(|&a| entry(a, page as u32)).collect();
+        let page32 = u32::try_from(page).unwrap();
+        let entries: Vec<_> = pages.iter().map(|&a| entry(a, page32)).collect();
         let view = GuestMapping::new(&mem, &entries).unwrap();
         let bytes = view.bytes();
         assert_eq!(bytes.len() as u64, 12 * page);
-        for (i, chunk) in bytes.chunks(page as usize).enumerate() {
-            let expect = (i as u8).wrapping_mul(31);
+        for (i, chunk) in bytes.chunks(page_len).enumerate() {
             assert!(
-                chunk
-                    .iter()
-                    .enumerate()
-                    .all(|(b, &v)| v == expect ^ b as u8),
+                chunk.iter().enumerate().all(|(b, &v)| v == pattern(i, b)),
                 "page {i}"
             );
         }
         // Zero-copy: a guest write after mapping shows up in the view.
         mem.write_slice(b"live", GuestAddress(pages[4] + 8))
             .unwrap();
-        assert_eq!(&view.bytes()[4 * page as usize + 8..][..4], b"live");
+        assert_eq!(&view.bytes()[4 * page_len + 8..][..4], b"live");
     }
 
     #[test]
     fn contiguous_entries_merge_and_a_short_last_entry_maps() {
         let page = page_size();
+        let page32 = u32::try_from(page).unwrap();
         let mem = memfd_memory(16 * page);
-        let entries = [
-            entry(0, page as u32),
-            entry(page, page as u32),
-            entry(2 * page, 100),
-        ];
+        let entries = [entry(0, page32), entry(page, page32), entry(2 * page, 100)];
         let view = GuestMapping::new(&mem, &entries).unwrap();
         assert_eq!(view.chunks(), 1);
         assert_eq!(view.bytes().len() as u64, 2 * page + 100);
@@ -296,13 +297,15 @@ mod tests {
     #[test]
     fn unaligned_or_fileless_backing_is_refused() {
         let page = page_size();
+        let page32 = u32::try_from(page).unwrap();
         let mem = memfd_memory(16 * page);
-        let unaligned = GuestMapping::new(&mem, &[entry(8, page as u32)]);
+        let unaligned = GuestMapping::new(&mem, &[entry(8, page32)]);
         assert!(matches!(unaligned, Err(MapError::Unaligned { .. })));
         let short_middle = GuestMapping::new(&mem, &[entry(0, 100), entry(4 * page, 100)]);
         assert!(matches!(short_middle, Err(MapError::Unaligned { .. })));
-        let anon = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 16 * page as usize)]).unwrap();
-        let no_file = GuestMapping::new(&anon, &[entry(0, page as u32)]);
+        let anon_len = usize::try_from(16 * page).unwrap();
+        let anon = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), anon_len)]).unwrap();
+        let no_file = GuestMapping::new(&anon, &[entry(0, page32)]);
         assert!(matches!(no_file, Err(MapError::NoFile { .. })));
     }
 }
