@@ -26,16 +26,27 @@ pub enum GpuError {
     },
     #[error("cannot create the event that stops the vring worker: {0}")]
     ExitEvent(#[source] io::Error),
-    // vhost_user_backend::Error is Display but not std::error::Error, so it
-    // cannot be a `#[source]`: it is kept as data and shown in the message.
     #[error("cannot set up the vhost-user daemon: {0}")]
-    Daemon(vhost_user_backend::Error),
+    Daemon(#[source] VhostUserFailure),
     #[error("cannot start the GPU backend thread: {0}")]
     Thread(#[source] io::Error),
     #[error("cannot accept QEMU's vhost-user connection: {0}")]
-    Accept(vhost_user_backend::Error),
+    Accept(#[source] VhostUserFailure),
     #[error("the vhost-user session with QEMU failed: {0}")]
-    Session(vhost_user_backend::Error),
+    Session(#[source] VhostUserFailure),
     #[error("the GPU backend thread panicked")]
     Panicked,
+}
+
+/// A `vhost_user_backend::Error`, in a form that can cross threads and
+/// join an error chain: the original is not `std::error::Error`, and one
+/// variant holds a panic payload that is not `Sync`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct VhostUserFailure(String);
+
+impl From<vhost_user_backend::Error> for VhostUserFailure {
+    fn from(e: vhost_user_backend::Error) -> Self {
+        VhostUserFailure(e.to_string())
+    }
 }

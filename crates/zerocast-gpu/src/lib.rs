@@ -42,7 +42,7 @@ mod table;
 mod testutil;
 
 pub use config::{GpuConfig, MAX_SCANOUTS};
-pub use error::GpuError;
+pub use error::{GpuError, VhostUserFailure};
 pub use scanout::CursorState;
 pub use server::GpuBackendHandle;
 pub use snapshot::ResourceSnapshot;

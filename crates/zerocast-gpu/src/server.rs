@@ -95,7 +95,7 @@ impl GpuBackendHandle {
             device.clone(),
             GuestMemoryAtomic::new(GuestMemoryMmap::new()),
         )
-        .map_err(GpuError::Daemon)?;
+        .map_err(|e| GpuError::Daemon(e.into()))?;
         info!(path = %socket_path.display(), scanouts = ?config.scanouts, "vhost-user-gpu listening");
         let stopper = Arc::new(Mutex::new(Stopper {
             listener: Some(listener.as_raw_fd()),
@@ -225,7 +225,7 @@ fn serve(
     match accepted {
         Ok(()) => {}
         Err(_) if requested => return Ok(()),
-        Err(e) => return Err(GpuError::Accept(e)),
+        Err(e) => return Err(GpuError::Accept(e.into())),
     }
     info!("QEMU connected to the GPU backend");
     let result = daemon.wait();
@@ -236,7 +236,7 @@ fn serve(
         Err(vhost_user_backend::Error::HandleRequest(
             vhost::vhost_user::Error::Disconnected | vhost::vhost_user::Error::PartialMessage,
         )) => Ok(()),
-        Err(e) => Err(GpuError::Session(e)),
+        Err(e) => Err(GpuError::Session(e.into())),
     }
 }
 

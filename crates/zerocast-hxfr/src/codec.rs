@@ -240,11 +240,31 @@ pub fn encode_frame_response(
     keyframe: bool,
     access_unit: &[u8],
 ) {
-    let len = FrameResponse::FIXED_LEN as usize + 4 + access_unit.len();
-    put_header(dst, MsgType::FrameResponse, 0, session_id, len);
-    put_frame_response_fixed(dst, pts_ns, dts_ns, keyframe, 1);
-    dst.put_u32_le(wire_u32(access_unit.len()));
+    let prefix = frame_response_prefix(session_id, pts_ns, dts_ns, keyframe, access_unit.len());
+    dst.put_slice(&prefix);
     dst.put_slice(access_unit);
+}
+
+/// Bytes of a one-entry FRAME_RESPONSE before its access unit.
+pub const FRAME_RESPONSE_PREFIX_LEN: usize = HEADER_LEN + FrameResponse::FIXED_LEN as usize + 4;
+
+/// The header, fixed part and entry size of a FRAME_RESPONSE whose one
+/// entry is an access unit of `au_len` bytes: a writer sends these and then
+/// the access unit itself (a vectored write, no copy of the access unit).
+pub fn frame_response_prefix(
+    session_id: u16,
+    pts_ns: i64,
+    dts_ns: i64,
+    keyframe: bool,
+    au_len: usize,
+) -> [u8; FRAME_RESPONSE_PREFIX_LEN] {
+    let mut prefix = [0u8; FRAME_RESPONSE_PREFIX_LEN];
+    let mut dst = &mut prefix[..];
+    let len = FrameResponse::FIXED_LEN as usize + 4 + au_len;
+    put_header(&mut dst, MsgType::FrameResponse, 0, session_id, len);
+    put_frame_response_fixed(&mut dst, pts_ns, dts_ns, keyframe, 1);
+    dst.put_u32_le(wire_u32(au_len));
+    prefix
 }
 
 fn put_header(dst: &mut impl BufMut, t: MsgType, flags: u8, session_id: u16, len: usize) {

@@ -23,7 +23,10 @@ pub mod fuzzing;
 pub mod header;
 pub mod message;
 
-pub use codec::{encode, encode_frame_response, Decoder, Limits, Packet};
+pub use codec::{
+    encode, encode_frame_response, frame_response_prefix, Decoder, Limits, Packet,
+    FRAME_RESPONSE_PREFIX_LEN,
+};
 pub use error::{DecodeError, ErrorCode};
 pub use header::{Header, MsgType, HEADER_LEN, MAGIC};
 pub use message::{

@@ -76,6 +76,9 @@ fn frame_response_single_entry_matches_go_reader() {
     let mut fast = BytesMut::new();
     encode_frame_response(&mut fast, 3, -5, 9, true, &au);
     assert_eq!(fast.to_vec(), want);
+    let prefix = frame_response_prefix(3, -5, 9, true, au.len());
+    assert_eq!(prefix[..], want[..FRAME_RESPONSE_PREFIX_LEN]);
+    assert_eq!(want[FRAME_RESPONSE_PREFIX_LEN..], au);
     let msg = Message::FrameResponse(FrameResponse {
         pts_ns: -5,
         dts_ns: 9,

@@ -17,7 +17,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use zerocast_input::InputSink;
-use zerocast_server::{EncodedFrame, Registry};
+use zerocast_pipeline::{EncodedFrame, Registry};
 
 use crate::protocol::{self, ClientMessage};
 
@@ -152,7 +152,6 @@ impl Gateway {
         Ok((bound, task))
     }
 
-    /// The latest report of every connected viewer.
     /// The WebSocket message for `frame` of `scanout`, built by the first
     /// viewer that needs it.
     fn video_message(&self, scanout: u32, frame: &EncodedFrame) -> Bytes {
@@ -167,6 +166,7 @@ impl Gateway {
         }
     }
 
+    /// The latest report of every connected viewer.
     pub fn viewer_reports(&self) -> Vec<ViewerReport> {
         self.reports
             .lock()
@@ -204,13 +204,13 @@ struct Stats {
 async fn stats(State(g): State<Arc<Gateway>>) -> Json<Stats> {
     let scanouts = g
         .registry
-        .scanout_ids()
+        .ids()
         .into_iter()
-        .filter_map(|id| g.registry.scanout(id))
+        .filter_map(|id| g.registry.stream(id))
         .map(|p| {
             let s = p.stats();
             ScanoutStats {
-                id: p.scanout_id(),
+                id: p.id(),
                 pipeline: p.describe().to_owned(),
                 subscribers: p.subscribers(),
                 frames: s.frames,
@@ -279,7 +279,7 @@ async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32) {
     }
     let id = g.next_viewer.fetch_add(1, Ordering::Relaxed);
     let _slot = ViewerSlot(&g, id);
-    let Some(pipeline) = g.registry.scanout(scanout) else {
+    let Some(stream) = g.registry.stream(scanout) else {
         return close_with(socket, close::POLICY, &format!("no scanout {scanout}")).await;
     };
     // helix's client speaks first with a JSON init; wait for it.
@@ -288,18 +288,18 @@ async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32) {
         Ok(Err(reason)) => return close_with(socket, close::POLICY, &reason).await,
         Err(_) => return close_with(socket, close::POLICY, "no init message within 30 s").await,
     }
-    let mut sub = pipeline.subscribe();
-    let fps = pipeline.settings().fps.as_f32().round() as u32;
-    let mut size = (0, 0);
+    let mut sub = stream.subscribe();
+    // Sent again whenever the picture size or the frame rate changes.
+    let mut shape = (0, 0, 0);
     loop {
         tokio::select! {
             frame = sub.next() => {
                 let Some(frame) = frame else {
                     return close_with(socket, close::NORMAL, "scanout stopped").await;
                 };
-                if (frame.width, frame.height) != size {
-                    size = (frame.width, frame.height);
-                    let init = protocol::stream_init(size.0, size.1, fps);
+                if (frame.width, frame.height, frame.fps) != shape {
+                    shape = (frame.width, frame.height, frame.fps);
+                    let init = protocol::stream_init(shape.0, shape.1, shape.2);
                     if !send(&mut socket, Bytes::copy_from_slice(&init)).await {
                         return;
                     }
@@ -335,8 +335,8 @@ async fn wait_init(socket: &mut WebSocket) -> Result<(), String> {
 }
 
 fn video_message(frame: &EncodedFrame) -> Bytes {
-    let au = frame.access_unit();
-    let pts_us = (frame.captured_unix_ns / 1000).max(0) as u64;
+    let au = &frame.access_unit;
+    let pts_us = u64::try_from(frame.captured_unix_ns / 1000).unwrap_or(0);
     let mut buf = BytesMut::with_capacity(protocol::VIDEO_HEADER_LEN + au.len());
     buf.put_slice(&protocol::video_frame_header(
         frame.keyframe,
@@ -361,15 +361,14 @@ async fn handle_client(
     scanout: u32,
     viewer: u64,
     msg: Message,
-    sub: &zerocast_server::Subscription,
+    sub: &zerocast_pipeline::Subscription,
 ) -> Result<(), (u16, String)> {
     match msg {
         Message::Binary(b) => match protocol::parse_client(&b) {
             Ok(ClientMessage::Ping { seq, client_time }) => {
                 let now_us = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_micros() as u64;
+                    .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
                 let reply = protocol::pong(seq, client_time, now_us, 0);
                 if !send(socket, Bytes::copy_from_slice(&reply)).await {
                     return Err((close::NORMAL, "viewer gone".into()));

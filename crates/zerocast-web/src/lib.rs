@@ -9,6 +9,8 @@
 //!   [`zerocast_input::InputSink`].
 //! - `assets/`: the viewer: WebCodecs `VideoDecoder`, stats overlay, input capture.
 
+#![forbid(unsafe_code)]
+
 pub mod gateway;
 pub mod protocol;
 

@@ -53,7 +53,7 @@ pub fn stream_init(width: u32, height: u32, fps: u32) -> [u8; 13] {
     b[1] = CODEC_H264;
     b[2..4].copy_from_slice(&clamp_u16(width).to_be_bytes());
     b[4..6].copy_from_slice(&clamp_u16(height).to_be_bytes());
-    b[6] = fps.min(255) as u8;
+    b[6] = u8::try_from(fps).unwrap_or(u8::MAX);
     b[12] = 1; // touch supported, as helix sends it
     b
 }
@@ -88,7 +88,7 @@ pub fn pong(seq: u32, client_time: u64, server_time_us: u64, encode_ms: u16) -> 
 }
 
 fn clamp_u16(v: u32) -> u16 {
-    v.min(u32::from(u16::MAX)) as u16
+    u16::try_from(v).unwrap_or(u16::MAX)
 }
 
 fn need(b: &[u8], n: usize) -> Result<(), ProtocolError> {
@@ -104,6 +104,10 @@ fn need(b: &[u8], n: usize) -> Result<(), ProtocolError> {
 
 fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
 }
 
 fn le_f32(b: &[u8], at: usize) -> f32 {
@@ -164,8 +168,8 @@ pub fn parse_client(b: &[u8]) -> Result<ClientMessage, ProtocolError> {
                 4 => {
                     need(b, 4)?;
                     ClientMessage::Input(InputEvent::Wheel {
-                        dx: f32::from(b[2] as i8),
-                        dy: f32::from(b[3] as i8),
+                        dx: f32::from(i8::from_be_bytes([b[2]])),
+                        dy: f32::from(i8::from_be_bytes([b[3]])),
                     })
                 }
                 _ => return Err(bad("unknown mouse sub-type")),
@@ -173,8 +177,8 @@ pub fn parse_client(b: &[u8]) -> Result<ClientMessage, ProtocolError> {
         }
         MOUSE_ABSOLUTE => {
             need(b, 10)?;
-            let (x, y) = (be16(b, 2) as i16, be16(b, 4) as i16);
-            let (rw, rh) = (be16(b, 6) as i16, be16(b, 8) as i16);
+            let (x, y) = (be_i16(b, 2), be_i16(b, 4));
+            let (rw, rh) = (be_i16(b, 6), be_i16(b, 8));
             if rw <= 0 || rh <= 0 {
                 return Err(bad("reference size must be positive"));
             }
@@ -187,8 +191,8 @@ pub fn parse_client(b: &[u8]) -> Result<ClientMessage, ProtocolError> {
         MOUSE_RELATIVE => {
             need(b, 6)?;
             ClientMessage::Input(InputEvent::MoveRel {
-                dx: i32::from(be16(b, 2) as i16),
-                dy: i32::from(be16(b, 4) as i16),
+                dx: i32::from(be_i16(b, 2)),
+                dy: i32::from(be_i16(b, 4)),
             })
         }
         CONTROL | PONG => ClientMessage::Ignored,

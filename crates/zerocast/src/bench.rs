@@ -17,14 +17,16 @@ use serde::Serialize;
 use zerocast_chromium::Chromium;
 use zerocast_encode::new_encoder;
 use zerocast_frame::FrameSource;
-use zerocast_server::stats::{percentile, thread_cpu_time};
+use zerocast_pipeline::stats::{percentile, thread_cpu_time};
 use zerocast_synthetic::{Motion, SyntheticDesktop};
 
 use crate::demo::Stack;
-use crate::options::VideoArgs;
+use crate::options::{DesktopSize, VideoArgs};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    #[command(flatten)]
+    pub size: DesktopSize,
     #[command(flatten)]
     pub video: VideoArgs,
     /// Frames to encode.
@@ -106,9 +108,6 @@ struct Report {
     cores_at_target_fps: f64,
     target_fps: u32,
     mean_frame_bytes: u64,
-    /// Full-frame pixel copies before the encoder's input: the converter
-    /// reads the source buffer in place.
-    bytes_copied_per_frame: u64,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -126,9 +125,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn encode(args: &BenchArgs) -> anyhow::Result<Report> {
-    args.video.check()?;
+    args.size.check()?;
     let v = &args.video;
-    let mut source = SyntheticDesktop::new(v.width, v.height, v.fps, Motion::Static);
+    let size = args.size;
+    let mut source = SyntheticDesktop::new(size.width, size.height, v.fps, Motion::Static);
     let mut encoder = new_encoder(v.encoder, v.settings()).context("building the encoder")?;
     let mut out = Vec::new();
     let (mut wall, mut cpu) = (Vec::new(), Vec::new());
@@ -154,8 +154,8 @@ fn encode(args: &BenchArgs) -> anyhow::Result<Report> {
     let ms = |p| f64::from(percentile(wall.clone(), p).unwrap_or(0)) / 1000.0;
     let report = Report {
         encoder: encoder.describe(),
-        width: v.width,
-        height: v.height,
+        width: size.width,
+        height: size.height,
         frames: args.frames,
         bitrate_bps: v.bitrate,
         encode_fps: 1000.0 / mean_wall_ms.max(1e-6),
@@ -166,7 +166,6 @@ fn encode(args: &BenchArgs) -> anyhow::Result<Report> {
         cores_at_target_fps: cpu_ms * f64::from(v.fps) / 1000.0,
         target_fps: v.fps,
         mean_frame_bytes: bytes / u64::from(args.frames.max(1)),
-        bytes_copied_per_frame: 0,
     };
     println!("encoder           {}", report.encoder);
     println!(
@@ -245,22 +244,19 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
             let vm = crate::vm::VmStack::start(&vm_args).await?;
             let pipeline = match &vm.guest_stream {
                 Some(stream) => stream.clone(),
-                None => vm.pipelines[0].clone(),
+                None => vm.scanouts[0].clone(),
             };
             (vm.serving.viewer, pipeline, Some(vm))
         }
         _ => {
-            let stack = Stack::start(v, Motion::Animated, listen, &[]).await?;
-            (stack.serving.viewer, stack.pipeline, None)
+            let stack = Stack::start(args.size, v, Motion::Animated, listen, &[]).await?;
+            (stack.serving.viewer, stack.stream, None)
         }
     };
     let gpu_counters = || vm.as_ref().map(|vm| vm.gpu.stats());
-    let mut chromium = Chromium::open(&format!(
-        "http://{viewer}/?scanout={}",
-        pipeline.scanout_id()
-    ))
-    .await
-    .context("starting headless Chromium (scripts/install-deps.sh installs it)")?;
+    let mut chromium = Chromium::open(&format!("http://{viewer}/?scanout={}", pipeline.id()))
+        .await
+        .context("starting headless Chromium (scripts/install-deps.sh installs it)")?;
     // Warm up: the decoder configured and a couple of seconds of frames.
     let warm_until = Instant::now() + Duration::from_secs(60);
     loop {

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use zerocast_frame::PixelFormat;
 use zerocast_hxfr::{encode, Decoder, FrameRequest, Limits, Message, Packet};
-use zerocast_server::Endpoint;
+use zerocast_hxfr_server::Endpoint;
 
 #[derive(Args, Debug)]
 pub struct ClientArgs {

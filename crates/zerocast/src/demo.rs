@@ -7,14 +7,15 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use clap::Args;
 use zerocast_frame::FrameSource;
+use zerocast_hxfr_server::Endpoint;
 use zerocast_input::InputSink;
-use zerocast_server::{
-    Endpoint, PipelineConfig, Registry, ResourceError, ResourceTable, ScanoutPipeline,
+use zerocast_pipeline::{
+    PipelineConfig, Registry, ResourceError, ResourceReader, ScanoutPipeline, Stream,
 };
 use zerocast_synthetic::{Motion, SyntheticDesktop};
 use zerocast_web::Gateway;
 
-use crate::options::VideoArgs;
+use crate::options::{DesktopSize, VideoArgs};
 use crate::serving::Serving;
 
 /// The resource id request/response clients can ask for.
@@ -22,6 +23,8 @@ pub const DEMO_RESOURCE_ID: u32 = 1;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
+    #[command(flatten)]
+    pub size: DesktopSize,
     #[command(flatten)]
     pub video: VideoArgs,
     /// Draw one picture and redraw only on input: a still screen costs no encoding.
@@ -41,7 +44,7 @@ pub struct DemoArgs {
 /// Resource 1: a synthetic desktop rendered afresh for each FRAME_REQUEST.
 struct SyntheticResources(Mutex<SyntheticDesktop>);
 
-impl ResourceTable for SyntheticResources {
+impl ResourceReader for SyntheticResources {
     fn read(
         &self,
         id: u32,
@@ -60,23 +63,24 @@ impl ResourceTable for SyntheticResources {
 
 /// A running synthetic desktop with its HXFR listeners and web gateway.
 pub struct Stack {
-    pub pipeline: Arc<ScanoutPipeline>,
+    pub stream: Arc<Stream>,
     pub serving: Serving,
 }
 
 impl Stack {
     pub async fn start(
+        size: DesktopSize,
         v: &VideoArgs,
         motion: Motion,
         listen: SocketAddr,
         hxfr: &[Endpoint],
     ) -> anyhow::Result<Stack> {
-        v.check()?;
-        let desktop = SyntheticDesktop::new(v.width, v.height, v.fps, motion);
+        size.check()?;
+        let desktop = SyntheticDesktop::new(size.width, size.height, v.fps, motion);
         let input: Arc<dyn InputSink> = desktop.input();
         let resources = SyntheticResources(Mutex::new(SyntheticDesktop::new(
-            v.width,
-            v.height,
+            size.width,
+            size.height,
             v.fps,
             Motion::Static,
         )));
@@ -85,17 +89,16 @@ impl Stack {
             encoder: v.encoder,
             settings: v.settings(),
         };
-        let pipeline = Arc::new(
-            ScanoutPipeline::start(Box::new(desktop), config).context("starting the encoder")?,
-        );
-        tracing::info!("scanout 0: {}", pipeline.describe());
+        let pipeline =
+            ScanoutPipeline::start(Box::new(desktop), config).context("starting the encoder")?;
         let registry =
             Arc::new(Registry::new(v.encoder, v.settings()).with_resources(Arc::new(resources)));
-        registry.add_scanout(pipeline.clone());
+        let stream = registry.add(Stream::Encoded(pipeline));
+        tracing::info!("scanout 0: {}", stream.describe());
 
         let gateway = Gateway::new(registry.clone(), Some(input));
         let serving = crate::serving::start(registry, gateway, hxfr, listen).await?;
-        Ok(Stack { pipeline, serving })
+        Ok(Stack { stream, serving })
     }
 }
 
@@ -105,12 +108,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     } else {
         Motion::Animated
     };
-    let stack = Stack::start(&args.video, motion, args.listen, &args.hxfr).await?;
-    let encoder = format!("encoder: {}", stack.pipeline.describe());
+    let stack = Stack::start(args.size, &args.video, motion, args.listen, &args.hxfr).await?;
+    let encoder = format!("encoder: {}", stack.stream.describe());
     stack.serving.announce(&[encoder])?;
 
     crate::stop::stopped(args.duration).await;
-    let s = stack.pipeline.stats();
+    let s = stack.stream.stats();
     tracing::info!(
         "encoded {} frames ({} keyframes, {} bytes), encode p50 {:?} us, p99 {:?} us",
         s.frames,

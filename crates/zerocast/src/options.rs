@@ -3,15 +3,9 @@
 use clap::Args;
 use zerocast_encode::{EncoderKind, EncoderSettings, Fps};
 
-/// Picture and encoder settings.
+/// Encoder settings, for every command that encodes.
 #[derive(Args, Debug, Clone)]
 pub struct VideoArgs {
-    /// Width of the desktop in pixels.
-    #[arg(long, default_value_t = 1920)]
-    pub width: u32,
-    /// Height of the desktop in pixels.
-    #[arg(long, default_value_t = 1080)]
-    pub height: u32,
     /// Frames per second.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: u32,
@@ -34,7 +28,20 @@ impl VideoArgs {
             keyframe_interval: self.keyframe_interval,
         }
     }
+}
 
+/// The size of the synthetic desktop (a VM's size is the guest's choice).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct DesktopSize {
+    /// Width of the synthetic desktop in pixels.
+    #[arg(long, default_value_t = 1920)]
+    pub width: u32,
+    /// Height of the synthetic desktop in pixels.
+    #[arg(long, default_value_t = 1080)]
+    pub height: u32,
+}
+
+impl DesktopSize {
     /// Checks the size before anything starts, with a message that says what to do.
     pub fn check(&self) -> anyhow::Result<()> {
         if !(16..=3840).contains(&self.width) || !(16..=2160).contains(&self.height) {
@@ -52,14 +59,14 @@ impl VideoArgs {
 pub fn parse_bitrate(s: &str) -> Result<u32, String> {
     let s = s.trim();
     let (digits, mult) = match s.chars().last() {
-        Some('k' | 'K') => (&s[..s.len() - 1], 1_000u64),
-        Some('m' | 'M') => (&s[..s.len() - 1], 1_000_000u64),
-        _ => (s, 1u64),
+        Some('k' | 'K') => (&s[..s.len() - 1], 1_000u32),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1_000_000u32),
+        _ => (s, 1u32),
     };
     let v: f64 = digits
         .parse()
         .map_err(|_| format!("{s:?} is not a bitrate like 8M, 500k or 2000000"))?;
-    let bps = v * mult as f64;
+    let bps = (v * f64::from(mult)).round();
     let range = EncoderSettings::BITRATE_RANGE;
     if !(f64::from(*range.start())..=f64::from(*range.end())).contains(&bps) {
         return Err(format!(
@@ -68,7 +75,13 @@ pub fn parse_bitrate(s: &str) -> Result<u32, String> {
             range.end()
         ));
     }
-    Ok(bps as u32)
+    Ok(in_range_u32(bps))
+}
+
+/// A whole number already checked to lie within `u32`.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn in_range_u32(v: f64) -> u32 {
+    v as u32
 }
 
 #[cfg(test)]

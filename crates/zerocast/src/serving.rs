@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use zerocast_server::{Endpoint, Registry, Server};
+use zerocast_hxfr_server::{Endpoint, Server};
+use zerocast_pipeline::Registry;
 use zerocast_web::Gateway;
 
 /// Peers served at once on each HXFR listener.

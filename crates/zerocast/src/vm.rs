@@ -11,13 +11,14 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use zerocast_frame::Frame;
-use zerocast_gpu::{GpuBackendHandle, GpuConfig};
+use zerocast_gpu::{GpuBackendHandle, GpuConfig, GpuError};
+use zerocast_hxfr_server::Endpoint;
 use zerocast_input::InputSink;
-use zerocast_qemu::{Accel, Gpu, Qmp, QmpInput, Vm, VmConfig, VsockDevice};
-use zerocast_server::{
-    Endpoint, PipelineConfig, Registry, ResourceError, ResourceTable, ScanoutControl,
-    ScanoutPipeline,
+use zerocast_pipeline::{
+    PipelineConfig, PublishedStream, Registry, ResourceError, ResourceReader, ScanoutControl,
+    ScanoutError, ScanoutPipeline, Stream,
 };
+use zerocast_qemu::{Accel, Gpu, Qmp, QmpInput, Vm, VmConfig, VsockDevice};
 use zerocast_web::Gateway;
 
 use crate::options::VideoArgs;
@@ -126,27 +127,34 @@ pub enum AccelArg {
 struct GpuScanouts(Arc<GpuBackendHandle>);
 
 impl ScanoutControl for GpuScanouts {
-    fn enable(&self, id: u32, width: u32, height: u32) -> Result<(), String> {
+    fn enable(&self, id: u32, width: u32, height: u32) -> Result<(), ScanoutError> {
         tracing::info!(
             scanout = id,
             "enabling ({width}x{height} requested; the mode is the GPU's)"
         );
         self.0
             .set_scanout_enabled(id, true)
-            .map_err(|e| e.to_string())
+            .map_err(|e| scanout_error(id, e))
     }
 
-    fn disable(&self, id: u32) -> Result<(), String> {
+    fn disable(&self, id: u32) -> Result<(), ScanoutError> {
         self.0
             .set_scanout_enabled(id, false)
-            .map_err(|e| e.to_string())
+            .map_err(|e| scanout_error(id, e))
+    }
+}
+
+fn scanout_error(id: u32, e: GpuError) -> ScanoutError {
+    match e {
+        GpuError::NoSuchScanout { .. } => ScanoutError::NoSuchScanout(id),
+        other => ScanoutError::Device(Box::new(other)),
     }
 }
 
 /// Resources by id, read where they live in guest memory.
 struct GpuResources(zerocast_gpu::ResourceTable);
 
-impl ResourceTable for GpuResources {
+impl ResourceReader for GpuResources {
     fn read(&self, id: u32, f: &mut dyn FnMut(Frame<'_>)) -> Result<(), ResourceError> {
         let snapshot = self.0.get(id).ok_or(ResourceError::NotFound(id))?;
         let frame = snapshot.frame().ok_or(ResourceError::NoPixels(id))?;
@@ -159,11 +167,11 @@ impl ResourceTable for GpuResources {
 pub struct VmStack {
     pub vm: Vm,
     pub gpu: Arc<GpuBackendHandle>,
-    pub pipelines: Vec<Arc<ScanoutPipeline>>,
+    pub scanouts: Vec<Arc<Stream>>,
     pub serving: Serving,
     pub serial_log: PathBuf,
     /// What a guest agent publishes (with `--vsock`).
-    pub guest_stream: Option<Arc<ScanoutPipeline>>,
+    pub guest_stream: Option<Arc<Stream>>,
     /// Kept alive as long as the VM.
     _vsock: Option<VsockDevice>,
     /// Dropped last: removes a work folder zerocast made itself.
@@ -252,7 +260,7 @@ impl VmStack {
                 .with_resources(Arc::new(GpuResources(gpu.resources())))
                 .with_scanout_control(Arc::new(GpuScanouts(gpu.clone()))),
         );
-        let mut pipelines = Vec::new();
+        let mut scanouts = Vec::new();
         for id in 0..args.scanouts {
             let source = gpu.scanout(id)?;
             let config = PipelineConfig {
@@ -260,20 +268,21 @@ impl VmStack {
                 encoder: v.encoder,
                 settings: v.settings(),
             };
-            let pipeline = Arc::new(ScanoutPipeline::start(Box::new(source), config)?);
-            tracing::info!("scanout {id}: {}", pipeline.describe());
-            registry.add_scanout(pipeline.clone());
-            pipelines.push(pipeline);
+            let stream = registry.add(Stream::Encoded(ScanoutPipeline::start(
+                Box::new(source),
+                config,
+            )?));
+            tracing::info!("scanout {id}: {}", stream.describe());
+            scanouts.push(stream);
         }
         let mut endpoints = args.hxfr.clone();
         let mut guest_stream = None;
         if let Some(v) = &vsock {
             endpoints.push(Endpoint::Unix(v.host_listener(args.vsock_port)));
-            let stream = Arc::new(ScanoutPipeline::published(
+            let stream = registry.add(Stream::Published(PublishedStream::new(
                 GUEST_STREAM,
                 "frames published by the guest agent",
-            ));
-            registry.add_scanout(stream.clone());
+            )));
             guest_stream = Some(stream);
         }
         let stats_gpu = gpu.clone();
@@ -290,7 +299,7 @@ impl VmStack {
         Ok(VmStack {
             vm,
             gpu,
-            pipelines,
+            scanouts,
             serving,
             serial_log,
             guest_stream,
@@ -302,11 +311,11 @@ impl VmStack {
     /// Stops QEMU and logs what the GPU and the encoders did.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.vm.kill().await?;
-        for p in &self.pipelines {
+        for p in &self.scanouts {
             let ps = p.stats();
             tracing::info!(
                 "scanout {}: {} frames encoded, {} keyframes",
-                p.scanout_id(),
+                p.id(),
                 ps.frames,
                 ps.keyframes
             );

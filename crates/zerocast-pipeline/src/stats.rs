@@ -18,7 +18,7 @@ impl Samples {
             self.recent.pop_front();
         }
         self.recent
-            .push_back(d.as_micros().min(u128::from(u32::MAX)) as u32);
+            .push_back(u32::try_from(d.as_micros()).unwrap_or(u32::MAX));
     }
 
     /// The `p`-th percentile (0..=100) in microseconds, if there are samples.
@@ -41,8 +41,22 @@ pub fn percentile(mut values: Vec<u32>, p: f64) -> Option<u32> {
         return None;
     }
     values.sort_unstable();
-    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    let rank = nearest_rank(p, values.len());
     Some(values[rank.clamp(1, values.len()) - 1])
+}
+
+/// `ceil(p% of n)`, for `p` in 0..=100.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
+fn nearest_rank(p: f64, n: usize) -> usize {
+    // Sample windows are far below 2^52, so `n` is exact as f64; the
+    // product is clamped into 0..=n before it is cast back.
+    (p.clamp(0.0, 100.0) / 100.0 * n as f64)
+        .ceil()
+        .clamp(0.0, n as f64) as usize
 }
 
 /// What a scanout pipeline has done so far.
@@ -72,8 +86,8 @@ pub fn thread_cpu_time() -> Duration {
     // is supported on every Linux this runs on; on failure `ts` stays zero.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(
-        ts.tv_sec.max(0) as u64,
-        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec.clamp(0, 999_999_999)).unwrap_or(0),
     )
 }
 
@@ -93,7 +107,7 @@ mod tests {
             s.push(Duration::from_micros(ms));
         }
         assert_eq!(s.len(), WINDOW);
-        assert_eq!(s.percentile_us(0.0), Some(2000 - WINDOW as u32));
+        assert_eq!(s.percentile_us(0.0), Some(2000 - 1024));
     }
 
     #[test]

@@ -12,7 +12,8 @@ use zerocast_encode::{EncoderKind, EncoderSettings};
 use zerocast_hxfr::{
     encode, ConfigReq, Decoder, ErrorCode, FrameResponse, Limits, Message, Packet,
 };
-use zerocast_server::{Endpoint, Registry, ScanoutPipeline, Server};
+use zerocast_hxfr_server::{Endpoint, Server};
+use zerocast_pipeline::{PublishedStream, Registry, Stream};
 
 const STREAM: u16 = 16;
 
@@ -79,7 +80,7 @@ async fn a_published_stream_reaches_subscribers_and_asks_for_keyframes() {
         EncoderKind::OpenH264,
         EncoderSettings::default(),
     ));
-    registry.add_scanout(Arc::new(ScanoutPipeline::published(
+    registry.add(Stream::Published(PublishedStream::new(
         STREAM.into(),
         "guest agent",
     )));

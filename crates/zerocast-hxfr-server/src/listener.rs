@@ -12,7 +12,9 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::{connection, Registry};
+use zerocast_pipeline::Registry;
+
+use crate::connection;
 
 /// A listen address: `tcp:HOST:PORT` (or bare `HOST:PORT`) or `unix:PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,27 +2,33 @@
 //! the request against the resource it really has, encodes it with that
 //! session's encoder and answers FRAME_RESPONSE or ERROR.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use zerocast_encode::{new_encoder, EncoderKind, EncoderSettings, VideoEncoder};
 use zerocast_frame::{Frame, PixelFormat};
-use zerocast_hxfr::{encode_frame_response, ErrorCode, FrameRequest};
+use zerocast_hxfr::{ErrorCode, FrameRequest};
+use zerocast_pipeline::{ResourceError, ResourceReader};
 
-use crate::registry::{ResourceError, ResourceTable};
-
-/// An error to send back as HXFR ERROR.
+/// An HXFR ERROR to send back: the code and a message that says what to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub struct ErrorReply {
     pub code: ErrorCode,
     pub message: String,
 }
 
-impl Refusal {
+impl ErrorReply {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Refusal {
+        ErrorReply {
             code,
             message: message.into(),
         }
     }
+}
+
+/// One encoded answer to a FRAME_REQUEST.
+#[derive(Debug, Clone)]
+pub struct EncodedReply {
+    pub keyframe: bool,
+    pub access_unit: Bytes,
 }
 
 /// One session's encoder (a guest's stream, by session id).
@@ -33,9 +39,9 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(kind: EncoderKind, settings: EncoderSettings) -> Result<Self, Refusal> {
+    pub fn new(kind: EncoderKind, settings: EncoderSettings) -> Result<Self, ErrorReply> {
         let encoder = new_encoder(kind, settings)
-            .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+            .map_err(|e| ErrorReply::new(ErrorCode::Internal, e.to_string()))?;
         Ok(Session {
             encoder,
             force_keyframe: true,
@@ -47,63 +53,62 @@ impl Session {
         self.force_keyframe = true;
     }
 
-    pub fn reconfigure(&mut self, settings: EncoderSettings) -> Result<(), Refusal> {
+    pub fn reconfigure(&mut self, settings: EncoderSettings) -> Result<(), ErrorReply> {
         self.encoder
             .reconfigure(settings)
-            .map_err(|e| Refusal::new(ErrorCode::EncodeFailed, e.to_string()))
+            .map_err(|e| ErrorReply::new(ErrorCode::EncodeFailed, e.to_string()))
     }
 
     pub fn settings(&self) -> EncoderSettings {
         self.encoder.settings()
     }
 
-    /// Encodes the resource a request names; returns the whole HXFR
-    /// FRAME_RESPONSE. Blocking: run it off the async runtime.
+    /// Encodes the resource a request names. Blocking: run it off the
+    /// async runtime.
     pub fn encode(
         &mut self,
-        session_id: u16,
         req: &FrameRequest,
-        table: &dyn ResourceTable,
-    ) -> Result<Bytes, Refusal> {
-        let mut outcome = Err(Refusal::new(ErrorCode::Internal, "resource was not read"));
+        resources: &dyn ResourceReader,
+    ) -> Result<EncodedReply, ErrorReply> {
+        let mut outcome = Err(ErrorReply::new(
+            ErrorCode::Internal,
+            "resource was not read",
+        ));
         let force = self.force_keyframe || req.force_keyframe;
-        let read = table.read(req.resource_id, &mut |frame| {
+        let read = resources.read(req.resource_id, &mut |frame| {
             outcome = check_request(req, &frame).and_then(|()| {
                 self.out.clear();
                 self.encoder
                     .encode(&frame, force, &mut self.out)
-                    .map_err(|e| Refusal::new(ErrorCode::EncodeFailed, e.to_string()))
+                    .map_err(|e| ErrorReply::new(ErrorCode::EncodeFailed, e.to_string()))
             });
         });
         match read {
             Err(e @ ResourceError::NotFound(_)) => {
-                return Err(Refusal::new(ErrorCode::ResourceNotFound, e.to_string()))
+                return Err(ErrorReply::new(ErrorCode::ResourceNotFound, e.to_string()))
             }
             Err(e @ ResourceError::NoPixels(_)) => {
-                return Err(Refusal::new(ErrorCode::NoShareableSurface, e.to_string()))
+                return Err(ErrorReply::new(
+                    ErrorCode::NoShareableSurface,
+                    e.to_string(),
+                ))
             }
             Ok(()) => {}
         }
         let encoded = outcome?;
         self.force_keyframe = false;
-        let mut msg = BytesMut::with_capacity(64 + self.out.len());
-        encode_frame_response(
-            &mut msg,
-            session_id,
-            req.pts_ns,
-            req.pts_ns,
-            encoded.keyframe,
-            &self.out,
-        );
-        Ok(msg.freeze())
+        Ok(EncodedReply {
+            keyframe: encoded.keyframe,
+            access_unit: Bytes::copy_from_slice(&self.out),
+        })
     }
 }
 
 /// Everything in a request is guest-controlled: it must describe the
 /// resource the host really has, or nothing is read.
-pub fn check_request(req: &FrameRequest, frame: &Frame<'_>) -> Result<(), Refusal> {
+pub fn check_request(req: &FrameRequest, frame: &Frame<'_>) -> Result<(), ErrorReply> {
     let Some(format) = PixelFormat::from_fourcc(req.format) else {
-        return Err(Refusal::new(
+        return Err(ErrorReply::new(
             ErrorCode::InvalidMessage,
             format!(
                 "format {:#010x} is not one the host reads (AR24, XR24, AB24, XB24)",
@@ -116,7 +121,7 @@ pub fn check_request(req: &FrameRequest, frame: &Frame<'_>) -> Result<(), Refusa
     if (req.width, req.height, req.stride) != (frame.width(), frame.height(), frame.stride())
         || !order_matches
     {
-        return Err(Refusal::new(
+        return Err(ErrorReply::new(
             ErrorCode::InvalidMessage,
             format!(
                 "request says {}x{} stride {} {:?}, resource {} is {}x{} stride {} {:?}",
