@@ -243,3 +243,56 @@ fn whole_fps(fps: f32) -> u32 {
     // Clamped into 0..=240 first, so the cast is exact.
     fps.clamp(0.0, EncoderSettings::MAX_FPS) as u32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Stream;
+    use std::time::Duration;
+    use zerocast_input::{InputEvent, InputSink};
+    use zerocast_synthetic::{Motion, SyntheticDesktop};
+
+    async fn next(sub: &mut crate::Subscription) -> Arc<EncodedFrame> {
+        tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("the pipeline runs")
+    }
+
+    #[tokio::test]
+    async fn a_still_desktop_encodes_a_keyframe_per_viewer_and_a_frame_per_change() {
+        let desktop = SyntheticDesktop::new(64, 48, 30, Motion::Static);
+        let input = desktop.input();
+        let config = PipelineConfig {
+            scanout_id: 3,
+            encoder: EncoderKind::OpenH264,
+            settings: EncoderSettings::default(),
+        };
+        let stream = Stream::Encoded(ScanoutPipeline::start(Box::new(desktop), config).unwrap());
+        let mut first = stream.subscribe();
+        let f = next(&mut first).await;
+        assert!(f.keyframe);
+        assert_eq!((f.seq, f.width, f.height, f.fps), (1, 64, 48, 60));
+        assert!(f.access_unit.starts_with(&[0, 0, 0, 1]), "Annex B");
+        // A second viewer of the still screen gets its own keyframe at once.
+        let mut second = stream.subscribe();
+        assert!(next(&mut second).await.keyframe);
+        assert!(
+            next(&mut first).await.keyframe,
+            "shared by every subscriber"
+        );
+        // Input changes the picture: one more frame, not a keyframe.
+        input.send(3, InputEvent::MoveAbs { x: 0.5, y: 0.5 });
+        let moved = next(&mut first).await;
+        assert!(!moved.keyframe);
+        assert_eq!(moved.seq, 3);
+        assert_eq!(stream.stats().frames, 3);
+        // A new frame rate reaches the frames.
+        let pipeline = stream.as_encoded().unwrap();
+        let mut settings = pipeline.settings();
+        settings.fps = zerocast_encode::Fps::new(24);
+        pipeline.reconfigure(settings);
+        input.send(3, InputEvent::MoveAbs { x: 0.1, y: 0.5 });
+        assert_eq!(next(&mut first).await.fps, 24);
+    }
+}

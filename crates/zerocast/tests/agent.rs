@@ -10,13 +10,14 @@ mod harness;
 use std::time::Duration;
 
 use harness::{
-    assert_frames_advance, boot_test_guest, record, require, wait_for_text, watch_in_chromium, Demo,
+    assert_frames_advance, boot_test_guest, record, require, wait_for_text, watch_in_chromium,
+    Zerocast,
 };
 
 /// The stream id `zerocast vm --vsock` offers to the agent.
 const GUEST_STREAM: &str = "16";
 
-fn boot_with_agent(encoder: &str, extra: &str) -> Demo {
+fn boot_with_agent(encoder: &str, extra: &str) -> Zerocast {
     require("vhost-device-vsock");
     let append = format!(
         "zerocast.fps=30 drm_kms_helper.fbdev_emulation=0 zerocast.also=guest \
@@ -30,7 +31,7 @@ fn boot_with_agent(encoder: &str, extra: &str) -> Demo {
 
 /// The published stream decodes in ffmpeg with advancing frame numbers, and
 /// in Chromium without errors.
-async fn check_published_stream(vm: &Demo, name: &str) {
+async fn check_published_stream(vm: &Zerocast, name: &str) {
     let (out, p) = record(
         &[
             "--connect",

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use harness::{record, stamps, tmp, Demo, HEAVY_STREAM};
+use harness::{record, stamps, tmp, Zerocast, HEAVY_STREAM};
 use zerocast_hxfr::{encode, Decoder, ErrorCode, FrameRequest, Limits, Message, Packet};
 
 const SMALL: &[&str] = &["--width", "640", "--height", "360", "--fps", "30"];
@@ -29,7 +29,7 @@ fn assert_advancing(stamps: &[Option<u32>], consecutive: bool) {
 
 #[test]
 fn subscriber_writes_a_stream_that_decodes() {
-    let demo = Demo::start(SMALL);
+    let demo = Zerocast::demo(SMALL);
     let (out, p) = record(
         &["--connect", &demo.hxfr, "--frames", "45"],
         "subscribe.h264",
@@ -42,7 +42,7 @@ fn subscriber_writes_a_stream_that_decodes() {
 
 #[test]
 fn request_response_mode_encodes_the_named_resource() {
-    let demo = Demo::start(SMALL);
+    let demo = Zerocast::demo(SMALL);
     let (out, p) = record(
         &[
             "--connect",
@@ -70,7 +70,7 @@ struct Peer {
 }
 
 impl Peer {
-    fn connect(demo: &Demo) -> Peer {
+    fn connect(demo: &Zerocast) -> Peer {
         let s = TcpStream::connect(demo.hxfr_addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         Peer {
@@ -124,7 +124,7 @@ fn request(resource_id: u32, width: u32, height: u32, stride: u32) -> Message {
 
 #[test]
 fn bad_requests_get_the_right_error_codes() {
-    let demo = Demo::start(SMALL);
+    let demo = Zerocast::demo(SMALL);
     let mut peer = Peer::connect(&demo);
     peer.send(3, Message::Ping);
     let pong = peer.recv().unwrap();
@@ -179,7 +179,7 @@ fn bad_requests_get_the_right_error_codes() {
 fn a_subscriber_that_never_reads_does_not_hold_back_another() {
     // All-keyframe 1080p: a few MB a second, so a peer that does not read
     // fills the kernel's socket buffers within seconds.
-    let demo = Demo::start(HEAVY_STREAM);
+    let demo = Zerocast::demo(HEAVY_STREAM);
     // Subscribes, then stops reading: its writer stalls while the encoder and
     // the other subscriber go on.
     let mut stalled = Peer::connect(&demo);
@@ -257,7 +257,7 @@ fn a_subscriber_that_never_reads_does_not_hold_back_another() {
 
 #[test]
 fn a_still_screen_costs_nothing_but_a_new_viewer_gets_a_picture() {
-    let demo = Demo::start(&["--width", "640", "--height", "360", "--static"]);
+    let demo = Zerocast::demo(&["--width", "640", "--height", "360", "--static"]);
     for round in 0..2 {
         let name = format!("static-{round}.h264");
         let (_, p) = record(&["--connect", &demo.hxfr, "--frames", "1"], &name);
@@ -269,14 +269,22 @@ fn a_still_screen_costs_nothing_but_a_new_viewer_gets_a_picture() {
     assert!(matches!(peer.recv().unwrap().message, Message::SubscribeResp(r) if r.success));
     assert!(matches!(peer.recv().unwrap().message, Message::FrameResponse(r) if r.is_keyframe));
     let before = demo.stats()["scanouts"][0]["frames"].as_u64().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Nor does it wake up: no thread polls (a 10 ms tick would show as
+    // hundreds of switches here).
+    let switches = demo.context_switches();
+    std::thread::sleep(Duration::from_secs(3));
+    let woke = demo.context_switches() - switches;
     let after = demo.stats()["scanouts"][0]["frames"].as_u64().unwrap();
     assert_eq!(before, after, "a static desktop encodes no frames");
+    assert!(
+        woke < 30,
+        "a still screen with a subscriber woke zerocast {woke} times in 3 s"
+    );
 }
 
 #[test]
 fn sessions_on_one_connection_get_their_own_streams() {
-    let demo = Demo::start(SMALL);
+    let demo = Zerocast::demo(SMALL);
     let mut peer = Peer::connect(&demo);
     let mut streams: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     for round in 0..6 {

@@ -7,12 +7,12 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use harness::{Demo, HEAVY_STREAM};
+use harness::{Zerocast, HEAVY_STREAM};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn viewer(
-    demo: &Demo,
+    demo: &Zerocast,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let url = format!("{}ws?scanout=0", demo.url.replace("http://", "ws://"));
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
@@ -41,7 +41,7 @@ async fn close_reason(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_input_closes_with_a_reason() {
-    let demo = Demo::start(&["--width", "640", "--height", "360", "--fps", "30"]);
+    let demo = Zerocast::demo(&["--width", "640", "--height", "360", "--fps", "30"]);
     for (bytes, reason) in [
         (vec![0x99u8], "unknown message type 0x99"),
         (vec![0x10, 0, 1], "needs 6 bytes"),
@@ -82,7 +82,7 @@ async fn malformed_input_closes_with_a_reason() {
 async fn a_viewer_that_stops_reading_does_not_hold_back_another() {
     // All-keyframe 1080p: megabytes a second, far past what socket buffers
     // hold, so the viewer that stops reading blocks its sender for good.
-    let demo = Demo::start(HEAVY_STREAM);
+    let demo = Zerocast::demo(HEAVY_STREAM);
     let _stalled = viewer(&demo).await; // never read again
     let mut reader = viewer(&demo).await;
     let deadline = Instant::now() + Duration::from_secs(90);

@@ -48,8 +48,8 @@ pub fn require(tool: &str) {
     );
 }
 
-/// A running `zerocast demo` or `zerocast vm`.
-pub struct Demo {
+/// A running `zerocast` process: `zerocast demo` or `zerocast vm`.
+pub struct Zerocast {
     child: Child,
     pub hxfr: String,
     pub url: String,
@@ -57,14 +57,14 @@ pub struct Demo {
     pub serial: Option<PathBuf>,
 }
 
-impl Demo {
+impl Zerocast {
     /// Starts the demo on free loopback ports with extra arguments.
-    pub fn start(extra: &[&str]) -> Demo {
-        Demo::run("demo", extra)
+    pub fn demo(extra: &[&str]) -> Zerocast {
+        Zerocast::run("demo", extra)
     }
 
     /// Starts `zerocast COMMAND` on free loopback ports; waits for its URL.
-    pub fn run(command: &str, extra: &[&str]) -> Demo {
+    pub fn run(command: &str, extra: &[&str]) -> Zerocast {
         let mut child = Command::new(BIN)
             .args([
                 command,
@@ -102,12 +102,29 @@ impl Demo {
                 url = u.to_owned();
             }
         }
-        Demo {
+        Zerocast {
             child,
             hxfr,
             url,
             serial,
         }
+    }
+
+    /// Context switches of every thread of the process so far (voluntary
+    /// and not): how often it woke up.
+    pub fn context_switches(&self) -> u64 {
+        let tasks = PathBuf::from(format!("/proc/{}/task", self.child.id()));
+        std::fs::read_dir(&tasks)
+            .unwrap_or_else(|e| panic!("{}: {e}", tasks.display()))
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+            .flat_map(|status| {
+                status
+                    .lines()
+                    .filter(|l| l.contains("ctxt_switches:"))
+                    .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
     }
 
     /// `host:port` of the HXFR listener.
@@ -132,7 +149,7 @@ impl Demo {
     }
 }
 
-impl Drop for Demo {
+impl Drop for Zerocast {
     /// SIGTERM first, so zerocast stops QEMU and its helpers in order; a
     /// SIGKILL if it has not exited within 10 s.
     fn drop(&mut self) {
@@ -342,7 +359,7 @@ pub const HEAVY_STREAM: &[&str] = &[
 ];
 
 /// Boots the test guest with `zerocast vm` (TCG, 512 MiB) on free ports.
-pub fn boot_test_guest(append: &str, extra: &[&str]) -> Demo {
+pub fn boot_test_guest(append: &str, extra: &[&str]) -> Zerocast {
     require("qemu-system-x86_64");
     let (kernel, initrd) = guest();
     let mut args = vec![
@@ -356,7 +373,7 @@ pub fn boot_test_guest(append: &str, extra: &[&str]) -> Demo {
         "512",
     ];
     args.extend_from_slice(extra);
-    Demo::run("vm", &args)
+    Zerocast::run("vm", &args)
 }
 
 /// Types `a` and clicks the left button at (x, y) through DevTools, as a
