@@ -43,7 +43,6 @@ mod testutil;
 
 pub use config::{GpuConfig, MAX_SCANOUTS};
 pub use error::{GpuError, VhostUserFailure};
-pub use scanout::CursorState;
 pub use server::GpuBackendHandle;
 pub use snapshot::ResourceSnapshot;
 pub use source::ScanoutSource;

@@ -9,7 +9,7 @@ use crate::snapshot::ResourceSnapshot;
 
 /// The guest's cursor on one scanout, as its last cursor commands set it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CursorState {
+pub(crate) struct CursorState {
     /// Cursor image resource (0: hidden).
     pub resource_id: u32,
     pub x: u32,
@@ -93,6 +93,9 @@ impl Scanout {
         hit
     }
 
+    /// Tracked so cursor commands are checked and applied; no viewer sees
+    /// the cursor yet, so only tests read it.
+    #[cfg(test)]
     pub fn cursor(&self) -> CursorState {
         self.cursor
     }

@@ -17,7 +17,6 @@ use crate::backend::GpuDevice;
 use crate::config::GpuConfig;
 use crate::device::Shared;
 use crate::error::GpuError;
-use crate::scanout::CursorState;
 use crate::source::ScanoutSource;
 use crate::stats::GpuStats;
 use crate::table::ResourceTable;
@@ -144,12 +143,6 @@ impl GpuBackendHandle {
     /// The device's counters.
     pub fn stats(&self) -> GpuStats {
         self.shared.stats.snapshot()
-    }
-
-    /// Where the guest's cursor is on scanout `index`.
-    pub fn cursor(&self, index: u32) -> Result<CursorState, GpuError> {
-        self.check_scanout(index)?;
-        Ok(self.shared.lock().scanouts[index as usize].cursor())
     }
 
     /// Offers scanout `index` to the guest as connected or not. The guest
