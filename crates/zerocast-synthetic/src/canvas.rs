@@ -77,7 +77,7 @@ impl<'a> Canvas<'a> {
         if x0 >= x1 || y0 >= y1 {
             return;
         }
-        let (x0, y0, x1, y1) = (x0 as usize, y0 as usize, x1 as usize, y1 as usize);
+        let (x0, y0, x1, y1) = (index(x0), index(y0), index(x1), index(y1));
         let c = color.bgrx();
         let first = y0 * self.stride;
         let row = &mut self.px[first + x0 * 4..first + x1 * 4];
@@ -93,12 +93,13 @@ impl<'a> Canvas<'a> {
 
     /// Draws text with the 8x8 font, each font pixel `scale` pixels wide.
     /// Returns the x just after the last glyph.
-    pub fn text(&mut self, x: i32, y: i32, scale: u32, color: Rgb, s: &str) -> i32 {
-        let step = 8 * scale as i32;
+    pub fn text(&mut self, x: i32, y: i32, scale: u8, color: Rgb, s: &str) -> i32 {
+        let (scale_x, scale_w) = (i32::from(scale), u32::from(scale));
+        let step = 8 * scale_x;
         let mut cx = x;
         for ch in s.chars() {
             if let Some(glyph) = font8x8::BASIC_FONTS.get(ch) {
-                for (gy, bits) in glyph.iter().enumerate() {
+                for (gy, bits) in (0i32..).zip(glyph) {
                     let mut gx = 0;
                     while gx < 8 {
                         if bits & (1 << gx) == 0 {
@@ -111,10 +112,10 @@ impl<'a> Canvas<'a> {
                             gx += 1;
                         }
                         self.fill_rect(
-                            cx + start * scale as i32,
-                            y + gy as i32 * scale as i32,
-                            (gx - start) as u32 * scale,
-                            scale,
+                            cx + start * scale_x,
+                            y + gy * scale_x,
+                            gx.abs_diff(start) * scale_w,
+                            scale_w,
                             color,
                         );
                     }
@@ -124,6 +125,12 @@ impl<'a> Canvas<'a> {
         }
         cx
     }
+}
+
+/// A byte index from a coordinate clamped to the clip, which lies within the
+/// picture: never negative, never past its width or height.
+fn index(v: i64) -> usize {
+    usize::try_from(v).expect("clipped coordinates are within the picture")
 }
 
 #[cfg(test)]

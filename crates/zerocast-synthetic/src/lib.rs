@@ -9,6 +9,8 @@
 //! - [`desktop`]: [`SyntheticDesktop`], the [`zerocast_frame::FrameSource`]
 //!   that paces frames, applies input and reports damage.
 
+#![forbid(unsafe_code)]
+
 pub mod canvas;
 pub mod desktop;
 pub mod scene;

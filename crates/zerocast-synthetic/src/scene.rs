@@ -8,8 +8,9 @@ use zerocast_input::{Button, InputEvent};
 
 use crate::canvas::{Canvas, Rgb};
 
-const BAR_H: u32 = 40;
-const TITLE_H: u32 = 28;
+// u16 so that both the u32 sizes and the i32 offsets convert with `from`.
+const BAR_H: u16 = 40;
+const TITLE_H: u16 = 28;
 const TEXT: Rgb = Rgb(230, 230, 230);
 const MAX_TYPED: usize = 60;
 
@@ -84,17 +85,18 @@ impl Scene {
     pub fn render(&self, canvas: &mut Canvas<'_>, n: u64, fps: u32) {
         canvas.pixels()[..self.background.len()].copy_from_slice(&self.background);
         let t = n as f32 / fps.max(1) as f32;
-        let (w, h) = (self.width as i32, self.height as i32);
+        let (w, h) = (signed(self.width), signed(self.height));
+        let (bar_h, title_h) = (i32::from(BAR_H), i32::from(TITLE_H));
 
         // Three windows drifting on slow Lissajous paths.
-        let ww = (w * 2 / 5).max(200) as u32;
-        let wh = (h * 2 / 5).max(150) as u32;
+        let ww = (self.width * 2 / 5).max(200);
+        let wh = (self.height * 2 / 5).max(150);
         let path = |phase: f32, sx: f32, sy: f32| -> (i32, i32) {
             let fx = 0.5 + 0.45 * (t * sx + phase).sin();
             let fy = 0.5 + 0.45 * (t * sy + phase * 1.7).cos();
             (
-                ((w - ww as i32) as f32 * fx) as i32,
-                BAR_H as i32 + ((h - BAR_H as i32 - wh as i32) as f32 * fy) as i32,
+                px((w - signed(ww)) as f32 * fx),
+                bar_h + px((h - bar_h - signed(wh)) as f32 * fy),
             )
         };
         let (cx, cy) = path(2.0, 0.21, 0.17);
@@ -102,45 +104,52 @@ impl Scene {
         chart(
             canvas,
             cx + 12,
-            cy + TITLE_H as i32 + 12,
+            cy + title_h + 12,
             ww - 24,
-            wh - TITLE_H - 24,
+            wh - u32::from(TITLE_H) - 24,
             t,
         );
         let (kx, ky) = path(4.0, 0.13, 0.23);
         self.window(canvas, kx, ky, ww * 3 / 4, wh / 2, "clock", Rgb(24, 60, 90));
         let clock = wall_clock();
-        canvas.text(
-            kx + 16,
-            ky + TITLE_H as i32 + 20,
-            4,
-            Rgb(255, 255, 255),
-            &clock,
-        );
+        canvas.text(kx + 16, ky + title_h + 20, 4, Rgb(255, 255, 255), &clock);
         let (tx, ty) = path(0.0, 0.17, 0.11);
         self.window(canvas, tx, ty, ww, wh, "terminal", Rgb(12, 12, 12));
         canvas.clipped(tx, ty, ww, wh, |c| {
-            self.terminal(c, tx + 10, ty + TITLE_H as i32 + 8, wh - TITLE_H - 16, n)
+            self.terminal(
+                c,
+                tx + 10,
+                ty + title_h + 8,
+                wh - u32::from(TITLE_H) - 16,
+                n,
+            )
         });
 
         // Top bar: frame stamp (machine-readable), title, frame counter, clock.
-        canvas.fill_rect(0, 0, self.width, BAR_H, Rgb(32, 32, 36));
-        let x = canvas.text(stamp::WIDTH as i32 + 16, 12, 2, TEXT, "zerocast");
+        canvas.fill_rect(0, 0, self.width, u32::from(BAR_H), Rgb(32, 32, 36));
+        let x = canvas.text(signed(stamp::WIDTH) + 16, 12, 2, TEXT, "zerocast");
         canvas.text(x + 32, 12, 2, Rgb(255, 210, 80), &format!("frame {n}"));
         canvas.text(w - 16 * 12 - 16, 12, 2, TEXT, &clock);
         let stride = canvas.stride();
-        stamp::draw(canvas.pixels(), self.width, self.height, stride, n as u32);
+        stamp::draw(
+            canvas.pixels(),
+            self.width,
+            self.height,
+            stride,
+            stamp::number(n),
+        );
 
         if let Some((x, y, at)) = self.click {
-            let age = n.saturating_sub(at);
-            if age < 30 {
-                let r = 8 + age as i32 * 2;
-                let (px, py) = ((x * w as f32) as i32, (y * h as f32) as i32);
-                canvas.fill_rect(px - r, py - r, 2 * r as u32, 2 * r as u32, Rgb(255, 120, 0));
+            // A ripple that grows for 30 frames.
+            if let Ok(age @ 0..30) = i32::try_from(n.saturating_sub(at)) {
+                let r = 8 + age * 2;
+                let d = (2 * r).unsigned_abs(); // r is positive
+                let (rx, ry) = (px(x * w as f32), px(y * h as f32));
+                canvas.fill_rect(rx - r, ry - r, d, d, Rgb(255, 120, 0));
             }
         }
         if let Some((x, y)) = self.pointer {
-            cursor(canvas, (x * w as f32) as i32, (y * h as f32) as i32);
+            cursor(canvas, px(x * w as f32), px(y * h as f32));
         }
     }
 
@@ -148,22 +157,19 @@ impl Scene {
     fn window(&self, c: &mut Canvas<'_>, x: i32, y: i32, w: u32, h: u32, title: &str, body: Rgb) {
         c.fill_rect(x + 6, y + 6, w, h, Rgb(10, 10, 16));
         c.fill_rect(x, y, w, h, body);
-        c.fill_rect(x, y, w, TITLE_H, Rgb(70, 76, 90));
+        c.fill_rect(x, y, w, u32::from(TITLE_H), Rgb(70, 76, 90));
         c.text(x + 10, y + 6, 2, TEXT, title);
-        for (i, color) in [Rgb(255, 95, 86), Rgb(255, 189, 46), Rgb(39, 201, 63)]
-            .into_iter()
-            .enumerate()
-        {
-            c.fill_rect(x + w as i32 - 70 + i as i32 * 22, y + 8, 12, 12, color);
+        for (i, color) in (0..).zip([Rgb(255, 95, 86), Rgb(255, 189, 46), Rgb(39, 201, 63)]) {
+            c.fill_rect(x + signed(w) - 70 + i * 22, y + 8, 12, 12, color);
         }
     }
 
     fn terminal(&self, c: &mut Canvas<'_>, x: i32, y: i32, h: u32, n: u64) {
         let line_h = 18;
-        let rows = (h / line_h).saturating_sub(1) as u64;
+        let rows = (h / line_h).saturating_sub(1);
         // A new log line every 4 frames: steady scrolling text.
-        let top = (n / 4).saturating_sub(rows);
-        for (i, line) in (top..top + rows).enumerate() {
+        let top = (n / 4).saturating_sub(u64::from(rows));
+        for (i, line) in (0..).zip(top..top + u64::from(rows)) {
             let text = format!(
                 "[{:>6}.{:03}] zerocast: frame {:>7} encoded, {} bytes",
                 line / 15,
@@ -171,39 +177,25 @@ impl Scene {
                 line * 4,
                 900 + (line * 7919) % 4000
             );
-            c.text(
-                x,
-                y + (i as u32 * line_h) as i32,
-                2,
-                Rgb(120, 220, 120),
-                &text,
-            );
+            c.text(x, y + signed(i * line_h), 2, Rgb(120, 220, 120), &text);
         }
         let prompt = format!("$ {}_", self.typed);
-        c.text(
-            x,
-            y + (rows as u32 * line_h) as i32,
-            2,
-            Rgb(255, 255, 255),
-            &prompt,
-        );
+        c.text(x, y + signed(rows * line_h), 2, Rgb(255, 255, 255), &prompt);
     }
 }
 
 fn chart(c: &mut Canvas<'_>, x: i32, y: i32, w: u32, h: u32, t: f32) {
-    let bars = 16;
-    let bw = w / bars;
+    // u8 so the hues below are u8 arithmetic: they stay at or below 240.
+    let bars = 16u8;
+    let bw = w / u32::from(bars);
     for i in 0..bars {
-        let v = 0.5 + 0.45 * (t * 2.0 + i as f32 * 0.6).sin();
-        let bh = (h as f32 * v) as u32;
-        let hue = Rgb(
-            (60 + i * 12) as u8,
-            (200 - i * 8) as u8,
-            (120 + i * 8) as u8,
-        );
+        let v = 0.5 + 0.45 * (t * 2.0 + f32::from(i) * 0.6).sin();
+        // v is in 0.05..0.95: a bar is never negative nor taller than h.
+        let bh = u32::try_from(px(h as f32 * v)).unwrap_or(0);
+        let hue = Rgb(60 + i * 12, 200 - i * 8, 120 + i * 8);
         c.fill_rect(
-            x + (i * bw) as i32,
-            y + (h - bh) as i32,
+            x + signed(u32::from(i) * bw),
+            y + signed(h - bh),
             bw.saturating_sub(4),
             bh,
             hue,
@@ -212,10 +204,10 @@ fn chart(c: &mut Canvas<'_>, x: i32, y: i32, w: u32, h: u32, t: f32) {
 }
 
 fn cursor(c: &mut Canvas<'_>, x: i32, y: i32) {
-    for row in 0..18u32 {
-        let len = (row * 2 / 3).max(1);
-        c.fill_rect(x, y + row as i32, len + 2, 1, Rgb(0, 0, 0));
-        c.fill_rect(x + 1, y + row as i32, len, 1, Rgb(255, 255, 255));
+    for row in 0..18u8 {
+        let len = (u32::from(row) * 2 / 3).max(1);
+        c.fill_rect(x, y + i32::from(row), len + 2, 1, Rgb(0, 0, 0));
+        c.fill_rect(x + 1, y + i32::from(row), len, 1, Rgb(255, 255, 255));
     }
 }
 
@@ -239,9 +231,9 @@ fn gradient(width: u32, height: u32) -> Vec<u8> {
     for (y, row) in px.chunks_exact_mut(width as usize * 4).enumerate() {
         let f = y as f32 / height.max(1) as f32;
         let c = Rgb(
-            (30.0 + 40.0 * f) as u8,
-            (60.0 + 30.0 * f) as u8,
-            (110.0 - 30.0 * f) as u8,
+            channel(30.0 + 40.0 * f),
+            channel(60.0 + 30.0 * f),
+            channel(110.0 - 30.0 * f),
         )
         .bgrx();
         for p in row.chunks_exact_mut(4) {
@@ -249,6 +241,24 @@ fn gradient(width: u32, height: u32) -> Vec<u8> {
         }
     }
     px
+}
+
+/// A picture size or offset as a signed coordinate. Sizes are at most a few
+/// thousand pixels; an absurd one saturates (off screen) instead of wrapping.
+fn signed(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+/// A position in pixels, truncated toward zero as the scene always drew.
+#[allow(clippy::cast_possible_truncation)] // `as` saturates; positions are within a few picture sizes, far inside i32
+fn px(v: f32) -> i32 {
+    v as i32
+}
+
+/// A colour channel, truncated like `px`.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // callers pass 30.0..=110.0; `as` saturates anyway
+fn channel(v: f32) -> u8 {
+    v as u8
 }
 
 /// The character an evdev key code types (US layout, no modifiers).
