@@ -92,12 +92,11 @@ async fn receive(args: &ClientArgs) -> anyhow::Result<()> {
         Some(req) => send(&mut stream, 1, Message::FrameRequest(req)).await?,
         None => {
             let id = args.scanout;
-            send(
-                &mut stream,
-                id as u16,
-                Message::Subscribe { scanout_id: id },
-            )
-            .await?;
+            // The session is named after the scanout; none is numbered past u16.
+            let Ok(session) = u16::try_from(id) else {
+                bail!("scanout {id} does not exist");
+            };
+            send(&mut stream, session, Message::Subscribe { scanout_id: id }).await?;
         }
     }
     let mut out = tokio::fs::File::create(&args.output)
@@ -125,7 +124,7 @@ async fn receive(args: &ClientArgs) -> anyhow::Result<()> {
                 keyframes += u64::from(r.is_keyframe);
                 if let Some(mut req) = request {
                     if written < args.frames {
-                        req.pts_ns = (written * 16_666_667) as i64;
+                        req.pts_ns = i64::try_from(written * 16_666_667).unwrap_or(i64::MAX);
                         send(&mut stream, 1, Message::FrameRequest(req)).await?;
                     }
                 }
