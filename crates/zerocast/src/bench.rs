@@ -144,8 +144,8 @@ fn encode(args: &BenchArgs) -> anyhow::Result<Report> {
         out.clear();
         let (t, c) = (Instant::now(), thread_cpu_time());
         encoder.encode(&frame, i == 0, &mut out)?;
-        wall.push(t.elapsed().as_micros() as u32);
-        cpu.push(thread_cpu_time().saturating_sub(c).as_micros() as u32);
+        wall.push(duration_micros(t.elapsed()));
+        cpu.push(duration_micros(thread_cpu_time().saturating_sub(c)));
         bytes += out.len() as u64;
     }
     let n = f64::from(args.frames.max(1));
@@ -194,13 +194,24 @@ fn process_cpu() -> Duration {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: RUSAGE_SELF with a pointer to a live, writable rusage.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    // getrusage never reports negative times; were it to, they count as 0.
     let tv = |t: libc::timeval| {
-        Duration::new(
-            t.tv_sec.max(0) as u64,
-            (t.tv_usec.clamp(0, 999_999) * 1000) as u32,
-        )
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
     };
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// A duration in whole microseconds, saturating at u32::MAX (71 minutes,
+/// far past one frame's encode).
+fn duration_micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// Milliseconds (from the page) in whole microseconds.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped at 0; `as` saturates at u32::MAX and maps NaN to 0
+fn ms_to_micros(ms: f64) -> u32 {
+    (ms.max(0.0) * 1000.0) as u32
 }
 
 /// The last `cpu_ms_per_frame=` the guest agent printed on the serial console.
@@ -293,11 +304,9 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
         .as_array()
         .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
         .unwrap_or_default();
-    let window = &all[all.len().saturating_sub(decoded as usize)..];
-    let micros: Vec<u32> = window
-        .iter()
-        .map(|ms| (ms.max(0.0) * 1000.0) as u32)
-        .collect();
+    let recent = usize::try_from(decoded).unwrap_or(usize::MAX);
+    let window = &all[all.len().saturating_sub(recent)..];
+    let micros: Vec<u32> = window.iter().map(|&ms| ms_to_micros(ms)).collect();
     let pct = |p| f64::from(percentile(micros.clone(), p).unwrap_or(0)) / 1000.0;
     let frames = f1.saturating_sub(f0).max(1);
     let cpu = cpu1.saturating_sub(cpu0).as_secs_f64();

@@ -153,8 +153,9 @@ impl Drop for Zerocast {
     /// SIGTERM first, so zerocast stops QEMU and its helpers in order; a
     /// SIGKILL if it has not exited within 10 s.
     fn drop(&mut self) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pids fit pid_t");
         // SAFETY: kill(2) on our own child's pid, which we have not reaped.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        unsafe { libc::kill(pid, libc::SIGTERM) };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
