@@ -128,7 +128,8 @@ function ping() {
 }
 
 function connect() {
-  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws?scanout=" + scanout;
+  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws?scanout=" + scanout +
+    "&token=" + encodeURIComponent(params.get("token") || "");
   ws = new WebSocket(url);
   ws.binaryType = "arraybuffer";
   ws.onopen = () => {

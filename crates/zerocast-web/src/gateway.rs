@@ -8,21 +8,32 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::header;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use zerocast_input::InputSink;
 use zerocast_pipeline::{EncodedFrame, Registry};
 
+use crate::access::{Access, Role, Token};
 use crate::protocol::{self, ClientMessage};
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const VIEWER_JS: &str = include_str!("../assets/viewer.js");
+
+/// The viewer page with its script inline: the page is the only request a
+/// browser makes with the token in its URL.
+static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    INDEX_HTML.replace(
+        r#"<script src="viewer.js"></script>"#,
+        &format!("<script>\n{VIEWER_JS}</script>"),
+    )
+});
 
 /// How long a viewer has to send its init message.
 const INIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -75,9 +86,22 @@ enum TextMessage {
 /// backend's flushes and bytes copied, say).
 pub type SourceStats = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
 
+/// Who may use the gateway: the two roles' tokens, and the Hosts and
+/// Origins allowed besides the listen address and `localhost`.
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    pub control: Token,
+    pub view: Token,
+    pub hosts: Vec<String>,
+    pub origins: Vec<String>,
+}
+
 /// The web gateway for one server's scanouts.
 pub struct Gateway {
     registry: Arc<Registry>,
+    access_config: AccessConfig,
+    /// Set when the listen address is known.
+    access: Option<Access>,
     input: Option<Arc<dyn InputSink>>,
     source_stats: Option<SourceStats>,
     max_viewers: usize,
@@ -91,9 +115,15 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(registry: Arc<Registry>, input: Option<Arc<dyn InputSink>>) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        input: Option<Arc<dyn InputSink>>,
+        access_config: AccessConfig,
+    ) -> Self {
         Gateway {
             registry,
+            access_config,
+            access: None,
             input,
             source_stats: None,
             max_viewers: 64,
@@ -111,45 +141,52 @@ impl Gateway {
         self
     }
 
-    pub fn router(self: Arc<Self>) -> Router {
+    fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route(
                 "/",
                 get(|| async {
                     (
-                        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                        INDEX_HTML,
-                    )
-                }),
-            )
-            .route(
-                "/viewer.js",
-                get(|| async {
-                    (
-                        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                        VIEWER_JS,
+                        [
+                            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                            // The URL holds the token: never hand it on.
+                            (header::REFERRER_POLICY, "no-referrer"),
+                            (header::CACHE_CONTROL, "no-store"),
+                        ],
+                        PAGE.as_str(),
                     )
                 }),
             )
             .route("/api/stats", get(stats))
             .route("/ws", get(upgrade))
+            .layer(middleware::from_fn_with_state(self.clone(), guard))
             .with_state(self)
     }
 
-    /// Binds `addr` and serves in the background; returns the bound address.
+    /// Binds `addr` and serves in the background; returns the bound address
+    /// and the access rules in force there.
     pub async fn serve(
-        self: Arc<Self>,
+        mut self,
         addr: SocketAddr,
-    ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    ) -> std::io::Result<(SocketAddr, Access, JoinHandle<()>)> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
-        let app = self.router();
+        let c = &self.access_config;
+        let access = Access::new(
+            c.control.clone(),
+            c.view.clone(),
+            bound,
+            &c.hosts,
+            &c.origins,
+        );
+        self.access = Some(access.clone());
+        let app = Arc::new(self).router();
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!("web gateway stopped: {e}");
             }
         });
-        Ok((bound, task))
+        Ok((bound, access, task))
     }
 
     /// The WebSocket message for `frame` of `scanout`, built by the first
@@ -233,16 +270,63 @@ async fn stats(State(g): State<Arc<Gateway>>) -> Json<Stats> {
     })
 }
 
+/// Every request passes the access rules first (see [`crate::access`]);
+/// the role it was granted travels with it.
+async fn guard(
+    State(g): State<Arc<Gateway>>,
+    Query(q): Query<HashMap<String, String>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    // Owned: the request is not Sync, so no borrow of it may live across an await.
+    let (host, origin) = {
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        (header(header::HOST), header(header::ORIGIN))
+    };
+    let Some(access) = &g.access else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    match access.check(
+        host.as_deref(),
+        origin.as_deref(),
+        q.get("token").map(String::as_str),
+    ) {
+        Ok(role) => {
+            req.extensions_mut().insert(role);
+            next.run(req).await
+        }
+        Err(denied) => {
+            tracing::info!(
+                status = denied.status,
+                host = host.as_deref().unwrap_or("-"),
+                origin = origin.as_deref().unwrap_or("-"),
+                "refused {} {}: {}",
+                req.method(),
+                req.uri().path(),
+                denied.reason
+            );
+            let status = StatusCode::from_u16(denied.status).unwrap_or(StatusCode::FORBIDDEN);
+            (status, denied.reason).into_response()
+        }
+    }
+}
+
 async fn upgrade(
     ws: WebSocketUpgrade,
     Query(q): Query<HashMap<String, String>>,
+    Extension(role): Extension<Role>,
     State(g): State<Arc<Gateway>>,
 ) -> Response {
     let scanout = q.get("scanout").map_or(Ok(0), |s| s.parse::<u32>());
     ws.max_message_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
             match scanout {
-                Ok(id) => viewer(socket, g, id).await,
+                Ok(id) => viewer(socket, g, id, role).await,
                 Err(_) => close_with(socket, close::POLICY, "scanout must be a number").await,
             }
         })
@@ -272,7 +356,7 @@ impl Drop for ViewerSlot<'_> {
     }
 }
 
-async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32) {
+async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32, role: Role) {
     if g.viewers.fetch_add(1, Ordering::AcqRel) >= g.max_viewers {
         g.viewers.fetch_sub(1, Ordering::AcqRel);
         return close_with(socket, close::TRY_LATER, "too many viewers").await;
@@ -310,7 +394,7 @@ async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32) {
             }
             msg = socket.recv() => {
                 let Some(Ok(msg)) = msg else { return };
-                if let Err((code, reason)) = handle_client(&mut socket, &g, scanout, id, msg, &sub).await {
+                if let Err((code, reason)) = handle_client(&mut socket, &g, (scanout, id, role), msg, &sub).await {
                     return close_with(socket, code, &reason).await;
                 }
             }
@@ -358,8 +442,7 @@ async fn send(socket: &mut WebSocket, b: Bytes) -> bool {
 async fn handle_client(
     socket: &mut WebSocket,
     g: &Gateway,
-    scanout: u32,
-    viewer: u64,
+    (scanout, viewer, role): (u32, u64, Role),
     msg: Message,
     sub: &zerocast_pipeline::Subscription,
 ) -> Result<(), (u16, String)> {
@@ -373,6 +456,12 @@ async fn handle_client(
                 if !send(socket, Bytes::copy_from_slice(&reply)).await {
                     return Err((close::NORMAL, "viewer gone".into()));
                 }
+            }
+            Ok(ClientMessage::Input(_)) if role == Role::View => {
+                return Err((
+                    close::POLICY,
+                    "view-only: this viewer's link does not allow input".into(),
+                ))
             }
             Ok(ClientMessage::Input(ev)) => {
                 g.input_events.fetch_add(1, Ordering::Relaxed);

@@ -1,6 +1,8 @@
 //! The browser side of zerocast.
 //!
 //! Design map:
+//! - [`access`]: who may use the gateway (tokens for the `control` and
+//!   `view` roles, Host and Origin checks), sans I/O.
 //! - [`protocol`]: helix's browser stream protocol (`ws_stream.go`), sans-IO:
 //!   stream init, video frames and pongs out; pings and input in, every
 //!   length and value checked.
@@ -11,7 +13,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod gateway;
 pub mod protocol;
 
-pub use gateway::{Gateway, ViewerReport};
+pub use access::{Access, Role, Token, TokenError};
+pub use gateway::{AccessConfig, Gateway, ViewerReport};

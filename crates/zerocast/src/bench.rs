@@ -22,6 +22,8 @@ use zerocast_synthetic::{Motion, SyntheticDesktop};
 
 use crate::demo::Stack;
 use crate::options::{DesktopSize, VideoArgs};
+use crate::web_access::WebAccessArgs;
+use zerocast_web::Role;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -240,7 +242,7 @@ async fn page(c: &mut Chromium) -> anyhow::Result<serde_json::Value> {
 async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
     let v = &args.video;
     let listen: SocketAddr = "127.0.0.1:0".parse()?;
-    let (viewer, pipeline, vm) = match (&args.kernel, &args.initrd) {
+    let (url, pipeline, vm) = match (&args.kernel, &args.initrd) {
         (Some(kernel), Some(initrd)) => {
             let mut vm_args = crate::vm::VmArgs::for_bench(kernel, initrd, &args.append, v, listen);
             if let Some(mode) = &args.agent {
@@ -257,15 +259,18 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
                 Some(stream) => stream.clone(),
                 None => vm.scanouts[0].clone(),
             };
-            (vm.serving.viewer, pipeline, Some(vm))
+            let query = format!("scanout={}&", pipeline.id());
+            (vm.serving.url(Role::View, &query), pipeline, Some(vm))
         }
         _ => {
-            let stack = Stack::start(args.size, v, Motion::Animated, listen, &[]).await?;
-            (stack.serving.viewer, stack.stream, None)
+            let access = WebAccessArgs::default();
+            let stack = Stack::start(args.size, v, Motion::Animated, listen, &access, &[]).await?;
+            let query = format!("scanout={}&", stack.stream.id());
+            (stack.serving.url(Role::View, &query), stack.stream, None)
         }
     };
     let gpu_counters = || vm.as_ref().map(|vm| vm.gpu.stats());
-    let mut chromium = Chromium::open(&format!("http://{viewer}/?scanout={}", pipeline.id()))
+    let mut chromium = Chromium::open(&url)
         .await
         .context("starting headless Chromium (scripts/install-deps.sh installs it)")?;
     // Warm up: the decoder configured and a couple of seconds of frames.

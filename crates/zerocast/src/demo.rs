@@ -17,6 +17,7 @@ use zerocast_web::Gateway;
 
 use crate::options::{DesktopSize, VideoArgs};
 use crate::serving::Serving;
+use crate::web_access::WebAccessArgs;
 
 /// The resource id request/response clients can ask for.
 pub const DEMO_RESOURCE_ID: u32 = 1;
@@ -33,6 +34,8 @@ pub struct DemoArgs {
     /// Where the web viewer listens. Binds to loopback unless told otherwise.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub access: WebAccessArgs,
     /// HXFR endpoints, tcp:HOST:PORT or unix:PATH; repeat for several.
     #[arg(long = "hxfr", default_value = "tcp:127.0.0.1:15937")]
     pub hxfr: Vec<Endpoint>,
@@ -73,6 +76,7 @@ impl Stack {
         v: &VideoArgs,
         motion: Motion,
         listen: SocketAddr,
+        access: &WebAccessArgs,
         hxfr: &[Endpoint],
     ) -> anyhow::Result<Stack> {
         size.check()?;
@@ -96,7 +100,7 @@ impl Stack {
         let stream = registry.add(Stream::Encoded(pipeline));
         tracing::info!("scanout 0: {}", stream.describe());
 
-        let gateway = Gateway::new(registry.clone(), Some(input));
+        let gateway = Gateway::new(registry.clone(), Some(input), access.config()?);
         let serving = crate::serving::start(registry, gateway, hxfr, listen).await?;
         Ok(Stack { stream, serving })
     }
@@ -108,7 +112,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     } else {
         Motion::Animated
     };
-    let stack = Stack::start(args.size, &args.video, motion, args.listen, &args.hxfr).await?;
+    let stack = Stack::start(
+        args.size,
+        &args.video,
+        motion,
+        args.listen,
+        &args.access,
+        &args.hxfr,
+    )
+    .await?;
     let encoder = format!("encoder: {}", stack.stream.describe());
     stack.serving.announce(&[encoder])?;
 

@@ -4,6 +4,7 @@
 //! - [`options`]: command-line options shared by the commands.
 //! - [`serving`]: HXFR listeners and the web gateway, opened the same way by every command.
 //! - [`stop`]: when a long-running command stops (duration, Ctrl-C, SIGTERM).
+//! - [`web_access`]: the viewer's tokens and allowed Hosts and Origins, from options.
 //! - [`demo`]: `zerocast demo`, the synthetic desktop served to browsers and HXFR peers.
 //! - [`client`]: `zerocast client`, an HXFR subscriber or requester that writes raw H.264.
 //! - [`vm`]: `zerocast vm`, a QEMU guest displayed through our GPU backend, streamed with input back.
@@ -16,6 +17,7 @@ mod options;
 mod serving;
 mod stop;
 mod vm;
+mod web_access;
 
 use clap::{Parser, Subcommand};
 

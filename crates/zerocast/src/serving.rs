@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use zerocast_hxfr_server::{Endpoint, Server};
 use zerocast_pipeline::Registry;
-use zerocast_web::Gateway;
+use zerocast_web::{Access, Gateway, Role};
 
 /// Peers served at once on each HXFR listener.
 const MAX_HXFR_PEERS: usize = 64;
@@ -19,6 +19,7 @@ pub struct Serving {
     /// The HXFR endpoints actually bound (port 0 becomes the real port).
     pub hxfr: Vec<Endpoint>,
     pub viewer: SocketAddr,
+    access: Access,
 }
 
 /// Binds the HXFR endpoints and the gateway; both serve in the background.
@@ -36,19 +37,27 @@ pub async fn start(
         })?;
         bound.push(b);
     }
-    let (viewer, _web) = Arc::new(gateway)
+    let (viewer, access, _web) = gateway
         .serve(listen)
         .await
         .with_context(|| format!("listening on {listen} (pick another with --listen)"))?;
     Ok(Serving {
         hxfr: bound,
         viewer,
+        access,
     })
 }
 
 impl Serving {
-    /// Prints `hxfr: ...` lines, the `extra` lines, then `viewer: URL` last
-    /// (the line callers wait for).
+    /// The viewer's URL for `role` (it carries that role's token), at `query`.
+    pub fn url(&self, role: Role, query: &str) -> String {
+        let token = self.access.token(role).expose();
+        format!("http://{}/?{query}token={token}", self.viewer)
+    }
+
+    /// Prints `hxfr: ...` lines, the `extra` lines, the view-only URL, then
+    /// `viewer: URL` last (the line callers wait for). Both URLs carry their
+    /// token: whoever has one may watch, and with the first also type.
     pub fn announce(&self, extra: &[String]) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         for bound in &self.hxfr {
@@ -57,7 +66,8 @@ impl Serving {
         for line in extra {
             writeln!(out, "{line}")?;
         }
-        writeln!(out, "viewer: http://{}/", self.viewer)?;
+        writeln!(out, "view-only: {}", self.url(Role::View, ""))?;
+        writeln!(out, "viewer: {}", self.url(Role::Control, ""))?;
         out.flush()?;
         Ok(())
     }

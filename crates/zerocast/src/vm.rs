@@ -23,6 +23,7 @@ use zerocast_web::Gateway;
 
 use crate::options::VideoArgs;
 use crate::serving::Serving;
+use crate::web_access::WebAccessArgs;
 
 /// The stream id under which a guest agent publishes the frames it encoded
 /// (past every scanout id, which are below [`zerocast_gpu::MAX_SCANOUTS`]).
@@ -61,6 +62,8 @@ pub struct VmArgs {
     /// Where the web viewer listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub access: WebAccessArgs,
     /// HXFR endpoints, tcp:HOST:PORT or unix:PATH; repeat for several.
     #[arg(long = "hxfr", default_value = "tcp:127.0.0.1:15937")]
     pub hxfr: Vec<Endpoint>,
@@ -105,6 +108,7 @@ impl VmArgs {
             mode_height: 800,
             video: video.clone(),
             listen,
+            access: WebAccessArgs::default(),
             hxfr: Vec::new(),
             vsock: false,
             vsock_port: zerocast_hxfr::DEFAULT_VSOCK_PORT,
@@ -294,7 +298,8 @@ impl VmStack {
                 "zero_copy_attaches": s.zero_copy_attaches, "copy_attaches": s.copy_attaches,
             })
         });
-        let gateway = Gateway::new(registry.clone(), Some(input)).with_source_stats(source_stats);
+        let gateway = Gateway::new(registry.clone(), Some(input), args.access.config()?)
+            .with_source_stats(source_stats);
         let serving = crate::serving::start(registry, gateway, &endpoints, args.listen).await?;
         Ok(VmStack {
             vm,

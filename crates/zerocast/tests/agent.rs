@@ -47,7 +47,7 @@ async fn check_published_stream(vm: &Zerocast, name: &str) {
     assert_eq!(p.keyframes.len(), 20);
     assert!(p.keyframes[0], "the published stream starts at a keyframe");
     assert_frames_advance(&out, 1280, 800);
-    let url = format!("{}?scanout={GUEST_STREAM}", vm.url);
+    let url = format!("{}&scanout={GUEST_STREAM}", vm.url);
     let (_, stats) = watch_in_chromium(&url, 15).await;
     eprintln!("{name}: page stats {stats}");
 }

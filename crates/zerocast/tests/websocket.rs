@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 async fn viewer(
     demo: &Zerocast,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let url = format!("{}ws?scanout=0", demo.url.replace("http://", "ws://"));
+    let url = demo.ws_url("scanout=0");
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("connect");

@@ -52,7 +52,10 @@ pub fn require(tool: &str) {
 pub struct Zerocast {
     child: Child,
     pub hxfr: String,
+    /// The printed viewer URL, with the `control` token.
     pub url: String,
+    /// The printed view-only URL, with the `view` token.
+    pub view_url: String,
     /// The guest's serial log (`zerocast vm` only).
     pub serial: Option<PathBuf>,
 }
@@ -87,7 +90,8 @@ impl Zerocast {
                 let _ = tx.send(line);
             }
         });
-        let (mut hxfr, mut url, mut serial) = (String::new(), String::new(), None);
+        let (mut hxfr, mut url, mut view_url, mut serial) =
+            (String::new(), String::new(), String::new(), None);
         while url.is_empty() {
             let line = rx
                 .recv_timeout(Duration::from_secs(60))
@@ -98,6 +102,9 @@ impl Zerocast {
             if let Some(p) = line.strip_prefix("serial: ") {
                 serial = Some(PathBuf::from(p));
             }
+            if let Some(u) = line.strip_prefix("view-only: ") {
+                view_url = u.to_owned();
+            }
             if let Some(u) = line.strip_prefix("viewer: ") {
                 url = u.to_owned();
             }
@@ -106,8 +113,28 @@ impl Zerocast {
             child,
             hxfr,
             url,
+            view_url,
             serial,
         }
+    }
+
+    /// `host:port` of the web gateway.
+    pub fn web_addr(&self) -> &str {
+        let rest = self.url.trim_start_matches("http://");
+        rest.split('/').next().unwrap_or(rest)
+    }
+
+    /// The `control` token from the printed URL.
+    pub fn token(&self) -> &str {
+        self.url
+            .split("token=")
+            .nth(1)
+            .expect("the viewer URL carries a token")
+    }
+
+    /// The WebSocket URL of a viewer with the control token and `query`.
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("ws://{}/ws?{query}&token={}", self.web_addr(), self.token())
     }
 
     /// Context switches of every thread of the process so far (voluntary
@@ -134,12 +161,13 @@ impl Zerocast {
 
     /// GET /api/stats as JSON.
     pub fn stats(&self) -> serde_json::Value {
-        let host = self.url.trim_start_matches("http://").trim_end_matches('/');
+        let host = self.web_addr();
         let mut s = TcpStream::connect(host).expect("connect to the gateway");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         write!(
             s,
-            "GET /api/stats HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            "GET /api/stats?token={} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+            self.token()
         )
         .unwrap();
         let mut body = String::new();
