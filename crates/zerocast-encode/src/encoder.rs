@@ -18,8 +18,8 @@ pub enum EncodeError {
         max_width: u32,
         max_height: u32,
     },
-    #[error("colour conversion failed: {0}")]
-    Convert(String),
+    #[error(transparent)]
+    Convert(#[from] zerocast_frame::ConvertError),
     #[error("{encoder} failed: {message}")]
     Backend {
         encoder: &'static str,

@@ -159,9 +159,7 @@ impl VideoEncoder for OpenH264Encoder {
                 max_height: MAX_SIZE.1,
             });
         }
-        self.i420
-            .convert(frame)
-            .map_err(|e| EncodeError::Convert(e.to_string()))?;
+        self.i420.convert(frame)?;
         let size = (self.i420.width(), self.i420.height());
         let session = match &mut self.session {
             Some(s) if s.size == size => s,

@@ -8,12 +8,12 @@ use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvSta
 use crate::Frame;
 
 /// Why a picture could not be converted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
     #[error("a {width}x{height} picture is too small to encode")]
     TooSmall { width: u32, height: u32 },
     #[error("colour conversion failed: {0}")]
-    Yuv(String),
+    Yuv(#[from] yuv::YuvError),
 }
 
 /// An I420 picture whose planes are reused from frame to frame.
@@ -62,7 +62,7 @@ impl I420 {
             YuvStandardMatrix::Bt601,
             YuvConversionMode::Balanced,
         )
-        .map_err(|e| ConvertError::Yuv(e.to_string()))
+        .map_err(ConvertError::from)
     }
 
     fn resize(&mut self, w: u32, h: u32) {
