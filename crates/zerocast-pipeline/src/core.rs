@@ -10,6 +10,9 @@
 //! - A keyframe is due when explicitly requested, or when a subscriber has no
 //!   usable picture (it joined, or fell behind). A keyframe does not wait for
 //!   the frame-rate slot.
+//! - Explicit requests (KEYFRAME_REQ, a viewer's decoder reset) get at most
+//!   one keyframe every [`REQUEST_SPACING`]: more requests coalesce, so a
+//!   flood of them cannot make a still screen cost a full encode each.
 //! - A keyframe published less than [`KEYFRAME_IN_FLIGHT`] ago may still be in
 //!   a lagging subscriber's queue, so it is not encoded again before then. A
 //!   new subscriber never waits for that: only keyframes published after it
@@ -23,6 +26,9 @@ use std::time::{Duration, Instant};
 /// How long a published keyframe counts as on its way to the subscribers
 /// still waiting for one, before they get another.
 pub const KEYFRAME_IN_FLIGHT: Duration = Duration::from_millis(100);
+
+/// The least time between two keyframes made for explicit requests.
+pub const REQUEST_SPACING: Duration = Duration::from_millis(300);
 
 /// Identifies one subscriber of one pipeline.
 pub type SubscriberId = u64;
@@ -198,12 +204,25 @@ impl PipelineCore {
     /// Whether the next picture must be a keyframe (also what a published
     /// stream's producer is told).
     pub fn keyframe_due(&self, now: Instant) -> bool {
-        self.keyframe_requested || self.keyframe_wait(now) == Some(now)
+        self.keyframe_wait(now) == Some(now)
+    }
+
+    /// When a keyframe is next needed: `now` if one is due, a later instant
+    /// if one is in flight or a request must wait its turn, `None` if none is.
+    fn keyframe_wait(&self, now: Instant) -> Option<Instant> {
+        let request = self.keyframe_requested.then(|| {
+            self.last_keyframe
+                .map_or(now, |t| (t + REQUEST_SPACING).max(now))
+        });
+        match (request, self.subscriber_wait(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// When the waiting subscribers need a keyframe: `now` if one is due,
     /// a later instant if one is in flight, `None` if nobody waits.
-    fn keyframe_wait(&self, now: Instant) -> Option<Instant> {
+    fn subscriber_wait(&self, now: Instant) -> Option<Instant> {
         let in_flight_until = self.last_keyframe.map(|t| t + KEYFRAME_IN_FLIGHT);
         self.subscribers
             .values()
@@ -224,7 +243,7 @@ impl PipelineCore {
             return Action::Idle;
         }
         let wait = self.keyframe_wait(now);
-        if self.keyframe_requested || wait == Some(now) {
+        if wait == Some(now) {
             self.request_in_encode = std::mem::take(&mut self.keyframe_requested);
             return self.encode(now, true);
         }
@@ -371,11 +390,11 @@ mod tests {
         s.damage().event(Event::Joined(1));
         assert!(s.encode());
         s.event(Event::Resumed(1));
-        s.at_ms(20).damage().event(Event::KeyframeRequested);
+        s.at_ms(400).damage().event(Event::KeyframeRequested);
         assert!(matches!(s.poll(), Action::Encode { .. }));
         s.event(Event::Encoded(Outcome::Failed));
         assert_eq!(s.poll(), Action::Idle);
-        s.at_ms(40).damage();
+        s.at_ms(420).damage();
         assert!(s.encode(), "the request outlives the failure");
     }
 
@@ -473,11 +492,33 @@ mod tests {
         s.damage().event(Event::Joined(1));
         assert!(s.encode());
         s.event(Event::Resumed(1));
-        s.at_ms(1)
+        s.at_ms(500)
             .event(Event::KeyframeRequested)
             .event(Event::KeyframeRequested);
         assert!(s.encode(), "one keyframe answers both, without waiting");
         assert_eq!(s.poll(), Action::Idle);
+    }
+
+    #[test]
+    fn a_flood_of_requests_gets_one_keyframe_per_spacing() {
+        let mut s = Sim::new();
+        s.damage().event(Event::Joined(1));
+        assert!(s.encode());
+        s.event(Event::Resumed(1));
+        // A request every millisecond for a second, on a still screen.
+        let mut keyframes = 0;
+        for ms in 1..=1000 {
+            s.at_ms(ms).event(Event::KeyframeRequested);
+            match s.poll() {
+                Action::Encode { .. } => {
+                    keyframes += 1;
+                    s.event(Event::Encoded(Outcome::Published { keyframe: true }));
+                }
+                Action::WaitUntil(t) => assert!(t <= s.at(ms) + REQUEST_SPACING),
+                Action::Idle => panic!("a pending request is never forgotten"),
+            }
+        }
+        assert_eq!(keyframes, 3, "at 300, 600 and 900 ms");
     }
 
     #[test]
@@ -490,6 +531,8 @@ mod tests {
         s.event(Event::KeyframeRequested);
         s.event(Event::Encoded(Outcome::Published { keyframe: true }));
         s.event(Event::Resumed(1));
+        assert_eq!(s.poll(), Action::WaitUntil(s.at(300)), "its turn comes");
+        s.at_ms(300);
         assert!(s.encode());
     }
 
@@ -499,7 +542,7 @@ mod tests {
         s.damage().event(Event::Joined(1));
         assert!(s.encode());
         s.event(Event::Resumed(1));
-        s.at_ms(50).event(Event::KeyframeRequested);
+        s.at_ms(350).event(Event::KeyframeRequested);
         assert!(matches!(s.poll(), Action::Encode { .. }));
         s.event(Event::Encoded(Outcome::Published { keyframe: false }));
         assert!(matches!(
@@ -591,9 +634,9 @@ mod tests {
         s.event(Event::Encoded(Outcome::Published { keyframe: true }));
         assert!(!s.core.keyframe_due(s.now), "in flight");
         s.event(Event::Resumed(1));
-        s.at_ms(500);
-        assert!(!s.core.keyframe_due(s.now));
-        s.event(Event::KeyframeRequested);
+        s.at_ms(100).event(Event::KeyframeRequested);
+        assert!(!s.core.keyframe_due(s.now), "requests wait their turn");
+        s.at_ms(300);
         assert!(s.core.keyframe_due(s.now));
     }
 }
