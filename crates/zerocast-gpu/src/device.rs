@@ -81,13 +81,17 @@ impl Shared {
     }
 
     /// Forgets all resources and scanout bindings: a new driver session
-    /// (guest reboot or driver reload) starts from nothing.
+    /// (guest reboot or driver reload) starts from nothing, and readers
+    /// drop every picture of the old one.
     pub fn reset(&self) {
-        let mut state = self.lock();
-        state.resources.clear();
-        for s in &mut state.scanouts {
-            s.show(0, Default::default());
+        {
+            let mut state = self.lock();
+            state.resources.clear();
+            for s in &mut state.scanouts {
+                s.unbind();
+            }
         }
+        self.notify();
     }
 
     /// QEMU has gone: readers get `Closed`.
@@ -117,11 +121,14 @@ impl Shared {
     ) -> Result<Response, (&'static str, Refusal)> {
         let cmd = commands::decode(request).map_err(|e| ("undecodable", Refusal::from(e)))?;
         let name = cmd.name();
+        // Also every command that takes pages back: a reader may hold a
+        // picture of them, shown or not, and must drop it.
         let wakes_readers = matches!(
             cmd,
             Command::ResourceFlush { .. }
                 | Command::SetScanout { .. }
                 | Command::ResourceUnref { .. }
+                | Command::DetachBacking { .. }
         );
         trace!(?cmd, "control command");
         let response = self
@@ -189,7 +196,7 @@ impl GpuState {
                 self.resources.unref(resource_id)?;
                 for s in &mut self.scanouts {
                     if s.resource_id() == resource_id {
-                        s.show(0, Default::default());
+                        s.unbind();
                     }
                 }
                 Ok(Response::NoData)
@@ -213,7 +220,11 @@ impl GpuState {
                         return Err(Refusal::NotBacked(resource_id));
                     }
                 }
-                self.scanouts[index].show(resource_id, rect);
+                if resource_id == 0 {
+                    self.scanouts[index].unbind();
+                } else {
+                    self.scanouts[index].show(resource_id, rect);
+                }
                 Ok(Response::NoData)
             }
             Command::ResourceFlush { resource_id, rect } => {
@@ -251,6 +262,11 @@ impl GpuState {
             }
             Command::DetachBacking { resource_id } => {
                 self.resources.detach(resource_id)?;
+                for s in &mut self.scanouts {
+                    if s.resource_id() == resource_id {
+                        s.invalidate();
+                    }
+                }
                 Ok(Response::NoData)
             }
             Command::UpdateCursor(_) | Command::MoveCursor(_) => {

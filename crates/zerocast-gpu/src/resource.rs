@@ -15,7 +15,7 @@ use crate::commands::{BackingEntry, Rect};
 use crate::mapping::GuestMapping;
 use crate::protocol;
 use crate::refusal::Refusal;
-use crate::snapshot::{Pixels, ResourceSnapshot};
+use crate::snapshot::{Pixels, ResourceSnapshot, Revocation};
 use crate::stats::Stats;
 
 /// Most resources a guest may hold at once (a desktop uses tens).
@@ -33,7 +33,9 @@ pub(crate) struct Resource {
     format: PixelFormat,
     /// Bytes per row: virtio-gpu 2D resources are packed.
     stride: u32,
-    backing: Option<(Backing, Pixels)>,
+    /// The backing, its pixels, and the flag that cuts off every snapshot
+    /// of them once they are dropped.
+    backing: Option<(Backing, Pixels, Revocation)>,
 }
 
 impl Resource {
@@ -56,7 +58,7 @@ impl Resource {
     /// The part `rect` of the resource (inside it: checked on SET_SCANOUT),
     /// or `None` without backing.
     pub fn snapshot(&self, resource_id: u32, rect: Rect) -> Option<ResourceSnapshot> {
-        let (_, pixels) = self.backing.as_ref()?;
+        let (_, pixels, revocation) = self.backing.as_ref()?;
         let offset = u64::from(rect.y) * u64::from(self.stride)
             + u64::from(rect.x) * u64::from(BYTES_PER_PIXEL);
         Some(ResourceSnapshot {
@@ -67,6 +69,7 @@ impl Resource {
             format: self.format,
             offset: usize::try_from(offset).ok()?,
             pixels: pixels.clone(),
+            revocation: revocation.clone(),
         })
     }
 
@@ -111,7 +114,9 @@ impl Resources {
     }
 
     pub fn clear(&mut self) {
-        self.map.clear();
+        for (_, r) in self.map.drain() {
+            revoke(&r.backing);
+        }
         self.copy_bytes = 0;
     }
 
@@ -154,9 +159,11 @@ impl Resources {
         Ok(())
     }
 
-    /// Forgets the host buffer of a backing being dropped.
-    fn release(&mut self, backing: &Option<(Backing, Pixels)>) {
-        if let Some((_, Pixels::Copied(buf))) = backing {
+    /// Cuts off the snapshots of a backing being dropped and forgets its
+    /// host buffer.
+    fn release(&mut self, backing: &Option<(Backing, Pixels, Revocation)>) {
+        revoke(backing);
+        if let Some((_, Pixels::Copied(buf), _)) = backing {
             self.copy_bytes -= buf.len() as u64;
         }
     }
@@ -195,7 +202,7 @@ impl Resources {
                 Pixels::Copied(Arc::new(buffer))
             }
         };
-        self.get_mut(id)?.backing = Some((backing, pixels));
+        self.get_mut(id)?.backing = Some((backing, pixels, Revocation::default()));
         Ok(())
     }
 
@@ -249,7 +256,7 @@ impl Resources {
                 height: resource.height,
             });
         }
-        let Some((backing, pixels)) = &resource.backing else {
+        let Some((backing, pixels, _)) = &resource.backing else {
             return Err(Refusal::NotBacked(id));
         };
         let stride = u64::from(resource.stride);
@@ -294,7 +301,7 @@ impl Resources {
         let resource = self.get_mut(id)?;
         let (width, height) = (resource.width, resource.height);
         let stride = u64::from(resource.stride);
-        let Some((backing, Pixels::Copied(buffer))) = &mut resource.backing else {
+        let Some((backing, Pixels::Copied(buffer), _)) = &mut resource.backing else {
             return Err(Refusal::NotBacked(id));
         };
         if Arc::get_mut(buffer).is_none() {
@@ -334,7 +341,7 @@ impl Resources {
         let size = self.get(id)?.size();
         let mut buffer = self.copy_buffer(size)?;
         let resource = self.get_mut(id)?;
-        let Some((backing, pixels)) = &mut resource.backing else {
+        let Some((backing, pixels, _)) = &mut resource.backing else {
             return Err(Refusal::NotBacked(id));
         };
         let n = buffer
@@ -345,5 +352,12 @@ impl Resources {
         *pixels = Pixels::Copied(Arc::new(buffer));
         self.copy_bytes += size;
         Ok(())
+    }
+}
+
+/// Cuts off every snapshot of a backing that is being dropped.
+fn revoke(backing: &Option<(Backing, Pixels, Revocation)>) {
+    if let Some((_, _, revocation)) = backing {
+        revocation.revoke();
     }
 }

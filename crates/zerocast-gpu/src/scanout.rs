@@ -1,5 +1,6 @@
-//! Scanouts (the guest's virtual monitors): which resource each shows, when
-//! it was last flushed, where its cursor is.
+//! Scanouts (the guest's virtual monitors): which resource each shows,
+//! whether its picture is still valid, when it last changed, where its
+//! cursor is.
 
 use std::time::Instant;
 
@@ -28,8 +29,14 @@ pub(crate) struct Scanout {
     /// The resource shown (0: none) and the part of it shown.
     resource_id: u32,
     rect: Rect,
-    /// Flushes of the shown resource that touched the shown part.
-    flushes: u64,
+    /// The guest has flushed the shown part since it bound the resource or
+    /// last lost its picture: there is a picture to show.
+    flushed: bool,
+    /// Bumped whenever what readers should show changes: a flush of the
+    /// shown part, the picture becoming invalid, the host switching the
+    /// scanout on or off. Readers compare it with the value they last saw.
+    changes: u64,
+    /// When the last change was a flush, when it came.
     flushed_at: Option<Instant>,
     cursor: CursorState,
 }
@@ -41,7 +48,8 @@ impl Scanout {
             enabled: true,
             resource_id: 0,
             rect: Rect::default(),
-            flushes: 0,
+            flushed: false,
+            changes: 0,
             flushed_at: None,
             cursor: CursorState::default(),
         }
@@ -59,36 +67,62 @@ impl Scanout {
         }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.enabled
+    /// Changes so far, and when the last one came if it was a flush.
+    pub fn changes(&self) -> (u64, Option<Instant>) {
+        (self.changes, self.flushed_at)
     }
 
-    /// Flushes that touched the shown part so far, and when the last one came.
-    pub fn flushes(&self) -> (u64, Option<Instant>) {
-        (self.flushes, self.flushed_at)
+    fn changed(&mut self, flushed_at: Option<Instant>) {
+        self.changes += 1;
+        self.flushed_at = flushed_at;
     }
 
+    /// Switching a scanout off takes its picture from readers at once; on
+    /// again, they get the guest's latest picture if it is still valid.
     pub fn set_enabled(&mut self, enabled: bool) {
-        self.enabled = enabled;
+        if enabled != self.enabled {
+            self.enabled = enabled;
+            self.changed(None);
+        }
     }
 
     pub fn resource_id(&self) -> u32 {
         self.resource_id
     }
 
-    /// Shows `rect` of `resource_id` (0 turns the scanout off).
+    /// Shows `rect` of `resource_id` (checked, backed, not 0), from its
+    /// next flush on if the scanout has no valid picture now.
     pub fn show(&mut self, resource_id: u32, rect: Rect) {
         self.resource_id = resource_id;
         self.rect = rect;
     }
 
-    /// Notes a flush of the shown resource; true if it touched the shown part.
+    /// Shows nothing (guest's SET_SCANOUT to resource 0, UNREF of the
+    /// shown resource, device reset): the picture is gone.
+    pub fn unbind(&mut self) {
+        self.resource_id = 0;
+        self.rect = Rect::default();
+        self.invalidate();
+    }
+
+    /// The picture's pages are no longer the shown resource's (its backing
+    /// was detached): readers must drop it. Nothing is shown until the
+    /// guest flushes the resource again, with new backing.
+    pub fn invalidate(&mut self) {
+        self.flushed = false;
+        self.changed(None);
+    }
+
+    /// Notes a flush of the shown resource; true if it touched the shown
+    /// part. A flush while switched off is a change only once switched on.
     pub fn flushed(&mut self, resource_id: u32, rect: &Rect, now: Instant) -> bool {
         let hit =
             resource_id != 0 && resource_id == self.resource_id && rect.intersects(&self.rect);
         if hit {
-            self.flushes += 1;
-            self.flushed_at = Some(now);
+            self.flushed = true;
+            if self.enabled {
+                self.changed(Some(now));
+            }
         }
         hit
     }
@@ -115,8 +149,13 @@ impl Scanout {
         self.cursor.y = c.y;
     }
 
-    /// The shown part of the shown resource, if it has backing.
-    pub fn snapshot(&self, resources: &Resources) -> Option<ResourceSnapshot> {
+    /// The picture readers should show: the shown part of the shown
+    /// resource if the scanout is on, the guest has flushed it and it still
+    /// has backing; `None`: no signal.
+    pub fn picture(&self, resources: &Resources) -> Option<ResourceSnapshot> {
+        if !self.enabled || !self.flushed {
+            return None;
+        }
         let resource = resources.get(self.resource_id).ok()?;
         resource.snapshot(self.resource_id, self.rect)
     }

@@ -1,6 +1,8 @@
 //! What a reader holds: a resource's geometry plus a shared handle to its
-//! pixels, kept alive (mapping included) for as long as the reader wants.
+//! pixels, kept alive (mapping included) for as long as the reader wants,
+//! but readable only until the guest takes the backing back.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use zerocast_frame::{Frame, PixelFormat};
@@ -27,10 +29,28 @@ impl Pixels {
     }
 }
 
+/// Shared by one backing and every snapshot of it. Set when the guest takes
+/// the backing back (UNREF, DETACH_BACKING, device reset): from then on the
+/// pages may hold anything of the guest's, so no snapshot of them may be
+/// read again.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Revocation(Arc<AtomicBool>);
+
+impl Revocation {
+    pub fn revoke(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_revoked(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// A resource (or the rectangle of it a scanout shows) as of one moment.
-/// Holding it keeps its pixels mapped even if the guest unrefs the resource;
-/// the pages stay the guest's, so at worst they show what the guest put
-/// there since.
+/// Holding it keeps its pixels mapped, but once the guest unrefs the
+/// resource or detaches its backing, [`ResourceSnapshot::frame`] gives
+/// nothing: hold it no longer than one read (one encode), and drop it then
+/// so the mapping goes too.
 #[derive(Debug, Clone)]
 pub struct ResourceSnapshot {
     pub(crate) resource_id: u32,
@@ -41,6 +61,7 @@ pub struct ResourceSnapshot {
     /// Byte offset of the first pixel shown.
     pub(crate) offset: usize,
     pub(crate) pixels: Pixels,
+    pub(crate) revocation: Revocation,
 }
 
 impl ResourceSnapshot {
@@ -54,8 +75,19 @@ impl ResourceSnapshot {
         matches!(self.pixels, Pixels::Mapped(_))
     }
 
-    /// The picture, or `None` if the backing is too short for the geometry.
+    /// True once the guest has taken the backing back.
+    pub fn is_revoked(&self) -> bool {
+        self.revocation.is_revoked()
+    }
+
+    /// The picture, or `None` if the guest has taken the backing back or it
+    /// is too short for the geometry. A picture borrowed before the guest
+    /// takes the backing back stays readable until the borrow ends: the
+    /// device cannot stop a read in progress, only every later one.
     pub fn frame(&self) -> Option<Frame<'_>> {
+        if self.is_revoked() {
+            return None;
+        }
         let data = self.pixels.bytes().get(self.offset..)?;
         Frame::new(self.width, self.height, self.stride, self.format, data).ok()
     }

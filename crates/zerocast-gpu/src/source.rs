@@ -1,25 +1,77 @@
 //! [`ScanoutSource`]: the [`FrameSource`] that hands a scanout's pictures,
-//! as the guest flushes them, to a pipeline.
+//! as the guest flushes them, to a pipeline, and a "no signal" picture once
+//! the guest's is no longer valid.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use zerocast_frame::{Doorbell, Frame, FrameSource, SourceEvent};
+use tracing::debug;
+use zerocast_frame::{Doorbell, Frame, FrameSource, PixelFormat, SourceEvent};
 
 use crate::device::Shared;
 use crate::snapshot::ResourceSnapshot;
+
+/// What a source shows.
+#[derive(Debug)]
+enum Showing {
+    /// Nothing has happened on the scanout yet.
+    Nothing,
+    /// The guest's pages (held mapped while shown).
+    Guest(ResourceSnapshot),
+    /// The guest's picture was taken away: [`NoSignal`].
+    NoSignal,
+}
+
+/// The neutral picture shown instead of pages the guest has taken back or a
+/// scanout switched off: flat dark grey, XRGB8888. Its buffer is kept and
+/// only remade when the scanout's size changes.
+#[derive(Debug, Default)]
+struct NoSignal {
+    width: u32,
+    height: u32,
+    pixels: Vec<u8>,
+}
+
+impl NoSignal {
+    const FORMAT: PixelFormat = PixelFormat::Xrgb8888;
+    /// Every byte, X included: grey is the same in any byte order.
+    const GREY: u8 = 0x20;
+
+    /// Makes the picture `width` x `height`; false if it already was.
+    fn resize(&mut self, width: u32, height: u32) -> bool {
+        if (width, height) == (self.width, self.height) {
+            return false;
+        }
+        let len = u64::from(width) * u64::from(height) * u64::from(Self::FORMAT.bytes_per_pixel());
+        // The scanout's mode was checked at start; a size that does not fit
+        // gives no picture rather than a panic.
+        self.pixels = vec![Self::GREY; usize::try_from(len).unwrap_or(0)];
+        (self.width, self.height) = (width, height);
+        true
+    }
+
+    fn frame(&self) -> Option<Frame<'_>> {
+        let stride = self.width.checked_mul(Self::FORMAT.bytes_per_pixel())?;
+        Frame::new(self.width, self.height, stride, Self::FORMAT, &self.pixels).ok()
+    }
+}
 
 /// The pictures of one scanout, as the guest flushes them.
 ///
 /// `wait` returns `Changed` once per batch of flushes (only the latest
 /// matters), `Idle` at the deadline, `Closed` when QEMU has gone. `frame`
-/// borrows the guest's pages directly when the backing is mapped.
+/// borrows the guest's pages directly when the backing is mapped. Once the
+/// guest takes those pages back (UNREF, DETACH_BACKING, device reset, a
+/// SET_SCANOUT to resource 0) or the host switches the scanout off, the next
+/// poll drops them and reports `Changed` with a "no signal" picture of the
+/// scanout's size, until the guest flushes a valid picture again.
 #[derive(Debug)]
 pub struct ScanoutSource {
     shared: Arc<Shared>,
     index: u32,
-    seen_flushes: u64,
-    current: Option<ResourceSnapshot>,
+    seen_changes: u64,
+    showing: Showing,
+    no_signal: NoSignal,
 }
 
 impl ScanoutSource {
@@ -27,8 +79,9 @@ impl ScanoutSource {
         ScanoutSource {
             shared,
             index,
-            seen_flushes: 0,
-            current: None,
+            seen_changes: 0,
+            showing: Showing::Nothing,
+            no_signal: NoSignal::default(),
         }
     }
 
@@ -37,9 +90,13 @@ impl ScanoutSource {
         self.index
     }
 
-    /// The resource shown at the last `Changed` (id, zero-copy or not).
+    /// The guest's resource shown at the last `Changed` (id, zero-copy or
+    /// not); `None` before any or while showing "no signal".
     pub fn snapshot(&self) -> Option<&ResourceSnapshot> {
-        self.current.as_ref()
+        match &self.showing {
+            Showing::Guest(snapshot) => Some(snapshot),
+            Showing::Nothing | Showing::NoSignal => None,
+        }
     }
 }
 
@@ -55,20 +112,44 @@ impl FrameSource for ScanoutSource {
         if state.closed {
             return SourceEvent::Closed;
         }
-        if let Some(s) = state.scanouts.get(self.index as usize) {
-            let (flushes, flushed_at) = s.flushes();
-            if s.enabled() && flushes != self.seen_flushes {
-                self.seen_flushes = flushes;
-                self.current = s.snapshot(&state.resources);
-                let captured_at = flushed_at.unwrap_or(now);
-                return SourceEvent::Changed { captured_at };
-            }
+        let idle = SourceEvent::Idle { wake_at: None };
+        let Some(s) = state.scanouts.get(self.index as usize) else {
+            return idle;
+        };
+        let (changes, flushed_at) = s.changes();
+        // Pages can be taken back while not shown any more (the scanout
+        // moved to another resource since): the held picture goes too.
+        let revoked = matches!(&self.showing, Showing::Guest(p) if p.is_revoked());
+        if changes == self.seen_changes && !revoked {
+            return idle;
         }
-        SourceEvent::Idle { wake_at: None }
+        self.seen_changes = changes;
+        if let Some(picture) = s.picture(&state.resources) {
+            self.showing = Showing::Guest(picture);
+            return SourceEvent::Changed {
+                captured_at: flushed_at.unwrap_or(now),
+            };
+        }
+        // Replacing the held picture unmaps it (unless the device still
+        // holds the resource).
+        let was_no_signal = matches!(self.showing, Showing::NoSignal);
+        self.showing = Showing::NoSignal;
+        let (width, height) = s.mode();
+        if self.no_signal.resize(width, height) || !was_no_signal {
+            debug!(scanout = self.index, width, height, "no signal");
+            SourceEvent::Changed { captured_at: now }
+        } else {
+            // The same grey again: nothing to encode.
+            idle
+        }
     }
 
     fn frame(&self) -> Option<Frame<'_>> {
-        self.current.as_ref()?.frame()
+        match &self.showing {
+            Showing::Nothing => None,
+            Showing::Guest(snapshot) => snapshot.frame(),
+            Showing::NoSignal => self.no_signal.frame(),
+        }
     }
 
     fn describe(&self) -> String {
@@ -90,6 +171,7 @@ mod tests {
     use super::*;
     use crate::commands::build;
     use crate::config::GpuConfig;
+    use crate::snapshot::Pixels;
     use crate::table::ResourceTable;
     use crate::testutil::{memfd_memory, rect, XRGB};
     use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -184,28 +266,226 @@ mod tests {
         assert_eq!(source.poll(now()), SourceEvent::Closed);
     }
 
-    #[test]
-    fn disabled_scanouts_report_nothing_until_enabled() {
-        let (shared, mem) = showing();
-        shared.lock().scanouts[0].set_enabled(false);
-        shared.control(&build::flush(1, rect(0, 0, 64, 16)), &mem);
-        let mut source = ScanoutSource::new(shared.clone(), 0);
-        assert_eq!(source.poll(now()), idle());
-        shared.lock().scanouts[0].set_enabled(true);
-        assert!(matches!(source.poll(now()), SourceEvent::Changed { .. }));
+    /// The bytes the guest draws in the tests below.
+    const GUEST: u8 = 0x5A;
+
+    /// Asserts `source` shows the grey "no signal" picture of the default
+    /// 1280x800 scanout and nothing of the guest's.
+    fn assert_no_signal(source: &ScanoutSource) {
+        assert!(source.snapshot().is_none());
+        let frame = source.frame().unwrap();
+        assert_eq!(
+            (frame.width(), frame.height(), frame.stride()),
+            (1280, 800, 1280 * 4)
+        );
+        assert_eq!(frame.format(), PixelFormat::Xrgb8888);
+        assert!(frame.data().iter().all(|&b| b == NoSignal::GREY));
+    }
+
+    /// Fills resource 1's backing with `GUEST` and flushes it.
+    fn draw(shared: &Shared, mem: &GuestMemoryMmap) {
+        mem.write_slice(&[GUEST; 4096], GuestAddress(0)).unwrap();
+        shared.control(&build::flush(1, rect(0, 0, 64, 16)), mem);
+    }
+
+    /// Asserts `source` shows resource 1 with the guest's bytes, mapped.
+    fn assert_guest_picture(source: &ScanoutSource) {
+        let frame = source.frame().unwrap();
+        assert_eq!((frame.width(), frame.height()), (64, 16));
+        assert!(frame.data()[..4096].iter().all(|&b| b == GUEST));
+        assert!(source.snapshot().unwrap().is_zero_copy());
+    }
+
+    /// The ways a scanout's picture is taken from its readers.
+    #[derive(Debug, Clone, Copy)]
+    enum TakeBack {
+        Unref,
+        Detach,
+        Reset,
+        /// The guest's DISABLE_SCANOUT: SET_SCANOUT to resource 0.
+        GuestDisable,
+        /// The host's `GpuBackendHandle::set_scanout_enabled(0, false)`.
+        HostDisable,
+    }
+
+    impl TakeBack {
+        fn run(self, shared: &Shared, mem: &GuestMemoryMmap) {
+            match self {
+                TakeBack::Unref => {
+                    shared.control(&build::unref(1), mem);
+                }
+                TakeBack::Detach => {
+                    shared.control(&build::detach(1), mem);
+                }
+                TakeBack::Reset => shared.reset(),
+                TakeBack::GuestDisable => {
+                    shared.control(&build::set_scanout(0, 0, rect(0, 0, 0, 0)), mem);
+                }
+                TakeBack::HostDisable => {
+                    // As `GpuBackendHandle::set_scanout_enabled` does.
+                    shared.lock().scanouts[0].set_enabled(false);
+                    shared.notify();
+                }
+            }
+        }
+
+        /// Whether resource 1 and its backing outlive it.
+        fn keeps_the_resource(self) -> bool {
+            matches!(self, TakeBack::GuestDisable | TakeBack::HostDisable)
+        }
+
+        /// What the guest (or host) does to show resource 1 again.
+        fn undo(self, shared: &Shared, mem: &GuestMemoryMmap) {
+            let mut requests = Vec::new();
+            match self {
+                TakeBack::Unref | TakeBack::Reset => {
+                    requests.push(build::create_2d(1, XRGB, 64, 16));
+                    requests.push(build::attach(1, &[(0, 4096)]));
+                }
+                TakeBack::Detach => requests.push(build::attach(1, &[(0, 4096)])),
+                TakeBack::GuestDisable => {}
+                TakeBack::HostDisable => shared.lock().scanouts[0].set_enabled(true),
+            }
+            requests.push(build::set_scanout(0, 1, rect(0, 0, 64, 16)));
+            for request in requests {
+                shared.control(&request, mem);
+            }
+            draw(shared, mem);
+        }
     }
 
     #[test]
-    fn a_held_picture_outlives_unref() {
+    fn pages_taken_back_are_dropped_for_a_no_signal_picture() {
+        let no_wait = Some(Instant::now());
+        for way in [
+            TakeBack::Unref,
+            TakeBack::Detach,
+            TakeBack::Reset,
+            TakeBack::GuestDisable,
+            TakeBack::HostDisable,
+        ] {
+            let (shared, mem) = showing();
+            let mut source = ScanoutSource::new(shared.clone(), 0);
+            let bell = Doorbell::new();
+            source.attach(bell.clone());
+            draw(&shared, &mem);
+            assert!(bell.wait(no_wait));
+            assert!(matches!(source.poll(now()), SourceEvent::Changed { .. }));
+            assert_guest_picture(&source);
+            let Pixels::Mapped(mapping) = &source.snapshot().unwrap().pixels else {
+                panic!("{way:?}: resource 1 is not mapped");
+            };
+            let mapping = Arc::downgrade(mapping);
+            // Held by the device and the source.
+            assert_eq!(mapping.strong_count(), 2, "{way:?}");
+
+            way.run(&shared, &mem);
+            assert!(bell.wait(no_wait), "{way:?}: no ring");
+            assert!(
+                matches!(source.poll(now()), SourceEvent::Changed { .. }),
+                "{way:?}"
+            );
+            assert_no_signal(&source);
+            let device_holds = usize::from(way.keeps_the_resource());
+            assert_eq!(
+                mapping.strong_count(),
+                device_holds,
+                "{way:?}: still mapped"
+            );
+            // Grey once: nothing more to encode.
+            assert_eq!(source.poll(now()), idle(), "{way:?}");
+            // A new subscriber never sees the old pages either.
+            let mut late = ScanoutSource::new(shared.clone(), 0);
+            assert!(matches!(late.poll(now()), SourceEvent::Changed { .. }));
+            assert_no_signal(&late);
+
+            way.undo(&shared, &mem);
+            assert!(bell.wait(no_wait), "{way:?}: no ring");
+            assert!(
+                matches!(source.poll(now()), SourceEvent::Changed { .. }),
+                "{way:?}"
+            );
+            assert_guest_picture(&source);
+            assert!(matches!(late.poll(now()), SourceEvent::Changed { .. }));
+            assert_guest_picture(&late);
+            assert_eq!(shared.stats.snapshot().errors, 0, "{way:?}");
+        }
+    }
+
+    #[test]
+    fn the_no_signal_buffer_is_made_once_per_size() {
+        let (shared, mem) = showing();
+        let mut source = ScanoutSource::new(shared.clone(), 0);
+        shared.control(&build::set_scanout(0, 0, rect(0, 0, 0, 0)), &mem);
+        assert!(matches!(source.poll(now()), SourceEvent::Changed { .. }));
+        let buffer = source.frame().unwrap().data().as_ptr();
+        shared.control(&build::set_scanout(0, 1, rect(0, 0, 64, 16)), &mem);
+        draw(&shared, &mem);
+        assert!(matches!(source.poll(now()), SourceEvent::Changed { .. }));
+        assert_guest_picture(&source);
+        shared.reset();
+        assert!(matches!(source.poll(now()), SourceEvent::Changed { .. }));
+        assert_no_signal(&source);
+        assert_eq!(source.frame().unwrap().data().as_ptr(), buffer);
+    }
+
+    #[test]
+    fn a_held_picture_is_dropped_when_its_pages_go_even_if_no_longer_shown() {
+        let (shared, mem) = showing();
+        let mut source = ScanoutSource::new(shared.clone(), 0);
+        draw(&shared, &mem);
+        assert!(matches!(source.poll(now()), SourceEvent::Changed { .. }));
+        let Pixels::Mapped(mapping) = &source.snapshot().unwrap().pixels else {
+            panic!("resource 1 is not mapped");
+        };
+        let mapping = Arc::downgrade(mapping);
+        // The guest moves the scanout to resource 2 but has not flushed it
+        // yet, then frees resource 1.
+        for request in [
+            build::create_2d(2, XRGB, 64, 16),
+            build::attach(2, &[(8192, 4096)]),
+            build::set_scanout(0, 2, rect(0, 0, 64, 16)),
+            build::unref(1),
+        ] {
+            shared.control(&request, &mem);
+        }
+        assert!(matches!(source.poll(now()), SourceEvent::Changed { .. }));
+        assert_eq!(mapping.strong_count(), 0);
+        assert_eq!(source.snapshot().unwrap().resource_id(), 2);
+        assert!(source.frame().unwrap().data().iter().all(|&b| b != GUEST));
+        assert_eq!(shared.stats.snapshot().errors, 0);
+    }
+
+    #[test]
+    fn a_disabled_scanout_shows_no_signal_until_enabled() {
+        let (shared, mem) = showing();
+        shared.lock().scanouts[0].set_enabled(false);
+        let mut source = ScanoutSource::new(shared.clone(), 0);
+        assert!(matches!(source.poll(now()), SourceEvent::Changed { .. }));
+        assert_no_signal(&source);
+        // The guest is not told, so it keeps flushing: nothing to encode.
+        draw(&shared, &mem);
+        assert_eq!(source.poll(now()), idle());
+        assert_no_signal(&source);
+        // On again: its latest picture at once.
+        shared.lock().scanouts[0].set_enabled(true);
+        assert!(matches!(source.poll(now()), SourceEvent::Changed { .. }));
+        assert_guest_picture(&source);
+    }
+
+    #[test]
+    fn a_table_snapshot_reads_nothing_once_unrefd() {
         let (shared, mem) = showing();
         mem.write_slice(&[5u8; 16], GuestAddress(0)).unwrap();
         let table = ResourceTable::new(shared.clone());
         let held = table.get(1).unwrap();
+        assert_eq!(&held.frame().unwrap().data()[..16], &[5u8; 16]);
         assert_eq!(table.on_scanout(0), 1);
         shared.control(&build::unref(1), &mem);
         assert!(table.get(1).is_none());
         assert_eq!(table.on_scanout(0), 0);
-        assert_eq!(&held.frame().unwrap().data()[..16], &[5u8; 16]);
+        assert!(held.is_revoked());
+        assert!(held.frame().is_none());
         assert_eq!(shared.stats.snapshot().errors, 0);
     }
 }

@@ -18,7 +18,10 @@ impl ResourceTable {
     }
 
     /// The whole of resource `id` as it is now, if it exists and has
-    /// backing. The snapshot keeps the pixels mapped while it lives.
+    /// backing. The snapshot keeps the pixels mapped while it lives, but
+    /// reads nothing once the guest unrefs the resource or detaches its
+    /// backing: take one per read (request/response mode holds it for one
+    /// encode) and drop it after.
     pub fn get(&self, id: u32) -> Option<ResourceSnapshot> {
         let state = self.shared.lock();
         let resource = state.resources.get(id).ok()?;
