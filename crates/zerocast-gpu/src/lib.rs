@@ -9,11 +9,13 @@
 //! - `edid`: EDID blocks for the virtual monitors.
 //! - `backing`: a resource's scatter-gather list, checked against guest memory; the copy path's reads.
 //! - `mapping`: zero-copy: a backing mapped as one contiguous read-only host range.
-//! - `snapshot`: [`ResourceSnapshot`], what a reader holds: geometry plus shared pixels.
+//! - `snapshot`: [`ResourceSnapshot`], what a reader holds: geometry plus shared pixels,
+//!   readable until the guest takes the pages back (UNREF, DETACH_BACKING, reset).
 //! - `resource`: the resource table with its checks and limits.
 //! - `refusal`: why a guest command was refused, and the `RESP_ERR_*` for it.
-//! - `scanout`: scanout state: the resource shown, its flushes, the cursor.
-//! - `source`: [`ScanoutSource`], the [`zerocast_frame::FrameSource`] of a scanout.
+//! - `scanout`: scanout state: the resource shown, whether its picture is still valid, the cursor.
+//! - `source`: [`ScanoutSource`], the [`zerocast_frame::FrameSource`] of a scanout: the
+//!   guest's pages, or a "no signal" picture once they are taken back or the scanout is off.
 //! - `device`: the device, sans I/O: requests in, responses out, readers woken.
 //! - `backend`: the `VhostUserBackend` plumbing (features, config space, vrings).
 //! - `server`: [`GpuBackendHandle`]: one QEMU connection served on a background thread.
