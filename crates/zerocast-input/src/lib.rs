@@ -7,10 +7,15 @@
 //! Design map:
 //! - [`InputEvent`] / [`Button`]: one user action.
 //! - [`InputSink`]: where a viewer's events go (a synthetic desktop, QEMU).
+//! - [`held`]: what one viewer holds down, to let go when it vanishes.
 
 #![forbid(unsafe_code)]
 
 use std::sync::Mutex;
+
+pub mod held;
+
+pub use held::Held;
 
 /// A mouse button, numbered like evdev's `BTN_*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
