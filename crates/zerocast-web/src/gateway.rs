@@ -15,6 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use bytes::{BufMut, Bytes, BytesMut};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use zerocast_input::InputSink;
@@ -22,6 +24,7 @@ use zerocast_pipeline::{EncodedFrame, Registry};
 
 use crate::access::{Access, Role, Token};
 use crate::protocol::{self, ClientMessage};
+use crate::tls::Tls;
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const VIEWER_JS: &str = include_str!("../assets/viewer.js");
@@ -41,6 +44,10 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest message a viewer may send; input messages are a few bytes.
 const MAX_CLIENT_MESSAGE: usize = 4096;
+/// How long a new connection has to complete its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed accept (out of file descriptors, say) before the next.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// WebSocket close codes (RFC 6455).
 mod close {
@@ -163,11 +170,13 @@ impl Gateway {
             .with_state(self)
     }
 
-    /// Binds `addr` and serves in the background; returns the bound address
-    /// and the access rules in force there.
+    /// Binds `addr` and serves in the background, over TLS (HTTPS and WSS
+    /// only) when `tls` is given; returns the bound address and the access
+    /// rules in force there.
     pub async fn serve(
         mut self,
         addr: SocketAddr,
+        tls: Option<Tls>,
     ) -> std::io::Result<(SocketAddr, Access, JoinHandle<()>)> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
@@ -181,11 +190,14 @@ impl Gateway {
         );
         self.access = Some(access.clone());
         let app = Arc::new(self).router();
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("web gateway stopped: {e}");
-            }
-        });
+        let task = match tls {
+            Some(tls) => tokio::spawn(serve_tls(listener, app, tls)),
+            None => tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!("web gateway stopped: {e}");
+                }
+            }),
+        };
         Ok((bound, access, task))
     }
 
@@ -228,6 +240,9 @@ struct ScanoutStats {
     encode_p50_us: Option<u32>,
     encode_p99_us: Option<u32>,
     encode_cpu_p50_us: Option<u32>,
+    /// The shared encoder's settings (streams encoded here only).
+    fps: Option<f32>,
+    bitrate_bps: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -259,6 +274,8 @@ async fn stats(State(g): State<Arc<Gateway>>) -> Json<Stats> {
                 encode_p50_us: s.encode.percentile_us(50.0),
                 encode_p99_us: s.encode.percentile_us(99.0),
                 encode_cpu_p50_us: s.encode_cpu.percentile_us(50.0),
+                fps: p.as_encoded().map(|e| e.settings().fps.as_f32()),
+                bitrate_bps: p.as_encoded().map(|e| e.settings().bitrate_bps),
             }
         })
         .collect();
@@ -268,6 +285,45 @@ async fn stats(State(g): State<Arc<Gateway>>) -> Json<Stats> {
         input_events: g.input_events.load(Ordering::Relaxed),
         source: g.source_stats.as_ref().map(|f| f()),
     })
+}
+
+/// Accepts TCP connections and serves each over TLS in a task of its own,
+/// so that a peer slow to finish its handshake holds up nobody else.
+async fn serve_tls(listener: tokio::net::TcpListener, app: Router, tls: Tls) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.0);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, most likely: wait for some to be freed.
+                tracing::warn!("web gateway: accept failed: {e}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                // Plain HTTP to this port ends here too, with nothing served.
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "no TLS handshake within {HANDSHAKE_TIMEOUT:?}");
+                    return;
+                }
+            };
+            let served = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+                .with_upgrades()
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
 }
 
 /// Every request passes the access rules first (see [`crate::access`]);

@@ -8,7 +8,8 @@
 //!   length and value checked.
 //! - [`gateway`]: HTTP (viewer page, stats) and one WebSocket per viewer,
 //!   fed from a scanout subscription, with input sent on to an
-//!   [`zerocast_input::InputSink`].
+//!   [`zerocast_input::InputSink`]; over plain TCP or TLS.
+//! - [`tls`]: the certificate and key (PEM) the gateway serves HTTPS/WSS with.
 //! - `assets/`: the viewer: WebCodecs `VideoDecoder`, stats overlay, input capture.
 
 #![forbid(unsafe_code)]
@@ -16,6 +17,8 @@
 pub mod access;
 pub mod gateway;
 pub mod protocol;
+pub mod tls;
 
 pub use access::{Access, Role, Token, TokenError};
 pub use gateway::{AccessConfig, Gateway, ViewerReport};
+pub use tls::{Tls, TlsError};

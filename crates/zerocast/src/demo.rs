@@ -80,6 +80,7 @@ impl Stack {
         hxfr: &[Endpoint],
     ) -> anyhow::Result<Stack> {
         size.check()?;
+        let tls = access.tls(listen)?;
         let desktop = SyntheticDesktop::new(size.width, size.height, v.fps, motion);
         let input: Arc<dyn InputSink> = desktop.input();
         let resources = SyntheticResources(Mutex::new(SyntheticDesktop::new(
@@ -101,7 +102,7 @@ impl Stack {
         tracing::info!("scanout 0: {}", stream.describe());
 
         let gateway = Gateway::new(registry.clone(), Some(input), access.config()?);
-        let serving = crate::serving::start(registry, gateway, hxfr, listen).await?;
+        let serving = crate::serving::start(registry, gateway, hxfr, listen, tls).await?;
         Ok(Stack { stream, serving })
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use zerocast_hxfr_server::{Endpoint, Server};
 use zerocast_pipeline::Registry;
-use zerocast_web::{Access, Gateway, Role};
+use zerocast_web::{Access, Gateway, Role, Tls};
 
 /// Peers served at once on each HXFR listener.
 const MAX_HXFR_PEERS: usize = 64;
@@ -20,14 +20,18 @@ pub struct Serving {
     pub hxfr: Vec<Endpoint>,
     pub viewer: SocketAddr,
     access: Access,
+    /// `https` when the gateway speaks TLS, else `http`.
+    scheme: &'static str,
 }
 
-/// Binds the HXFR endpoints and the gateway; both serve in the background.
+/// Binds the HXFR endpoints and the gateway (HTTPS only with `tls`); both
+/// serve in the background.
 pub async fn start(
     registry: Arc<Registry>,
     gateway: Gateway,
     hxfr: &[Endpoint],
     listen: SocketAddr,
+    tls: Option<Tls>,
 ) -> anyhow::Result<Serving> {
     let server = Server::new(registry, MAX_HXFR_PEERS);
     let mut bound = Vec::new();
@@ -37,14 +41,16 @@ pub async fn start(
         })?;
         bound.push(b);
     }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let (viewer, access, _web) = gateway
-        .serve(listen)
+        .serve(listen, tls)
         .await
         .with_context(|| format!("listening on {listen} (pick another with --listen)"))?;
     Ok(Serving {
         hxfr: bound,
         viewer,
         access,
+        scheme,
     })
 }
 
@@ -52,7 +58,7 @@ impl Serving {
     /// The viewer's URL for `role` (it carries that role's token), at `query`.
     pub fn url(&self, role: Role, query: &str) -> String {
         let token = self.access.token(role).expose();
-        format!("http://{}/?{query}token={token}", self.viewer)
+        format!("{}://{}/?{query}token={token}", self.scheme, self.viewer)
     }
 
     /// Prints `hxfr: ...` lines, the `extra` lines, the view-only URL, then

@@ -199,6 +199,8 @@ impl Drop for WorkDir {
 
 impl VmStack {
     pub async fn start(args: &VmArgs) -> anyhow::Result<VmStack> {
+        // Before anything is started: a refused --listen costs no boot.
+        let tls = args.access.tls(args.listen)?;
         let work_dir = match &args.work_dir {
             Some(d) => WorkDir {
                 path: d.clone(),
@@ -300,7 +302,8 @@ impl VmStack {
         });
         let gateway = Gateway::new(registry.clone(), Some(input), args.access.config()?)
             .with_source_stats(source_stats);
-        let serving = crate::serving::start(registry, gateway, &endpoints, args.listen).await?;
+        let serving =
+            crate::serving::start(registry, gateway, &endpoints, args.listen, tls).await?;
         Ok(VmStack {
             vm,
             gpu,

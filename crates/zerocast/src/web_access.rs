@@ -1,11 +1,13 @@
-//! Who may use the web viewer: the options that give the tokens and the
-//! extra Hosts and Origins, turned into the gateway's [`AccessConfig`].
+//! Who may use the web viewer: the options that give the tokens, the extra
+//! Hosts and Origins, and TLS, turned into the gateway's [`AccessConfig`]
+//! and [`Tls`].
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use zerocast_web::{AccessConfig, Token};
+use zerocast_web::{AccessConfig, Tls, Token};
 
 /// Access to the web viewer. Tokens are never taken from the command line,
 /// where any local user can read them with `ps`.
@@ -28,6 +30,18 @@ pub struct WebAccessArgs {
     /// viewer's own, e.g. https://portal.example.com; repeatable.
     #[arg(long = "allow-origin")]
     pub origins: Vec<String>,
+    /// Serve HTTPS and WSS only, with this certificate chain (PEM, leaf
+    /// first); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on an address other than loopback, where anyone on
+    /// the path reads the tokens and the video: only for a reverse proxy in
+    /// front that does TLS.
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub insecure_no_tls: bool,
 }
 
 impl WebAccessArgs {
@@ -39,6 +53,37 @@ impl WebAccessArgs {
             origins: self.origins.clone(),
         })
     }
+
+    /// The TLS the viewer is served with at `listen`, if any; refuses plain
+    /// HTTP off loopback unless the operator insisted.
+    pub fn tls(&self, listen: SocketAddr) -> anyhow::Result<Option<Tls>> {
+        check_listen(listen, self.tls_cert.is_some(), self.insecure_no_tls)?;
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            if !is_loopback(listen) {
+                tracing::warn!("serving plain HTTP on {listen} (--insecure-no-tls)");
+            }
+            return Ok(None);
+        };
+        let tls = Tls::from_pem_files(cert, key).context("loading --tls-cert and --tls-key")?;
+        Ok(Some(tls))
+    }
+}
+
+fn is_loopback(listen: SocketAddr) -> bool {
+    listen.ip().to_canonical().is_loopback()
+}
+
+/// Whether the viewer may listen on `listen`: plain HTTP on loopback only,
+/// unless `insecure_no_tls` says a TLS-terminating proxy is in front.
+fn check_listen(listen: SocketAddr, tls: bool, insecure_no_tls: bool) -> anyhow::Result<()> {
+    if tls || insecure_no_tls || is_loopback(listen) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to serve the viewer on {listen} without TLS: anyone on the way would read \
+         the tokens and the video. Give --tls-cert and --tls-key (PEM), or listen on loopback \
+         (--listen 127.0.0.1:PORT); behind a reverse proxy that does TLS, pass --insecure-no-tls"
+    )
 }
 
 /// The token from `file`, else from the variable `env`, else a random one.
@@ -52,4 +97,43 @@ fn token(file: Option<&Path>, env: &str) -> anyhow::Result<Token> {
         return Token::parse(&text).with_context(|| format!("the token in ${env}"));
     }
     Token::random().context("making a random token")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_listen;
+
+    #[test]
+    fn plain_http_off_loopback_needs_tls_or_the_insecure_option() {
+        for loopback in [
+            "127.0.0.1:8080",
+            "127.1.2.3:0",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            let addr = loopback.parse().unwrap();
+            assert!(check_listen(addr, false, false).is_ok(), "{loopback}");
+        }
+        for exposed in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "192.168.1.5:8080",
+            "[2001:db8::1]:443",
+        ] {
+            let addr = exposed.parse().unwrap();
+            let refused = check_listen(addr, false, false).unwrap_err().to_string();
+            assert!(
+                refused.contains("--tls-cert") && refused.contains("--insecure-no-tls"),
+                "{exposed}: {refused}"
+            );
+            assert!(
+                check_listen(addr, true, false).is_ok(),
+                "{exposed} with TLS"
+            );
+            assert!(
+                check_listen(addr, false, true).is_ok(),
+                "{exposed} insecure"
+            );
+        }
+    }
 }
