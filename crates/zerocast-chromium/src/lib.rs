@@ -67,6 +67,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 impl Chromium {
     /// Starts Chromium (`$CHROMIUM` or `chromium`) and opens `url`.
     pub async fn open(url: &str) -> Result<Self, Error> {
+        Chromium::open_with(url, &[]).await
+    }
+
+    /// Like [`Chromium::open`], with `extra_flags` after [`FLAGS`] (a test
+    /// certificate to trust, say).
+    pub async fn open_with(url: &str, extra_flags: &[&str]) -> Result<Self, Error> {
         static RUN: AtomicU32 = AtomicU32::new(0);
         let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
         let profile = std::env::temp_dir().join(format!(
@@ -76,6 +82,7 @@ impl Chromium {
         ));
         let mut child = Command::new(&binary)
             .args(FLAGS)
+            .args(extra_flags)
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdin(Stdio::null())

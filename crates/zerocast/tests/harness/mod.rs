@@ -120,7 +120,10 @@ impl Zerocast {
 
     /// `host:port` of the web gateway.
     pub fn web_addr(&self) -> &str {
-        let rest = self.url.trim_start_matches("http://");
+        let rest = self
+            .url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://");
         rest.split('/').next().unwrap_or(rest)
     }
 
@@ -343,8 +346,19 @@ pub fn stamps(path: &Path, width: u32, height: u32) -> Vec<Option<u32>> {
 /// viewer has decoded `frames` frames; returns the browser and the page's
 /// stats. Fails on decoder errors.
 pub async fn watch_in_chromium(url: &str, frames: u64) -> (Chromium, serde_json::Value) {
+    watch_in_chromium_with(url, frames, &[]).await
+}
+
+/// [`watch_in_chromium`] with extra Chromium flags.
+pub async fn watch_in_chromium_with(
+    url: &str,
+    frames: u64,
+    flags: &[&str],
+) -> (Chromium, serde_json::Value) {
     require("chromium");
-    let mut c = Chromium::open(url).await.expect("start chromium");
+    let mut c = Chromium::open_with(url, flags)
+        .await
+        .expect("start chromium");
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let stats = loop {
         let s = c
