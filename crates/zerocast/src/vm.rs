@@ -22,6 +22,7 @@ use zerocast_qemu::{Accel, Gpu, Qmp, QmpInput, Vm, VmConfig, VsockDevice};
 use zerocast_web::Gateway;
 
 use crate::options::VideoArgs;
+use crate::runtime_dir::RuntimeDir;
 use crate::serving::Serving;
 use crate::web_access::WebAccessArgs;
 
@@ -76,7 +77,10 @@ pub struct VmArgs {
     /// The vsock port HXFR is served on (helix's deployment uses 5001).
     #[arg(long, default_value_t = zerocast_hxfr::DEFAULT_VSOCK_PORT)]
     pub vsock_port: u32,
-    /// Folder for the VM's sockets and serial log (default: a new one in /tmp).
+    /// Folder for the VM's sockets and serial log: yours alone (mode 0700,
+    /// not a symlink), created if missing, kept afterwards. Default: a new
+    /// private one in $XDG_RUNTIME_DIR (/run/zerocast for root, else the
+    /// temp dir), removed at exit.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// Extra arguments passed to QEMU as they are.
@@ -179,22 +183,7 @@ pub struct VmStack {
     /// Kept alive as long as the VM.
     _vsock: Option<VsockDevice>,
     /// Dropped last: removes a work folder zerocast made itself.
-    _work: WorkDir,
-}
-
-/// The VM's sockets and serial log. A folder zerocast made is removed when
-/// the VM is gone; one given with `--work-dir` is left as it is.
-struct WorkDir {
-    path: PathBuf,
-    owned: bool,
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if self.owned {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
+    _work: RuntimeDir,
 }
 
 impl VmStack {
@@ -202,17 +191,10 @@ impl VmStack {
         // Before anything is started: a refused --listen costs no boot.
         let tls = args.access.tls(args.listen)?;
         let work_dir = match &args.work_dir {
-            Some(d) => WorkDir {
-                path: d.clone(),
-                owned: false,
-            },
-            None => WorkDir {
-                path: std::env::temp_dir().join(format!("zerocast-vm-{}", std::process::id())),
-                owned: true,
-            },
+            Some(d) => RuntimeDir::given(d).context("checking --work-dir")?,
+            None => RuntimeDir::create("zerocast-vm").context("creating the VM's work folder")?,
         };
-        let work = work_dir.path.clone();
-        std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+        let work = work_dir.path().to_owned();
         let gpu_socket = work.join("gpu.sock");
         let qmp_socket = work.join("qmp.sock");
         let serial_log = work.join("serial.log");
