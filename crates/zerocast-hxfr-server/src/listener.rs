@@ -2,8 +2,10 @@
 //! (vhost-device-vsock's host side, local tools).
 
 use std::fmt;
+use std::fs::Permissions;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -75,15 +77,13 @@ impl Server {
                 (Bound::Tcp(l), bound)
             }
             Endpoint::Unix(path) => {
-                // A socket file left by a previous run would make bind fail.
-                if path.exists() {
-                    std::fs::remove_file(path)?;
-                }
+                remove_stale_socket(path)?;
+                let listener = UnixListener::bind(path)?;
+                // Connecting needs write permission on the socket file: only
+                // our own user may subscribe, or send input through it.
+                std::fs::set_permissions(path, Permissions::from_mode(0o600))?;
                 let name = format!("unix:{}", path.display());
-                (
-                    Bound::Unix(UnixListener::bind(path)?, name),
-                    endpoint.clone(),
-                )
+                (Bound::Unix(listener, name), endpoint.clone())
             }
         };
         let (registry, slots) = (self.registry.clone(), self.slots.clone());
@@ -109,6 +109,23 @@ impl Server {
             }
         });
         Ok((bound, task))
+    }
+}
+
+/// Removes a socket file left by a previous run, which would make bind
+/// fail. Anything else at `path` is the operator's, not ours to delete.
+fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!(
+                "{} exists and is not a socket: remove it or pick another path",
+                path.display()
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -149,5 +166,24 @@ mod tests {
         );
         assert!("unix:".parse::<Endpoint>().is_err());
         assert!("localhost".parse::<Endpoint>().is_err());
+    }
+
+    #[test]
+    fn only_a_stale_socket_is_removed() {
+        let dir = std::env::temp_dir().join(format!("zerocast-listener-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("stale.sock");
+        let _ = std::fs::remove_file(&socket);
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+        remove_stale_socket(&socket).unwrap();
+        assert!(!socket.exists());
+        remove_stale_socket(&socket).unwrap();
+
+        let file = dir.join("notes.txt");
+        std::fs::write(&file, "keep me").unwrap();
+        let e = remove_stale_socket(&file).unwrap_err();
+        assert!(e.to_string().contains("not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
