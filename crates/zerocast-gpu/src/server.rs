@@ -3,7 +3,9 @@
 //! ([`GpuBackendHandle`]): scanout sources, the resource table, stats,
 //! scanout enable/disable, shutdown.
 
+use std::fs::Permissions;
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -84,6 +86,14 @@ impl GpuBackendHandle {
         let listener = Listener::new(&socket_path, true).map_err(|source| GpuError::Listen {
             path: socket_path.clone(),
             source,
+        })?;
+        // The first peer to connect is served as the VM: only our own user
+        // (QEMU runs as us) may.
+        std::fs::set_permissions(&socket_path, Permissions::from_mode(0o600)).map_err(|e| {
+            GpuError::Listen {
+                path: socket_path.clone(),
+                source: vhost::vhost_user::Error::SocketError(e),
+            }
         })?;
         let shared = Arc::new(Shared::new(&config));
         let device =
@@ -248,7 +258,8 @@ mod tests {
     fn shuts_down_before_qemu_connects_and_removes_the_socket() {
         let path = socket("idle");
         let gpu = GpuBackendHandle::start(&path, GpuConfig::default()).unwrap();
-        assert!(path.exists());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "only our user may connect");
         assert!(matches!(
             gpu.scanout(1),
             Err(GpuError::NoSuchScanout { .. })
