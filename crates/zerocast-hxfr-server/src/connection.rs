@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use zerocast_hxfr::{encode, frame_response_prefix, Decoder, Limits, FRAME_RESPONSE_PREFIX_LEN};
 use zerocast_pipeline::{EncodedFrame, Registry, Subscription};
 
-use crate::peer::{Output, Peer};
+use crate::peer::{ListenerRole, Output, Peer};
 
 /// A write that makes no progress for this long ends the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,14 +37,14 @@ enum Outgoing {
 struct Closed;
 
 /// Serves one peer until it disconnects or breaks the protocol.
-pub async fn serve<S>(stream: S, registry: Arc<Registry>, name: String)
+pub async fn serve<S>(stream: S, registry: Arc<Registry>, role: ListenerRole, name: String)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel(16);
     let writer = tokio::spawn(write_loop(wr, rx, name.clone()));
-    let mut peer = Peer::new(registry);
+    let mut peer = Peer::new(registry, role);
     let decoder = Decoder::new(Limits::HOST);
     let mut buf = BytesMut::with_capacity(4096);
     'read: loop {

@@ -4,7 +4,8 @@
 //!
 //! Design map:
 //! - [`peer`]: one peer's protocol state, sans I/O: packets in, outputs
-//!   (replies, subscriptions, encodes to run) out.
+//!   (replies, subscriptions, encodes to run) out; what each listener
+//!   [`ListenerRole`] may send.
 //! - [`session`]: request/response mode: a session's encoder, and every
 //!   FRAME_REQUEST checked against the resource it names.
 //! - [`connection`]: one peer's I/O: the read loop, the writer task, pushed
@@ -19,4 +20,5 @@ pub mod peer;
 pub mod session;
 
 pub use listener::{Endpoint, Server};
+pub use peer::ListenerRole;
 pub use session::{EncodedReply, ErrorReply, Session};

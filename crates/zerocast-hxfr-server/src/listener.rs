@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use zerocast_pipeline::Registry;
 
 use crate::connection;
+use crate::peer::ListenerRole;
 
 /// A listen address: `tcp:HOST:PORT` (or bare `HOST:PORT`) or `unix:PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,9 +68,13 @@ impl Server {
         }
     }
 
-    /// Binds `endpoint` and serves it in the background. Returns the address
-    /// actually bound (port 0 becomes the real port).
-    pub async fn listen(&self, endpoint: &Endpoint) -> std::io::Result<(Endpoint, JoinHandle<()>)> {
+    /// Binds `endpoint` and serves it in the background, its peers in `role`.
+    /// Returns the address actually bound (port 0 becomes the real port).
+    pub async fn listen(
+        &self,
+        endpoint: &Endpoint,
+        role: ListenerRole,
+    ) -> std::io::Result<(Endpoint, JoinHandle<()>)> {
         let (listener, bound) = match endpoint {
             Endpoint::Tcp(addr) => {
                 let l = TcpListener::bind(addr).await?;
@@ -96,12 +101,12 @@ impl Server {
                 let accepted = match &listener {
                     Bound::Tcp(l) => l.accept().await.map(|(s, peer)| {
                         let _ = s.set_nodelay(true);
-                        spawn_peer(s, registry, peer.to_string(), permit);
+                        spawn_peer(s, registry, role, peer.to_string(), permit);
                     }),
                     Bound::Unix(l, name) => l
                         .accept()
                         .await
-                        .map(|(s, _)| spawn_peer(s, registry, name.clone(), permit)),
+                        .map(|(s, _)| spawn_peer(s, registry, role, name.clone(), permit)),
                 };
                 if let Err(e) = accepted {
                     tracing::warn!("accept failed: {e}");
@@ -136,12 +141,18 @@ enum Bound {
 }
 
 /// Serves one accepted peer on its own task, holding its connection slot.
-fn spawn_peer<S>(stream: S, registry: Arc<Registry>, peer: String, slot: OwnedSemaphorePermit)
+fn spawn_peer<S>(
+    stream: S,
+    registry: Arc<Registry>,
+    role: ListenerRole,
+    peer: String,
+    slot: OwnedSemaphorePermit,
+)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     tokio::spawn(async move {
-        connection::serve(stream, registry, peer).await;
+        connection::serve(stream, registry, role, peer).await;
         drop(slot);
     });
 }

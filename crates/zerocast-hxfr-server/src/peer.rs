@@ -21,6 +21,56 @@ use crate::session::{EncodedReply, ErrorReply, Session};
 /// Encoder sessions one connection may open.
 pub const MAX_SESSIONS: usize = 16;
 
+/// What a listener's peers may do, chosen by how the listener was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerRole {
+    /// Watchers (`--hxfr`): PING, SUBSCRIBE and KEYFRAME_REQ for the stream
+    /// they watch; they cannot change what others see.
+    Subscriber,
+    /// A VM's own guest (its vsock endpoint, `--hxfr-guest`): FRAME_REQUEST
+    /// for that VM's resources, its own sessions' CONFIG_REQ and
+    /// KEYFRAME_REQ, and publishing its own stream.
+    Guest,
+    /// The operator (`--hxfr-admin`, a Unix socket only): everything,
+    /// including the shared encoder's settings and switching displays.
+    Admin,
+}
+
+impl ListenerRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            ListenerRole::Subscriber => "subscriber",
+            ListenerRole::Guest => "guest",
+            ListenerRole::Admin => "admin",
+        }
+    }
+
+    /// What this role may send, for error messages.
+    fn may(self) -> &'static str {
+        match self {
+            ListenerRole::Subscriber => "PING, SUBSCRIBE and KEYFRAME_REQ",
+            ListenerRole::Guest => "PING, FRAME_REQUEST, CONFIG_REQ and KEYFRAME_REQ for its own sessions, and FRAME_RESPONSE on its published stream",
+            ListenerRole::Admin => "anything a client sends",
+        }
+    }
+
+    fn allows(self, m: &Message) -> bool {
+        use Message as M;
+        match (self, m) {
+            (_, M::Ping) => true,
+            (ListenerRole::Subscriber, M::Subscribe { .. } | M::KeyframeReq) => true,
+            (ListenerRole::Subscriber, _) => false,
+            (
+                ListenerRole::Guest,
+                M::FrameRequest(_) | M::ConfigReq(_) | M::KeyframeReq | M::FrameResponse(_),
+            ) => true,
+            (ListenerRole::Guest, _) => false,
+            (ListenerRole::Admin, M::FrameResponse(_)) => false,
+            (ListenerRole::Admin, _) => true,
+        }
+    }
+}
+
 /// What the I/O loop must do next for this peer.
 pub enum Output {
     /// Send this message.
@@ -52,6 +102,7 @@ struct Publishing {
 
 pub struct Peer {
     registry: Arc<Registry>,
+    role: ListenerRole,
     sessions: HashMap<u16, Session>,
     subscribed: Option<Arc<Stream>>,
     publishing: HashMap<u16, Publishing>,
@@ -59,9 +110,10 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn new(registry: Arc<Registry>) -> Self {
+    pub fn new(registry: Arc<Registry>, role: ListenerRole) -> Self {
         Peer {
             registry,
+            role,
             sessions: HashMap::new(),
             subscribed: None,
             publishing: HashMap::new(),
@@ -96,6 +148,15 @@ impl Peer {
 
     pub fn handle(&mut self, p: Packet) {
         let sid = p.session_id;
+        if !self.role.allows(&p.message) && is_from_client(&p.message) {
+            let msg = format!(
+                "{:?} is not allowed on a {} endpoint (it may send {})",
+                p.message.msg_type(),
+                self.role.name(),
+                self.role.may()
+            );
+            return self.refuse(sid, ErrorReply::new(ErrorCode::InvalidMessage, msg));
+        }
         match p.message {
             Message::Ping => self.send(sid, Message::Pong),
             Message::Subscribe { scanout_id } => self.subscribe(sid, scanout_id),
@@ -318,6 +379,18 @@ impl Peer {
     }
 }
 
+/// Messages a client may send at all (the rest are the host's answers).
+fn is_from_client(m: &Message) -> bool {
+    !matches!(
+        m,
+        Message::ConfigResp
+            | Message::Pong
+            | Message::ScanoutResp(_)
+            | Message::SubscribeResp(_)
+            | Message::Error(_)
+    )
+}
+
 /// Applies a CONFIG_REQ onto the settings in force; zero fields keep.
 fn settings_from(base: EncoderSettings, c: &ConfigReq) -> EncoderSettings {
     EncoderSettings {
@@ -345,10 +418,14 @@ mod tests {
     use zerocast_encode::EncoderKind;
     use zerocast_pipeline::PublishedStream;
 
-    fn peer() -> Peer {
+    fn peer_as(role: ListenerRole) -> Peer {
         let registry = Registry::new(EncoderKind::OpenH264, EncoderSettings::default());
         registry.add(Stream::Published(PublishedStream::new(16, "agent")));
-        Peer::new(Arc::new(registry))
+        Peer::new(Arc::new(registry), role)
+    }
+
+    fn peer() -> Peer {
+        peer_as(ListenerRole::Guest)
     }
 
     fn packet(session_id: u16, message: Message) -> Packet {
@@ -396,7 +473,7 @@ mod tests {
 
     #[test]
     fn ping_subscribe_and_unknown_streams() {
-        let mut p = peer();
+        let mut p = peer_as(ListenerRole::Subscriber);
         p.handle(packet(3, Message::Ping));
         p.handle(packet(0, Message::Subscribe { scanout_id: 7 }));
         let replies = sent(&mut p);
@@ -444,8 +521,59 @@ mod tests {
     }
 
     #[test]
+    fn each_role_may_send_only_its_own_messages() {
+        let config = || Message::ConfigReq(ConfigReq::default());
+        let request = || Message::FrameRequest(FrameRequest::default());
+        let enable = || {
+            Message::EnableScanout(zerocast_hxfr::EnableScanout {
+                scanout_id: 0,
+                width: 64,
+                height: 64,
+                refresh: 60,
+            })
+        };
+        let refused = |role, m: Message| {
+            let mut p = peer_as(role);
+            p.handle(packet(1, m));
+            matches!(&sent(&mut p)[..], [Message::Error(e)] if e.message.contains(role.name()))
+        };
+        for m in [config(), request(), enable()] {
+            assert!(
+                refused(ListenerRole::Subscriber, m.clone()),
+                "subscriber: {m:?}"
+            );
+        }
+        assert!(refused(
+            ListenerRole::Subscriber,
+            Message::DisableScanout { scanout_id: 0 }
+        ));
+        assert!(refused(ListenerRole::Guest, enable()));
+        assert!(refused(
+            ListenerRole::Guest,
+            Message::Subscribe { scanout_id: 16 }
+        ));
+        assert!(refused(
+            ListenerRole::Admin,
+            Message::FrameResponse(FrameResponse::default())
+        ));
+        // What each may do is answered, not refused for its role.
+        for (role, m) in [
+            (
+                ListenerRole::Subscriber,
+                Message::Subscribe { scanout_id: 16 },
+            ),
+            (ListenerRole::Subscriber, Message::Ping),
+            (ListenerRole::Guest, config()),
+            (ListenerRole::Admin, enable()),
+            (ListenerRole::Admin, Message::Subscribe { scanout_id: 16 }),
+        ] {
+            assert!(!refused(role, m.clone()), "{role:?}: {m:?}");
+        }
+    }
+
+    #[test]
     fn fixed_scanouts_answer_with_scanout_resp() {
-        let mut p = peer();
+        let mut p = peer_as(ListenerRole::Admin);
         p.handle(packet(0, Message::DisableScanout { scanout_id: 16 }));
         match &sent(&mut p)[0] {
             Message::ScanoutResp(r) => {

@@ -12,7 +12,7 @@ use zerocast_encode::{EncoderKind, EncoderSettings};
 use zerocast_hxfr::{
     encode, ConfigReq, Decoder, ErrorCode, FrameResponse, Limits, Message, Packet,
 };
-use zerocast_hxfr_server::{Endpoint, Server};
+use zerocast_hxfr_server::{Endpoint, ListenerRole, Server};
 use zerocast_pipeline::{PublishedStream, Registry, Stream};
 
 const STREAM: u16 = 16;
@@ -85,12 +85,14 @@ async fn a_published_stream_reaches_subscribers_and_asks_for_keyframes() {
         "guest agent",
     )));
     let server = Server::new(registry, 8);
-    let (addr, _task) = server
-        .listen(&"tcp:127.0.0.1:0".parse().unwrap())
+    let any_port = "tcp:127.0.0.1:0".parse().unwrap();
+    let (guest, _task) = server.listen(&any_port, ListenerRole::Guest).await.unwrap();
+    let (watchers, _task) = server
+        .listen(&any_port, ListenerRole::Subscriber)
         .await
         .unwrap();
 
-    let mut publisher = Peer::connect(&addr).await;
+    let mut publisher = Peer::connect(&guest).await;
     // Frames before the size is known are refused.
     publisher.send(STREAM, frame(true, 0)).await;
     match publisher.recv().await.message {
@@ -105,7 +107,7 @@ async fn a_published_stream_reaches_subscribers_and_asks_for_keyframes() {
     publisher.send(STREAM, Message::ConfigReq(config)).await;
     assert_eq!(publisher.recv().await.message, Message::ConfigResp);
 
-    let mut viewer = Peer::connect(&addr).await;
+    let mut viewer = Peer::connect(&watchers).await;
     viewer
         .send(
             STREAM,

@@ -19,7 +19,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
-use zerocast_input::InputSink;
+use zerocast_input::{Held, InputSink};
 use zerocast_pipeline::{EncodedFrame, Registry};
 
 use crate::access::{Access, Role, Token};
@@ -398,6 +398,22 @@ async fn close_with(mut socket: WebSocket, code: u16, reason: &str) {
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
+/// Lets go of a viewer's held keys and buttons when it goes, however it goes.
+struct LetGoOnDrop {
+    held: Held,
+    sink: Option<Arc<dyn InputSink>>,
+    scanout: u32,
+}
+
+impl Drop for LetGoOnDrop {
+    fn drop(&mut self) {
+        let Some(sink) = &self.sink else { return };
+        for event in self.held.release_all() {
+            sink.send(self.scanout, event);
+        }
+    }
+}
+
 /// Counts a viewer for as long as it is alive.
 struct ViewerSlot<'a>(&'a Gateway, u64);
 
@@ -429,6 +445,12 @@ async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32, role: Role
         Err(_) => return close_with(socket, close::POLICY, "no init message within 30 s").await,
     }
     let mut sub = stream.subscribe();
+    // Whatever this viewer still holds when it goes is let go in the desktop.
+    let mut held = LetGoOnDrop {
+        held: Held::default(),
+        sink: g.input.clone(),
+        scanout,
+    };
     // Sent again whenever the picture size or the frame rate changes.
     let mut shape = (0, 0, 0);
     loop {
@@ -450,7 +472,7 @@ async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32, role: Role
             }
             msg = socket.recv() => {
                 let Some(Ok(msg)) = msg else { return };
-                if let Err((code, reason)) = handle_client(&mut socket, &g, (scanout, id, role), msg, &sub).await {
+                if let Err((code, reason)) = handle_client(&mut socket, &g, (scanout, id, role), msg, (&sub, &mut held.held)).await {
                     return close_with(socket, code, &reason).await;
                 }
             }
@@ -500,7 +522,7 @@ async fn handle_client(
     g: &Gateway,
     (scanout, viewer, role): (u32, u64, Role),
     msg: Message,
-    sub: &zerocast_pipeline::Subscription,
+    (sub, held): (&zerocast_pipeline::Subscription, &mut Held),
 ) -> Result<(), (u16, String)> {
     match msg {
         Message::Binary(b) => match protocol::parse_client(&b) {
@@ -522,6 +544,7 @@ async fn handle_client(
             Ok(ClientMessage::Input(ev)) => {
                 g.input_events.fetch_add(1, Ordering::Relaxed);
                 if let Some(sink) = &g.input {
+                    held.track(&ev);
                     sink.send(scanout, ev);
                 }
             }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use clap::Args;
 use zerocast_frame::FrameSource;
-use zerocast_hxfr_server::Endpoint;
+use zerocast_hxfr_server::{Endpoint, ListenerRole};
 use zerocast_input::InputSink;
 use zerocast_pipeline::{
     PipelineConfig, Registry, ResourceError, ResourceReader, ScanoutPipeline, Stream,
@@ -15,7 +15,7 @@ use zerocast_pipeline::{
 use zerocast_synthetic::{Motion, SyntheticDesktop};
 use zerocast_web::Gateway;
 
-use crate::options::{DesktopSize, VideoArgs};
+use crate::options::{DesktopSize, HxfrArgs, VideoArgs};
 use crate::serving::Serving;
 use crate::web_access::WebAccessArgs;
 
@@ -36,9 +36,8 @@ pub struct DemoArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub access: WebAccessArgs,
-    /// HXFR endpoints, tcp:HOST:PORT or unix:PATH; repeat for several.
-    #[arg(long = "hxfr", default_value = "tcp:127.0.0.1:15937")]
-    pub hxfr: Vec<Endpoint>,
+    #[command(flatten)]
+    pub hxfr: HxfrArgs,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -77,7 +76,7 @@ impl Stack {
         motion: Motion,
         listen: SocketAddr,
         access: &WebAccessArgs,
-        hxfr: &[Endpoint],
+        hxfr: &[(Endpoint, ListenerRole)],
     ) -> anyhow::Result<Stack> {
         size.check()?;
         let tls = access.tls(listen)?;
@@ -119,7 +118,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         motion,
         args.listen,
         &args.access,
-        &args.hxfr,
+        &args.hxfr.endpoints()?,
     )
     .await?;
     let encoder = format!("encoder: {}", stack.stream.describe());

@@ -2,6 +2,7 @@
 
 use clap::Args;
 use zerocast_encode::{EncoderKind, EncoderSettings, Fps};
+use zerocast_hxfr_server::{Endpoint, ListenerRole};
 
 /// Encoder settings, for every command that encodes.
 #[derive(Args, Debug, Clone)]
@@ -55,6 +56,68 @@ impl DesktopSize {
     }
 }
 
+/// The HXFR endpoints, each with the role its peers get (docs/hxfr.md).
+#[derive(Args, Debug, Clone)]
+pub struct HxfrArgs {
+    /// HXFR endpoint for watchers (subscriber role: PING, SUBSCRIBE,
+    /// KEYFRAME_REQ), tcp:HOST:PORT or unix:PATH; repeatable.
+    #[arg(long = "hxfr", default_value = "tcp:127.0.0.1:15937")]
+    pub subscriber: Vec<Endpoint>,
+    /// HXFR endpoint in the guest role (FRAME_REQUEST by resource id, its
+    /// own sessions' CONFIG_REQ/KEYFRAME_REQ, publishing); repeatable. A VM's
+    /// vsock endpoint always has this role.
+    #[arg(long = "hxfr-guest")]
+    pub guest: Vec<Endpoint>,
+    /// HXFR endpoint in the admin role (also the shared encoder's settings
+    /// and switching displays); a Unix socket only; repeatable.
+    #[arg(long = "hxfr-admin")]
+    pub admin: Vec<Endpoint>,
+    /// Allow HXFR TCP endpoints on addresses other than loopback, where
+    /// anyone who can reach them gets their role.
+    #[arg(long)]
+    pub hxfr_allow_remote: bool,
+}
+
+impl HxfrArgs {
+    /// Every endpoint with its role, checked: admin on Unix sockets only, TCP
+    /// on loopback unless allowed.
+    pub fn endpoints(&self) -> anyhow::Result<Vec<(Endpoint, ListenerRole)>> {
+        let all = [
+            (&self.subscriber, ListenerRole::Subscriber),
+            (&self.guest, ListenerRole::Guest),
+            (&self.admin, ListenerRole::Admin),
+        ];
+        let mut out = Vec::new();
+        for (endpoints, role) in all {
+            for e in endpoints {
+                check_endpoint(e, role, self.hxfr_allow_remote)?;
+                out.push((e.clone(), role));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Whether `endpoint` may be opened in `role`.
+fn check_endpoint(
+    endpoint: &Endpoint,
+    role: ListenerRole,
+    allow_remote: bool,
+) -> anyhow::Result<()> {
+    match (endpoint, role) {
+        (Endpoint::Tcp(_), ListenerRole::Admin) => anyhow::bail!(
+            "--hxfr-admin {endpoint}: the admin role is offered on a Unix socket only (unix:PATH), \
+             where the file's permissions say who may use it"
+        ),
+        (Endpoint::Tcp(a), _) if !a.ip().is_loopback() && !allow_remote => anyhow::bail!(
+            "HXFR endpoint {endpoint} is not on loopback: anyone who reaches it gets the {} role; \
+             pass --hxfr-allow-remote if that is what you want",
+            role.name()
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Parses `8000000`, `8000k`, `8M`.
 pub fn parse_bitrate(s: &str) -> Result<u32, String> {
     let s = s.trim();
@@ -87,6 +150,17 @@ fn in_range_u32(v: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_are_checked_for_their_role() {
+        let tcp = |s: &str| s.parse::<Endpoint>().unwrap();
+        let unix = tcp("unix:/run/zerocast/admin.sock");
+        assert!(check_endpoint(&unix, ListenerRole::Admin, false).is_ok());
+        assert!(check_endpoint(&tcp("tcp:127.0.0.1:1"), ListenerRole::Admin, true).is_err());
+        assert!(check_endpoint(&tcp("tcp:[::1]:1"), ListenerRole::Subscriber, false).is_ok());
+        assert!(check_endpoint(&tcp("tcp:0.0.0.0:1"), ListenerRole::Subscriber, false).is_err());
+        assert!(check_endpoint(&tcp("tcp:0.0.0.0:1"), ListenerRole::Guest, true).is_ok());
+    }
 
     #[test]
     fn bitrates_parse_with_suffixes() {

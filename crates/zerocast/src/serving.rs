@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use zerocast_hxfr_server::{Endpoint, Server};
+use zerocast_hxfr_server::{Endpoint, ListenerRole, Server};
 use zerocast_pipeline::Registry;
 use zerocast_web::{Access, Gateway, Role, Tls};
 
@@ -16,8 +16,8 @@ const MAX_HXFR_PEERS: usize = 64;
 
 /// Where a command is reachable.
 pub struct Serving {
-    /// The HXFR endpoints actually bound (port 0 becomes the real port).
-    pub hxfr: Vec<Endpoint>,
+    /// The HXFR endpoints actually bound (port 0 becomes the real port), with their roles.
+    pub hxfr: Vec<(Endpoint, ListenerRole)>,
     pub viewer: SocketAddr,
     access: Access,
     /// `https` when the gateway speaks TLS, else `http`.
@@ -29,17 +29,17 @@ pub struct Serving {
 pub async fn start(
     registry: Arc<Registry>,
     gateway: Gateway,
-    hxfr: &[Endpoint],
+    hxfr: &[(Endpoint, ListenerRole)],
     listen: SocketAddr,
     tls: Option<Tls>,
 ) -> anyhow::Result<Serving> {
     let server = Server::new(registry, MAX_HXFR_PEERS);
     let mut bound = Vec::new();
-    for endpoint in hxfr {
-        let (b, _task) = server.listen(endpoint).await.with_context(|| {
+    for (endpoint, role) in hxfr {
+        let (b, _task) = server.listen(endpoint, *role).await.with_context(|| {
             format!("listening for HXFR on {endpoint} (is another zerocast running? pick another with --hxfr)")
         })?;
-        bound.push(b);
+        bound.push((b, *role));
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     let (viewer, access, _web) = gateway
@@ -66,8 +66,13 @@ impl Serving {
     /// token: whoever has one may watch, and with the first also type.
     pub fn announce(&self, extra: &[String]) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
-        for bound in &self.hxfr {
-            writeln!(out, "hxfr: {bound}")?;
+        for (bound, role) in &self.hxfr {
+            let label = match role {
+                ListenerRole::Subscriber => "hxfr",
+                ListenerRole::Guest => "hxfr-guest",
+                ListenerRole::Admin => "hxfr-admin",
+            };
+            writeln!(out, "{label}: {bound}")?;
         }
         for line in extra {
             writeln!(out, "{line}")?;

@@ -46,7 +46,7 @@ fn request_response_mode_encodes_the_named_resource() {
     let (out, p) = record(
         &[
             "--connect",
-            &demo.hxfr,
+            &demo.hxfr_guest,
             "--resource",
             "1",
             "--width",
@@ -70,8 +70,8 @@ struct Peer {
 }
 
 impl Peer {
-    fn connect(demo: &Zerocast) -> Peer {
-        let s = TcpStream::connect(demo.hxfr_addr()).unwrap();
+    fn connect(addr: &str) -> Peer {
+        let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         Peer {
             s,
@@ -125,7 +125,7 @@ fn request(resource_id: u32, width: u32, height: u32, stride: u32) -> Message {
 #[test]
 fn bad_requests_get_the_right_error_codes() {
     let demo = Zerocast::demo(SMALL);
-    let mut peer = Peer::connect(&demo);
+    let mut peer = Peer::connect(demo.hxfr_guest_addr());
     peer.send(3, Message::Ping);
     let pong = peer.recv().unwrap();
     assert_eq!((pong.session_id, pong.message), (3, Message::Pong));
@@ -142,8 +142,9 @@ fn bad_requests_get_the_right_error_codes() {
     );
     peer.send(1, request(1, 640, 360, u32::MAX));
     peer.expect_error(ErrorCode::InvalidMessage);
-    peer.send(2, Message::Subscribe { scanout_id: 9 });
-    match peer.recv().unwrap().message {
+    let mut watcher = Peer::connect(demo.hxfr_addr());
+    watcher.send(2, Message::Subscribe { scanout_id: 9 });
+    match watcher.recv().unwrap().message {
         Message::SubscribeResp(r) => assert!(!r.success && r.scanout_id == 9),
         m => panic!("expected SUBSCRIBE_RESP, got {m:?}"),
     }
@@ -159,7 +160,7 @@ fn bad_requests_get_the_right_error_codes() {
 
     // An oversized payload is refused before anything is buffered, and the
     // stream is closed because it can no longer be followed.
-    let mut huge = Peer::connect(&demo);
+    let mut huge = Peer::connect(demo.hxfr_addr());
     huge.s
         .write_all(b"HXFR\x01\x00\x01\x00\xff\xff\xff\x7f")
         .unwrap();
@@ -169,7 +170,7 @@ fn bad_requests_get_the_right_error_codes() {
         "connection closed after a fatal error"
     );
     // Not HXFR at all.
-    let mut http = Peer::connect(&demo);
+    let mut http = Peer::connect(demo.hxfr_addr());
     http.s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     http.expect_error(ErrorCode::InvalidMessage);
     assert!(http.recv().is_none());
@@ -182,7 +183,7 @@ fn a_subscriber_that_never_reads_does_not_hold_back_another() {
     let demo = Zerocast::demo(HEAVY_STREAM);
     // Subscribes, then stops reading: its writer stalls while the encoder and
     // the other subscriber go on.
-    let mut stalled = Peer::connect(&demo);
+    let mut stalled = Peer::connect(demo.hxfr_addr());
     stalled.send(0, Message::Subscribe { scanout_id: 0 });
     let frames = || demo.stats()["scanouts"][0]["frames"].as_u64().unwrap_or(0);
     let start = frames();
@@ -264,7 +265,7 @@ fn a_still_screen_costs_nothing_but_a_new_viewer_gets_a_picture() {
         assert_eq!(p.keyframes, vec![true], "the first picture is a keyframe");
     }
     // Watching a still screen for a while encodes nothing new.
-    let mut peer = Peer::connect(&demo);
+    let mut peer = Peer::connect(demo.hxfr_addr());
     peer.send(0, Message::Subscribe { scanout_id: 0 });
     assert!(matches!(peer.recv().unwrap().message, Message::SubscribeResp(r) if r.success));
     assert!(matches!(peer.recv().unwrap().message, Message::FrameResponse(r) if r.is_keyframe));
@@ -280,12 +281,26 @@ fn a_still_screen_costs_nothing_but_a_new_viewer_gets_a_picture() {
         woke < 30,
         "a still screen with a subscriber woke zerocast {woke} times in 3 s"
     );
+
+    // A flood of keyframe requests (500 over about 2 s) on the still screen:
+    // they coalesce to one keyframe per 300 ms, not one encode each.
+    let flooded = demo.stats()["scanouts"][0]["frames"].as_u64().unwrap();
+    for _ in 0..500 {
+        peer.send(0, Message::KeyframeReq);
+        std::thread::sleep(Duration::from_millis(4));
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    let encoded = demo.stats()["scanouts"][0]["frames"].as_u64().unwrap() - flooded;
+    assert!(
+        (1..=10).contains(&encoded),
+        "500 keyframe requests in about 2 s made {encoded} encodes"
+    );
 }
 
 #[test]
 fn sessions_on_one_connection_get_their_own_streams() {
     let demo = Zerocast::demo(SMALL);
-    let mut peer = Peer::connect(&demo);
+    let mut peer = Peer::connect(demo.hxfr_guest_addr());
     let mut streams: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     for round in 0..6 {
         for (i, session) in [5u16, 9].into_iter().enumerate() {

@@ -1,11 +1,15 @@
 //! A real VM: QEMU boots the test guest (Debian's kernel, our initramfs,
 //! zerocast-flipper page-flipping stamped frames) with our vhost-user-gpu
 //! backend as its display. Frames are encoded from guest memory, decoded by
-//! ffmpeg and by Chromium; input typed in the page reaches the guest.
+//! ffmpeg and by Chromium; input typed in the page reaches the guest, and
+//! what a vanished viewer held is let go.
 
 mod harness;
 
 use std::time::Duration;
+
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
 
 use harness::{
     assert_frames_advance, boot_test_guest, record, require, type_a_and_click, wait_for_text,
@@ -64,5 +68,21 @@ async fn guest_screen_streams_from_guest_memory_and_input_reaches_the_guest() {
     assert!(
         log.contains("type=EV_ABS"),
         "the pointer moved in the guest"
+    );
+
+    // A viewer that vanishes holding Ctrl: the key is let go in the guest.
+    let (mut ws, _) = tokio_tungstenite::connect_async(vm.ws_url("scanout=0"))
+        .await
+        .expect("a raw viewer connects");
+    ws.send(Message::text(r#"{"type":"init"}"#)).await.unwrap();
+    ws.send(Message::binary(vec![0x10, 0, 1, 0, 0, 29]))
+        .await
+        .unwrap();
+    wait_for_text(&serial, "code=29 value=1", Duration::from_secs(30));
+    drop(ws);
+    wait_for_text(
+        &serial,
+        "type=EV_KEY code=29 value=0",
+        Duration::from_secs(30),
     );
 }

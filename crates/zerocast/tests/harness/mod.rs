@@ -51,7 +51,10 @@ pub fn require(tool: &str) {
 /// A running `zerocast` process: `zerocast demo` or `zerocast vm`.
 pub struct Zerocast {
     child: Child,
+    /// The HXFR endpoint in the subscriber role.
     pub hxfr: String,
+    /// The HXFR endpoint in the guest role (FRAME_REQUEST).
+    pub hxfr_guest: String,
     /// The printed viewer URL, with the `control` token.
     pub url: String,
     /// The printed view-only URL, with the `view` token.
@@ -75,6 +78,8 @@ impl Zerocast {
                 "127.0.0.1:0",
                 "--hxfr",
                 "tcp:127.0.0.1:0",
+                "--hxfr-guest",
+                "tcp:127.0.0.1:0",
                 "--duration",
                 "300",
             ])
@@ -90,8 +95,13 @@ impl Zerocast {
                 let _ = tx.send(line);
             }
         });
-        let (mut hxfr, mut url, mut view_url, mut serial) =
-            (String::new(), String::new(), String::new(), None);
+        let (mut hxfr, mut hxfr_guest, mut url, mut view_url, mut serial) = (
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            None,
+        );
         while url.is_empty() {
             let line = rx
                 .recv_timeout(Duration::from_secs(60))
@@ -101,6 +111,9 @@ impl Zerocast {
             }
             if let Some(p) = line.strip_prefix("serial: ") {
                 serial = Some(PathBuf::from(p));
+            }
+            if let Some(a) = line.strip_prefix("hxfr-guest: ") {
+                hxfr_guest = a.to_owned();
             }
             if let Some(u) = line.strip_prefix("view-only: ") {
                 view_url = u.to_owned();
@@ -112,6 +125,7 @@ impl Zerocast {
         Zerocast {
             child,
             hxfr,
+            hxfr_guest,
             url,
             view_url,
             serial,
@@ -157,9 +171,16 @@ impl Zerocast {
             .sum()
     }
 
-    /// `host:port` of the HXFR listener.
+    /// `host:port` of the HXFR listener in the subscriber role.
     pub fn hxfr_addr(&self) -> &str {
         self.hxfr.strip_prefix("tcp:").unwrap_or(&self.hxfr)
+    }
+
+    /// `host:port` of the HXFR listener in the guest role.
+    pub fn hxfr_guest_addr(&self) -> &str {
+        self.hxfr_guest
+            .strip_prefix("tcp:")
+            .unwrap_or(&self.hxfr_guest)
     }
 
     /// GET /api/stats as JSON.
