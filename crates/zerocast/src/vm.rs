@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 use zerocast_frame::Frame;
 use zerocast_gpu::{GpuBackendHandle, GpuConfig, GpuError};
-use zerocast_hxfr_server::Endpoint;
+use zerocast_hxfr_server::{Endpoint, ListenerRole};
 use zerocast_input::InputSink;
 use zerocast_pipeline::{
     PipelineConfig, PublishedStream, Registry, ResourceError, ResourceReader, ScanoutControl,
@@ -21,7 +21,7 @@ use zerocast_pipeline::{
 use zerocast_qemu::{Accel, Gpu, Qmp, QmpInput, Vm, VmConfig, VsockDevice};
 use zerocast_web::Gateway;
 
-use crate::options::VideoArgs;
+use crate::options::{HxfrArgs, VideoArgs};
 use crate::runtime_dir::RuntimeDir;
 use crate::serving::Serving;
 use crate::web_access::WebAccessArgs;
@@ -65,9 +65,8 @@ pub struct VmArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub access: WebAccessArgs,
-    /// HXFR endpoints, tcp:HOST:PORT or unix:PATH; repeat for several.
-    #[arg(long = "hxfr", default_value = "tcp:127.0.0.1:15937")]
-    pub hxfr: Vec<Endpoint>,
+    #[command(flatten)]
+    pub hxfr: HxfrArgs,
     /// Give the guest vsock (through rust-vmm's vhost-device-vsock) and serve
     /// HXFR on host port --vsock-port there, for a guest agent
     /// (`zerocast-guest`): request/response by resource id, and stream
@@ -113,7 +112,12 @@ impl VmArgs {
             video: video.clone(),
             listen,
             access: WebAccessArgs::default(),
-            hxfr: Vec::new(),
+            hxfr: HxfrArgs {
+                subscriber: Vec::new(),
+                guest: Vec::new(),
+                admin: Vec::new(),
+                hxfr_allow_remote: false,
+            },
             vsock: false,
             vsock_port: zerocast_hxfr::DEFAULT_VSOCK_PORT,
             work_dir: None,
@@ -263,10 +267,11 @@ impl VmStack {
             tracing::info!("scanout {id}: {}", stream.describe());
             scanouts.push(stream);
         }
-        let mut endpoints = args.hxfr.clone();
+        let mut endpoints = args.hxfr.endpoints()?;
         let mut guest_stream = None;
         if let Some(v) = &vsock {
-            endpoints.push(Endpoint::Unix(v.host_listener(args.vsock_port)));
+            // The guest's own endpoint: it reaches its own resources and stream.
+            endpoints.push((Endpoint::Unix(v.host_listener(args.vsock_port)), ListenerRole::Guest));
             let stream = registry.add(Stream::Published(PublishedStream::new(
                 GUEST_STREAM,
                 "frames published by the guest agent",
