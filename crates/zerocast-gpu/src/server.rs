@@ -158,8 +158,8 @@ impl GpuBackendHandle {
     /// Offers scanout `index` to the guest as connected or not. The guest
     /// reads this at its next `GET_DISPLAY_INFO` (driver start): QEMU's
     /// vhost-user-gpu does not pass a backend's config-change event on, so
-    /// a running guest is not told. A disabled scanout's sources report no
-    /// changes.
+    /// a running guest is not told. A disabled scanout's sources show a
+    /// "no signal" picture until it is enabled again.
     pub fn set_scanout_enabled(&self, index: u32, enabled: bool) -> Result<(), GpuError> {
         self.check_scanout(index)?;
         self.shared.lock().scanouts[index as usize].set_enabled(enabled);
