@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, Request, State};
@@ -19,10 +19,11 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
-use zerocast_input::{Held, InputSink};
+use zerocast_input::{Held, InputEvent, InputSink};
 use zerocast_pipeline::{EncodedFrame, Registry};
 
 use crate::access::{Access, Role, Token};
+use crate::input_budget::InputBudget;
 use crate::protocol::{self, ClientMessage};
 use crate::tls::Tls;
 
@@ -116,6 +117,10 @@ pub struct Gateway {
     next_viewer: AtomicU64,
     reports: Mutex<BTreeMap<u64, ViewerReport>>,
     input_events: AtomicU64,
+    /// Input events over their viewer's budget, dropped.
+    input_dropped: AtomicU64,
+    /// Input counts of every connected `control` viewer, by viewer id.
+    input_viewers: Mutex<BTreeMap<u64, Arc<InputCounts>>>,
     /// The last video message built per scanout, shared by every viewer of
     /// it: one copy of an access unit per frame, not one per viewer.
     framed: Mutex<HashMap<u32, (u64, Bytes)>>,
@@ -138,6 +143,8 @@ impl Gateway {
             next_viewer: AtomicU64::new(1),
             reports: Mutex::new(BTreeMap::new()),
             input_events: AtomicU64::new(0),
+            input_dropped: AtomicU64::new(0),
+            input_viewers: Mutex::new(BTreeMap::new()),
             framed: Mutex::new(HashMap::new()),
         }
     }
@@ -245,11 +252,26 @@ struct ScanoutStats {
     bitrate_bps: Option<u32>,
 }
 
+/// One `control` viewer's input so far.
+#[derive(Serialize)]
+struct ViewerInputStats {
+    viewer: u64,
+    /// Input messages from the viewer.
+    received: u64,
+    /// Events handed to the desktop (a coalesced pointer move counts once).
+    sent: u64,
+    /// Over the viewer's budget, dropped (see [`InputBudget`]).
+    dropped: u64,
+}
+
 #[derive(Serialize)]
 struct Stats {
     scanouts: Vec<ScanoutStats>,
     viewers: Vec<ViewerReport>,
+    /// Input messages from every viewer.
     input_events: u64,
+    input_dropped: u64,
+    input_viewers: Vec<ViewerInputStats>,
     source: Option<serde_json::Value>,
 }
 
@@ -283,6 +305,19 @@ async fn stats(State(g): State<Arc<Gateway>>) -> Json<Stats> {
         scanouts,
         viewers: g.viewer_reports(),
         input_events: g.input_events.load(Ordering::Relaxed),
+        input_dropped: g.input_dropped.load(Ordering::Relaxed),
+        input_viewers: g
+            .input_viewers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(&viewer, c)| ViewerInputStats {
+                viewer,
+                received: c.received.load(Ordering::Relaxed),
+                sent: c.sent.load(Ordering::Relaxed),
+                dropped: c.dropped.load(Ordering::Relaxed),
+            })
+            .collect(),
         source: g.source_stats.as_ref().map(|f| f()),
     })
 }
@@ -414,6 +449,71 @@ impl Drop for LetGoOnDrop {
     }
 }
 
+/// One viewer's input counts (see [`ViewerInputStats`]).
+#[derive(Debug, Default)]
+struct InputCounts {
+    received: AtomicU64,
+    sent: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// A viewer's input on its way to the desktop: its budget, what it holds,
+/// its counts.
+struct ViewerInput {
+    budget: InputBudget,
+    held: LetGoOnDrop,
+    counts: Arc<InputCounts>,
+}
+
+impl ViewerInput {
+    /// Takes one event from viewer `id` and hands on what its budget lets
+    /// through.
+    fn take(&mut self, g: &Gateway, id: u64, event: InputEvent) {
+        self.counts.received.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let dropped_before = self.budget.dropped();
+        for passed in self.budget.admit(now, event) {
+            self.hand_on(passed);
+        }
+        let dropped = self.budget.dropped() - dropped_before;
+        if dropped > 0 {
+            self.counts.dropped.fetch_add(dropped, Ordering::Relaxed);
+            g.input_dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+        if let Some(n) = self.budget.drops_to_log(now) {
+            tracing::warn!(
+                viewer = id,
+                dropped = n,
+                "viewer sends more input than its budget ({} events at once, {}/s): dropped",
+                InputBudget::BURST,
+                InputBudget::PER_SECOND
+            );
+        }
+    }
+
+    /// Hands on the pending pointer move if its time has come.
+    fn poll(&mut self) {
+        if let Some(moved) = self.budget.poll(Instant::now()) {
+            self.hand_on(moved);
+        }
+    }
+
+    fn hand_on(&mut self, event: InputEvent) {
+        let Some(sink) = &self.held.sink else { return };
+        self.held.held.track(&event);
+        sink.send(self.held.scanout, event);
+        self.counts.sent.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Resolves at `at`; never when there is no `at`.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Counts a viewer for as long as it is alive.
 struct ViewerSlot<'a>(&'a Gateway, u64);
 
@@ -422,6 +522,11 @@ impl Drop for ViewerSlot<'_> {
         self.0.viewers.fetch_sub(1, Ordering::AcqRel);
         self.0
             .reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
+        self.0
+            .input_viewers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.1);
@@ -445,12 +550,22 @@ async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32, role: Role
         Err(_) => return close_with(socket, close::POLICY, "no init message within 30 s").await,
     }
     let mut sub = stream.subscribe();
-    // Whatever this viewer still holds when it goes is let go in the desktop.
-    let mut held = LetGoOnDrop {
-        held: Held::default(),
-        sink: g.input.clone(),
-        scanout,
+    let mut input = ViewerInput {
+        budget: InputBudget::new(Instant::now()),
+        // Whatever this viewer still holds when it goes is let go in the desktop.
+        held: LetGoOnDrop {
+            held: Held::default(),
+            sink: g.input.clone(),
+            scanout,
+        },
+        counts: Arc::default(),
     };
+    if role == Role::Control {
+        g.input_viewers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, input.counts.clone());
+    }
     // Sent again whenever the picture size or the frame rate changes.
     let mut shape = (0, 0, 0);
     loop {
@@ -472,10 +587,11 @@ async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32, role: Role
             }
             msg = socket.recv() => {
                 let Some(Ok(msg)) = msg else { return };
-                if let Err((code, reason)) = handle_client(&mut socket, &g, (scanout, id, role), msg, (&sub, &mut held.held)).await {
+                if let Err((code, reason)) = handle_client(&mut socket, &g, (id, role), msg, (&sub, &mut input)).await {
                     return close_with(socket, code, &reason).await;
                 }
             }
+            () = until(input.budget.ready_at()) => input.poll(),
         }
     }
 }
@@ -520,9 +636,9 @@ async fn send(socket: &mut WebSocket, b: Bytes) -> bool {
 async fn handle_client(
     socket: &mut WebSocket,
     g: &Gateway,
-    (scanout, viewer, role): (u32, u64, Role),
+    (viewer, role): (u64, Role),
     msg: Message,
-    (sub, held): (&zerocast_pipeline::Subscription, &mut Held),
+    (sub, input): (&zerocast_pipeline::Subscription, &mut ViewerInput),
 ) -> Result<(), (u16, String)> {
     match msg {
         Message::Binary(b) => match protocol::parse_client(&b) {
@@ -543,10 +659,7 @@ async fn handle_client(
             }
             Ok(ClientMessage::Input(ev)) => {
                 g.input_events.fetch_add(1, Ordering::Relaxed);
-                if let Some(sink) = &g.input {
-                    held.track(&ev);
-                    sink.send(scanout, ev);
-                }
+                input.take(g, viewer, ev);
             }
             Ok(ClientMessage::Ignored) => {}
             Err(e) => return Err((close::UNSUPPORTED, e.to_string())),

@@ -9,6 +9,8 @@
 //! - [`gateway`]: HTTP (viewer page, stats) and one WebSocket per viewer,
 //!   fed from a scanout subscription, with input sent on to an
 //!   [`zerocast_input::InputSink`]; over plain TCP or TLS.
+//! - [`input_budget`]: how much input one viewer may send on (a token
+//!   bucket), so that one viewer's flood cannot crowd out another's; sans I/O.
 //! - [`tls`]: the certificate and key (PEM) the gateway serves HTTPS/WSS with.
 //! - `assets/`: the viewer: WebCodecs `VideoDecoder`, stats overlay, input capture.
 
@@ -16,9 +18,11 @@
 
 pub mod access;
 pub mod gateway;
+pub mod input_budget;
 pub mod protocol;
 pub mod tls;
 
 pub use access::{Access, Role, Token, TokenError};
 pub use gateway::{AccessConfig, Gateway, ViewerReport};
+pub use input_budget::InputBudget;
 pub use tls::{Tls, TlsError};
