@@ -2,7 +2,8 @@
 //!
 //! [`qmp_events`] turns one [`InputEvent`] into the `events` array of one
 //! `input-send-event` command (pure). [`QmpInput`] is the [`InputSink`]
-//! that queues those commands and runs them on a QMP connection of its own.
+//! that queues those commands and runs them on a QMP connection of its own,
+//! connecting again (with backoff) when that connection is lost.
 //!
 //! QEMU hands these events to its first input device of each kind: the
 //! VM's virtio-keyboard and virtio-tablet (see `cmdline`). `input-send-event`
@@ -12,13 +13,15 @@
 //! `-device virtio-mouse-pci` through `VmConfig::extra_args`); without one
 //! QEMU refuses it ("Input handler not found"), which counts as `failed`.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use zerocast_input::{Button, InputEvent, InputSink};
 
 use crate::keymap::qcode;
@@ -117,10 +120,13 @@ pub struct InputStats {
     pub sent: u64,
     /// Refused by QEMU, or lost with the connection.
     pub failed: u64,
-    /// Not queued: the queue was full or the connection gone.
+    /// Not sent: the queue was full, or the connection was being made
+    /// again.
     pub dropped: u64,
     /// Nothing QEMU can take (see [`qmp_events`]).
     pub unmapped: u64,
+    /// Times the QMP connection was made again after it was lost.
+    pub reconnects: u64,
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +135,7 @@ struct Counters {
     failed: AtomicU64,
     dropped: AtomicU64,
     unmapped: AtomicU64,
+    reconnects: AtomicU64,
 }
 
 impl Counters {
@@ -138,6 +145,7 @@ impl Counters {
             failed: self.failed.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             unmapped: self.unmapped.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
         }
     }
 }
@@ -152,7 +160,10 @@ fn bump(counter: &AtomicU64) -> bool {
 ///
 /// `send` never blocks: it queues (at most [`QmpInput::QUEUE`] commands)
 /// and drops, counting, when the queue is full. A background task owns the
-/// QMP connection and runs the commands in order.
+/// QMP connection and runs the commands in order; when the connection is
+/// lost it connects to the socket again, [`QmpInput::RECONNECT_FIRST`]
+/// doubling to [`QmpInput::RECONNECT_MAX`] between attempts, and drops
+/// what comes meanwhile (stale by the time QEMU is back).
 #[derive(Debug)]
 pub struct QmpInput {
     queue: mpsc::Sender<Vec<Value>>,
@@ -163,16 +174,22 @@ pub struct QmpInput {
 impl QmpInput {
     /// Commands waiting at most.
     pub const QUEUE: usize = 1024;
+    /// Pause before the first attempt to connect again.
+    pub const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+    /// Longest pause between attempts.
+    pub const RECONNECT_MAX: Duration = Duration::from_secs(2);
 
-    /// Starts the delivery task on the current tokio runtime. It keeps
-    /// `qmp` for as long as it runs, and QEMU serves one client per QMP
-    /// socket: other QMP users need another `-qmp` socket.
-    pub fn start(qmp: Qmp) -> Result<QmpInput, QmpError> {
+    /// Starts the delivery task on the current tokio runtime, on `qmp`,
+    /// connected to the QMP socket at `path`, where it connects again if
+    /// the connection is lost. It keeps a connection for as long as it
+    /// runs, and QEMU serves one client per QMP socket: other QMP users
+    /// need another `-qmp` socket.
+    pub fn start(qmp: Qmp, path: impl Into<PathBuf>) -> Result<QmpInput, QmpError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| QmpError::NoRuntime("QmpInput::start"))?;
         let (queue, commands) = mpsc::channel(Self::QUEUE);
         let counters = Arc::new(Counters::default());
-        let task = runtime.spawn(deliver(qmp, commands, counters.clone()));
+        let task = runtime.spawn(deliver(qmp, path.into(), commands, counters.clone()));
         Ok(QmpInput {
             queue,
             counters,
@@ -217,11 +234,12 @@ impl InputSink for QmpInput {
                     );
                 }
             }
+            // Only after the delivery task ended (it panicked).
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 if bump(&self.counters.dropped) {
                     warn!(
                         dropped = self.stats().dropped,
-                        "QMP input connection is gone; events dropped"
+                        "QMP input has stopped; events dropped"
                     );
                 }
             }
@@ -229,9 +247,14 @@ impl InputSink for QmpInput {
     }
 }
 
-/// Runs queued `input-send-event` commands until the queue closes or the
-/// connection breaks.
-async fn deliver(mut qmp: Qmp, mut commands: mpsc::Receiver<Vec<Value>>, counters: Arc<Counters>) {
+/// Runs queued `input-send-event` commands until the queue closes,
+/// connecting again whenever the connection is lost.
+async fn deliver(
+    mut qmp: Qmp,
+    path: PathBuf,
+    mut commands: mpsc::Receiver<Vec<Value>>,
+    counters: Arc<Counters>,
+) {
     while let Some(events) = commands.recv().await {
         match qmp
             .execute("input-send-event", Some(json!({ "events": events })))
@@ -250,15 +273,65 @@ async fn deliver(mut qmp: Qmp, mut commands: mpsc::Receiver<Vec<Value>>, counter
             }
             Err(e) => {
                 counters.failed.fetch_add(1, Ordering::Relaxed);
-                warn!("QMP input connection lost, input is dropped from now on: {e}");
-                break;
+                warn!(
+                    "QMP input connection lost, connecting again (input is dropped meanwhile): {e}"
+                );
+                // QEMU takes the next client only once this one has gone.
+                drop(qmp);
+                let Some(again) = reconnect(&path, &mut commands, &counters).await else {
+                    return;
+                };
+                qmp = again;
             }
         }
     }
-    // Whatever is still queued will not be sent; later sends see a closed queue.
-    commands.close();
-    while commands.try_recv().is_ok() {
-        counters.dropped.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Connects to `path` again, waiting longer after each failed attempt,
+/// and drops the commands that come meanwhile; `None` when the queue
+/// closes first.
+async fn reconnect(
+    path: &std::path::Path,
+    commands: &mut mpsc::Receiver<Vec<Value>>,
+    counters: &Counters,
+) -> Option<Qmp> {
+    let mut pause = QmpInput::RECONNECT_FIRST;
+    let dropped_before = counters.dropped.load(Ordering::Relaxed);
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
+        // A single try each time (no timeout of its own): the pause is ours.
+        let wait = pause;
+        let connect = async move {
+            tokio::time::sleep(wait).await;
+            Qmp::connect(path, Duration::ZERO).await
+        };
+        tokio::pin!(connect);
+        let result = loop {
+            tokio::select! {
+                result = &mut connect => break result,
+                command = commands.recv() => match command {
+                    Some(_) => {
+                        counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => return None,
+                },
+            }
+        };
+        match result {
+            Ok(qmp) => {
+                counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                let dropped = counters.dropped.load(Ordering::Relaxed) - dropped_before;
+                info!(attempt, dropped, "QMP input connected again");
+                return Some(qmp);
+            }
+            Err(e) => {
+                if attempt.is_power_of_two() {
+                    warn!(attempt, "QMP input: cannot connect again yet: {e}");
+                }
+                pause = (pause * 2).min(QmpInput::RECONNECT_MAX);
+            }
+        }
     }
 }
 
@@ -394,10 +467,15 @@ mod tests {
         }
     }
 
-    /// A fake QEMU on a fresh socket: greeting, then `answer` decides
-    /// whether each input-send-event gets its reply; returns the path and
-    /// a receiver of the events it was sent.
-    async fn fake_qemu(answer: bool) -> (std::path::PathBuf, mpsc::UnboundedReceiver<Value>) {
+    /// A fake QEMU on a fresh socket, one client at a time like QEMU:
+    /// greeting, then `answer` decides whether each input-send-event gets
+    /// its reply; with `hang_up_after`, the first connection is closed
+    /// after that many. Returns the path and a receiver of the events it
+    /// was sent, each with the number of its connection (0, 1...).
+    async fn fake_qemu(
+        answer: bool,
+        hang_up_after: Option<usize>,
+    ) -> (std::path::PathBuf, mpsc::UnboundedReceiver<(u64, Value)>) {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         static N: AtomicU64 = AtomicU64::new(0);
         let path = std::env::temp_dir().join(format!(
@@ -409,38 +487,132 @@ mod tests {
         let listener = tokio::net::UnixListener::bind(&path).unwrap();
         let (seen, events) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.unwrap();
-            let mut stream = BufReader::new(stream);
-            let greeting = "{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n";
-            stream
-                .get_mut()
-                .write_all(greeting.as_bytes())
-                .await
-                .unwrap();
-            let mut line = String::new();
-            while stream.read_line(&mut line).await.unwrap() > 0 {
-                let request: Value = serde_json::from_str(&line).unwrap();
-                line.clear();
-                let handshake = request["execute"] == "qmp_capabilities";
-                if !handshake {
-                    let _ = seen.send(request["arguments"]["events"].clone());
-                }
-                if handshake || answer {
-                    let reply = format!("{{\"return\": {{}}, \"id\": {}}}\n", request["id"]);
-                    stream.get_mut().write_all(reply.as_bytes()).await.unwrap();
+            for connection in 0u64.. {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut stream = BufReader::new(stream);
+                let greeting = "{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n";
+                stream
+                    .get_mut()
+                    .write_all(greeting.as_bytes())
+                    .await
+                    .unwrap();
+                let mut left = hang_up_after.filter(|_| connection == 0);
+                let mut line = String::new();
+                while left != Some(0) && matches!(stream.read_line(&mut line).await, Ok(1..)) {
+                    let request: Value = serde_json::from_str(&line).unwrap();
+                    line.clear();
+                    let handshake = request["execute"] == "qmp_capabilities";
+                    if !handshake {
+                        let _ = seen.send((connection, request["arguments"]["events"].clone()));
+                        left = left.map(|n| n - 1);
+                    }
+                    if handshake || answer {
+                        let reply = format!("{{\"return\": {{}}, \"id\": {}}}\n", request["id"]);
+                        stream.get_mut().write_all(reply.as_bytes()).await.unwrap();
+                    }
                 }
             }
         });
         (path, events)
     }
 
+    fn key(code: u16) -> InputEvent {
+        InputEvent::Key { code, down: true }
+    }
+
+    /// The qcode in events made from [`key`].
+    fn qcode_of(events: &Value) -> &str {
+        events[0]["data"]["key"]["data"].as_str().unwrap()
+    }
+
     #[tokio::test]
-    async fn qmp_input_sends_in_order_and_counts() {
-        let (path, mut seen) = fake_qemu(true).await;
+    async fn input_resumes_after_qemu_hangs_up_and_takes_a_new_connection() {
+        let (path, mut seen) = fake_qemu(true, Some(3)).await;
         let qmp = Qmp::connect(&path, std::time::Duration::from_secs(5))
             .await
             .unwrap();
-        let input = QmpInput::start(qmp).unwrap();
+        let input = QmpInput::start(qmp, &path).unwrap();
+        let mut sends = 0u64;
+        for code in [16, 17, 18] {
+            input.send(0, key(code)); // q w e
+            sends += 1;
+            assert_eq!(seen.recv().await.unwrap().0, 0);
+        }
+        // QEMU has hung up: the next command fails, and what comes while
+        // the task connects again is dropped. Sends go on until one
+        // arrives on the second connection.
+        loop {
+            input.send(0, key(30)); // a
+            sends += 1;
+            let wait = std::time::Duration::from_millis(200);
+            if let Ok(Some((connection, events))) = tokio::time::timeout(wait, seen.recv()).await {
+                assert_eq!((connection, qcode_of(&events)), (1, "a"));
+                break;
+            }
+            assert!(sends < 100, "no input arrived after the hang-up");
+        }
+        for (code, qcode) in [(48, "b"), (46, "c"), (32, "d")] {
+            input.send(0, key(code));
+            sends += 1;
+            // Skips an "a" that was on its way when the loop above gave up on it.
+            let events = loop {
+                let (connection, events) = seen.recv().await.unwrap();
+                assert_eq!(connection, 1);
+                if qcode_of(&events) != "a" {
+                    break events;
+                }
+            };
+            assert_eq!(qcode_of(&events), qcode);
+        }
+        let stats = input.close().await;
+        assert_eq!(stats.reconnects, 1);
+        assert_eq!(stats.failed, 1, "the command in flight at the hang-up");
+        assert!(stats.sent >= 3 + 1 + 3, "{stats:?}");
+        assert_eq!(
+            stats.sent + stats.failed + stats.dropped,
+            sends,
+            "{stats:?}"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[tokio::test]
+    async fn closing_stops_the_task_while_qemu_is_gone() {
+        let (path, mut seen) = fake_qemu(true, Some(1)).await;
+        let qmp = Qmp::connect(&path, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        let input = QmpInput::start(qmp, &path).unwrap();
+        // Connecting again fails from now on: the socket is gone.
+        std::fs::remove_file(&path).unwrap();
+        input.send(0, key(30));
+        seen.recv().await.unwrap();
+        for _ in 0..5 {
+            input.send(0, key(30));
+        }
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(10), input.close())
+            .await
+            .expect("close returns while the task is still trying to connect");
+        assert_eq!(
+            (
+                closed.sent,
+                closed.failed,
+                closed.dropped,
+                closed.reconnects
+            ),
+            (1, 1, 4, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn qmp_input_sends_in_order_and_counts() {
+        let (path, mut seen) = fake_qemu(true, None).await;
+        let qmp = Qmp::connect(&path, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        let input = QmpInput::start(qmp, &path).unwrap();
         input.send(
             0,
             InputEvent::Key {
@@ -469,21 +641,22 @@ mod tests {
                 sent: 2,
                 failed: 0,
                 dropped: 0,
-                unmapped: 1
+                unmapped: 1,
+                reconnects: 0,
             }
         );
-        assert_eq!(seen.recv().await.unwrap()[0]["type"], "key");
-        assert_eq!(seen.recv().await.unwrap()[0]["type"], "btn");
+        assert_eq!(seen.recv().await.unwrap().1[0]["type"], "key");
+        assert_eq!(seen.recv().await.unwrap().1[0]["type"], "btn");
         let _ = std::fs::remove_file(&path);
     }
 
     #[tokio::test]
     async fn a_stalled_qemu_makes_send_drop_not_block() {
-        let (path, mut seen) = fake_qemu(false).await;
+        let (path, mut seen) = fake_qemu(false, None).await;
         let qmp = Qmp::connect(&path, std::time::Duration::from_secs(5))
             .await
             .unwrap();
-        let input = QmpInput::start(qmp).unwrap();
+        let input = QmpInput::start(qmp, &path).unwrap();
         let click = InputEvent::Button {
             button: Button::Left,
             down: true,

@@ -73,7 +73,7 @@ async fn exercise(vm: &Vm, started: Instant) -> Result<()> {
     let mut qmp = Qmp::connect(vm.qmp_socket(), Duration::from_secs(10)).await?;
     check_qcodes(&mut qmp).await?;
 
-    let input = QmpInput::start(qmp)?;
+    let input = QmpInput::start(qmp, vm.qmp_socket())?;
     let events = [
         InputEvent::Key {
             code: 30,

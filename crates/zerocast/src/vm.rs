@@ -244,7 +244,7 @@ impl VmStack {
             .await
             .context("connecting to QEMU's QMP socket")?;
         let input: Arc<dyn InputSink> =
-            Arc::new(QmpInput::start(qmp).context("starting QMP input")?);
+            Arc::new(QmpInput::start(qmp, &qmp_socket).context("starting QMP input")?);
 
         let v = &args.video;
         let registry = Arc::new(
