@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use zerocast_hxfr::{encode, frame_response_prefix, Decoder, Limits, FRAME_RESPONSE_PREFIX_LEN};
 use zerocast_pipeline::{EncodedFrame, Registry, Subscription};
 
@@ -19,6 +19,10 @@ use crate::peer::{ListenerRole, Output, Peer};
 
 /// A write that makes no progress for this long ends the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A peer must send its first message within this long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A peer that watches nothing and sends nothing for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What the writer task sends.
 enum Outgoing {
@@ -37,8 +41,16 @@ enum Outgoing {
 struct Closed;
 
 /// Serves one peer until it disconnects or breaks the protocol.
-pub async fn serve<S>(stream: S, registry: Arc<Registry>, role: ListenerRole, name: String)
-where
+///
+/// `encodes` bounds the request/response encodes running at once across
+/// every connection; `role` is what the peer may do.
+pub async fn serve<S>(
+    stream: S,
+    registry: Arc<Registry>,
+    encodes: Arc<Semaphore>,
+    role: ListenerRole,
+    name: String,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, wr) = tokio::io::split(stream);
@@ -47,35 +59,69 @@ where
     let mut peer = Peer::new(registry, role);
     let decoder = Decoder::new(Limits::HOST);
     let mut buf = BytesMut::with_capacity(4096);
+    let (mut heard, mut bad) = (false, 0u64);
     'read: loop {
         loop {
             let fatal = match decoder.decode(&mut buf) {
                 Ok(Some(packet)) => {
+                    heard = true;
                     peer.handle(packet);
                     false
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(peer = %name, "bad HXFR input: {e}");
+                    // The first says what is wrong; the rest are counted.
+                    bad += 1;
+                    if bad == 1 {
+                        tracing::warn!(peer = %name, "bad HXFR input: {e}");
+                    }
                     peer.bad_input(&e)
                 }
             };
-            if carry_out(&mut peer, &tx).await.is_err() || fatal {
+            if carry_out(&mut peer, &tx, &encodes).await.is_err() || fatal {
+                break 'read;
+            }
+            if peer.struck_out() {
+                tracing::info!(peer = %name, "closing: one malformed or forbidden message after another");
                 break 'read;
             }
         }
-        match rd.read_buf(&mut buf).await {
+        // A peer that watches a stream may stay silent; any other must talk.
+        let patience = match (heard, peer.is_subscribed()) {
+            (false, _) => Some(HANDSHAKE_TIMEOUT),
+            (true, false) => Some(IDLE_TIMEOUT),
+            (true, true) => None,
+        };
+        let read = rd.read_buf(&mut buf);
+        let read = match patience {
+            Some(t) => match tokio::time::timeout(t, read).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::debug!(peer = %name, "closing: nothing received for {t:?}");
+                    break;
+                }
+            },
+            None => read.await,
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
     }
     drop(tx);
     let _ = writer.await;
+    if bad > 1 {
+        tracing::warn!(peer = %name, "{bad} bad HXFR messages in all");
+    }
     tracing::debug!(peer = %name, "connection closed");
 }
 
 /// Does what the peer asked, in order.
-async fn carry_out(peer: &mut Peer, tx: &mpsc::Sender<Outgoing>) -> Result<(), Closed> {
+async fn carry_out(
+    peer: &mut Peer,
+    tx: &mpsc::Sender<Outgoing>,
+    encodes: &Arc<Semaphore>,
+) -> Result<(), Closed> {
     while let Some(output) = peer.poll_output() {
         let outgoing = match output {
             Output::Send(packet) => {
@@ -109,10 +155,14 @@ async fn carry_out(peer: &mut Peer, tx: &mpsc::Sender<Outgoing>) -> Result<(), C
                 let Some(resources) = peer.registry().resources().cloned() else {
                     continue;
                 };
-                // Encoding is CPU work: off the async threads. One request at
-                // a time per connection, so a flood only fills this peer's
-                // own socket.
+                // Encoding is CPU work: off the async threads, one request at
+                // a time per connection (a flood only fills this peer's own
+                // socket), and no more at once in all than there are cores.
+                let Ok(slot) = encodes.clone().acquire_owned().await else {
+                    continue;
+                };
                 let job = tokio::task::spawn_blocking(move || {
+                    let _slot = slot;
                     let result = session.encode(&request, resources.as_ref());
                     (session, request, result)
                 });

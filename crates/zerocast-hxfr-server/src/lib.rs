@@ -19,6 +19,6 @@ pub mod listener;
 pub mod peer;
 pub mod session;
 
-pub use listener::{Endpoint, Server};
+pub use listener::{Endpoint, ListenerLimits, Server};
 pub use peer::ListenerRole;
 pub use session::{EncodedReply, ErrorReply, Session};

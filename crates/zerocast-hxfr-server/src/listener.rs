@@ -1,13 +1,15 @@
 //! Where the server listens: TCP (helix's scanout port) and Unix sockets
 //! (vhost-device-vsock's host side, local tools).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::Permissions;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
@@ -52,19 +54,42 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// What each listener lets its peers take.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerLimits {
+    /// Peers served at once on one listener; more wait in the kernel's
+    /// backlog. Each listener has its own, so a flood on one endpoint cannot
+    /// lock out another (a VM's guest agent on its vsock socket, say).
+    pub connections: usize,
+    /// Peers served at once from one IP address (TCP only).
+    pub per_address: usize,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        ListenerLimits {
+            connections: 64,
+            per_address: 16,
+        }
+    }
+}
+
 /// Accepts HXFR peers and serves each on its own task.
 pub struct Server {
     registry: Arc<Registry>,
-    slots: Arc<Semaphore>,
+    limits: ListenerLimits,
+    /// Request/response encodes running at once, process-wide: CPU work a
+    /// peer can ask for, bounded by the cores there are.
+    encodes: Arc<Semaphore>,
 }
 
 impl Server {
-    /// At most `max_connections` peers are served at once; more wait in the
-    /// kernel's backlog.
-    pub fn new(registry: Arc<Registry>, max_connections: usize) -> Self {
+    pub fn new(registry: Arc<Registry>, limits: ListenerLimits) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Server {
             registry,
-            slots: Arc::new(Semaphore::new(max_connections.max(1))),
+            limits,
+            encodes: Arc::new(Semaphore::new(cores)),
         }
     }
 
@@ -91,29 +116,88 @@ impl Server {
                 (Bound::Unix(listener, name), endpoint.clone())
             }
         };
-        let (registry, slots) = (self.registry.clone(), self.slots.clone());
+        let slots = Arc::new(Semaphore::new(self.limits.connections.max(1)));
+        let addresses = Arc::new(PerAddress::new(self.limits.per_address));
+        let shared = Shared {
+            registry: self.registry.clone(),
+            encodes: self.encodes.clone(),
+            role,
+        };
         let task = tokio::spawn(async move {
             loop {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     return;
                 };
-                let registry = registry.clone();
                 let accepted = match &listener {
                     Bound::Tcp(l) => l.accept().await.map(|(s, peer)| {
+                        let Some(address) = addresses.clone().admit(peer.ip()) else {
+                            tracing::debug!(%peer, "too many connections from this address");
+                            return;
+                        };
                         let _ = s.set_nodelay(true);
-                        spawn_peer(s, registry, role, peer.to_string(), permit);
+                        spawn_peer(s, &shared, peer.to_string(), (permit, Some(address)));
                     }),
                     Bound::Unix(l, name) => l
                         .accept()
                         .await
-                        .map(|(s, _)| spawn_peer(s, registry, role, name.clone(), permit)),
+                        .map(|(s, _)| spawn_peer(s, &shared, name.clone(), (permit, None))),
                 };
                 if let Err(e) = accepted {
                     tracing::warn!("accept failed: {e}");
+                    // Out of file descriptors, most likely: let some go first.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             }
         });
         Ok((bound, task))
+    }
+}
+
+/// What every peer of one listener shares.
+struct Shared {
+    registry: Arc<Registry>,
+    encodes: Arc<Semaphore>,
+    role: ListenerRole,
+}
+
+/// Connections per IP address on one listener.
+struct PerAddress {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One admitted connection; lets its place go when dropped.
+struct AddressSlot(Arc<PerAddress>, IpAddr);
+
+impl PerAddress {
+    fn new(max: usize) -> Self {
+        PerAddress {
+            max: max.max(1),
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn admit(self: Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(ip).or_default();
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        drop(open);
+        Some(AddressSlot(self, ip))
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.0.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.1);
+            }
+        }
     }
 }
 
@@ -140,26 +224,43 @@ enum Bound {
     Unix(UnixListener, String),
 }
 
-/// Serves one accepted peer on its own task, holding its connection slot.
+/// Serves one accepted peer on its own task, holding its connection slots.
 fn spawn_peer<S>(
     stream: S,
-    registry: Arc<Registry>,
-    role: ListenerRole,
+    shared: &Shared,
     peer: String,
-    slot: OwnedSemaphorePermit,
-)
-where
+    slots: (OwnedSemaphorePermit, Option<AddressSlot>),
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let (registry, encodes, role) = (shared.registry.clone(), shared.encodes.clone(), shared.role);
     tokio::spawn(async move {
-        connection::serve(stream, registry, role, peer).await;
-        drop(slot);
+        connection::serve(stream, registry, encodes, role, peer).await;
+        drop(slots);
     });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_address_gets_its_share_and_gives_it_back() {
+        let per = Arc::new(PerAddress::new(2));
+        let (a, b): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "::1".parse().unwrap());
+        let first = per.clone().admit(a).unwrap();
+        let _second = per.clone().admit(a).unwrap();
+        assert!(per.clone().admit(a).is_none(), "a third from one address");
+        assert!(
+            per.clone().admit(b).is_some(),
+            "another address is not held back"
+        );
+        drop(first);
+        assert!(
+            per.clone().admit(a).is_some(),
+            "a place freed is a place again"
+        );
+    }
 
     #[test]
     fn endpoints_parse() {

@@ -21,6 +21,9 @@ use crate::session::{EncodedReply, ErrorReply, Session};
 /// Encoder sessions one connection may open.
 pub const MAX_SESSIONS: usize = 16;
 
+/// Malformed or forbidden messages in a row after which a peer is cut off.
+pub const MAX_STRIKES: u32 = 16;
+
 /// What a listener's peers may do, chosen by how the listener was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerRole {
@@ -107,6 +110,8 @@ pub struct Peer {
     subscribed: Option<Arc<Stream>>,
     publishing: HashMap<u16, Publishing>,
     out: VecDeque<Output>,
+    /// Malformed or forbidden messages since the last good one.
+    strikes: u32,
 }
 
 impl Peer {
@@ -118,6 +123,7 @@ impl Peer {
             subscribed: None,
             publishing: HashMap::new(),
             out: VecDeque::new(),
+            strikes: 0,
         }
     }
 
@@ -142,13 +148,31 @@ impl Peer {
     /// Bytes that did not decode: an ERROR, and true when the stream
     /// cannot be resynchronised and the connection must end.
     pub fn bad_input(&mut self, e: &DecodeError) -> bool {
+        self.strikes += 1;
         self.refuse(0, ErrorReply::new(ErrorCode::InvalidMessage, e.to_string()));
         e.is_fatal()
     }
 
+    /// True once the peer sent [`MAX_STRIKES`] malformed or forbidden
+    /// messages in a row: it is not a client that went astray once.
+    pub fn struck_out(&self) -> bool {
+        self.strikes >= MAX_STRIKES
+    }
+
+    /// Whether the peer watches a stream (it need not send anything more).
+    pub fn is_subscribed(&self) -> bool {
+        self.subscribed.is_some()
+    }
+
     pub fn handle(&mut self, p: Packet) {
         let sid = p.session_id;
-        if !self.role.allows(&p.message) && is_from_client(&p.message) {
+        if !is_from_client(&p.message) {
+            self.strikes += 1;
+            let msg = format!("{:?} is sent by the host, not to it", p.message.msg_type());
+            return self.refuse(sid, ErrorReply::new(ErrorCode::InvalidMessage, msg));
+        }
+        if !self.role.allows(&p.message) {
+            self.strikes += 1;
             let msg = format!(
                 "{:?} is not allowed on a {} endpoint (it may send {})",
                 p.message.msg_type(),
@@ -157,6 +181,7 @@ impl Peer {
             );
             return self.refuse(sid, ErrorReply::new(ErrorCode::InvalidMessage, msg));
         }
+        self.strikes = 0;
         match p.message {
             Message::Ping => self.send(sid, Message::Pong),
             Message::Subscribe { scanout_id } => self.subscribe(sid, scanout_id),
@@ -175,14 +200,12 @@ impl Peer {
                 self.scanout_changed(sid, scanout_id, result);
             }
             Message::FrameResponse(r) => self.publish(sid, r),
-            m @ (Message::ConfigResp
+            // Refused above.
+            Message::ConfigResp
             | Message::Pong
             | Message::ScanoutResp(_)
             | Message::SubscribeResp(_)
-            | Message::Error(_)) => {
-                let msg = format!("{:?} is sent by the host, not to it", m.msg_type());
-                self.refuse(sid, ErrorReply::new(ErrorCode::InvalidMessage, msg));
-            }
+            | Message::Error(_) => {}
         }
     }
 
@@ -497,6 +520,25 @@ mod tests {
         p.handle(packet(1, Message::ConfigResp));
         let codes: Vec<_> = sent(&mut p).iter().map(error_code).collect();
         assert_eq!(codes, vec![Some(-1), Some(-1)]);
+    }
+
+    #[test]
+    fn a_peer_that_keeps_sending_junk_strikes_out_and_one_good_message_resets() {
+        let mut p = peer_as(ListenerRole::Subscriber);
+        for _ in 0..MAX_STRIKES - 1 {
+            p.handle(packet(1, Message::Pong));
+        }
+        assert!(!p.struck_out());
+        p.handle(packet(1, Message::Ping));
+        p.handle(packet(1, Message::ConfigReq(ConfigReq::default())));
+        assert!(
+            !p.struck_out(),
+            "a good message in between resets the count"
+        );
+        for _ in 0..MAX_STRIKES {
+            p.handle(packet(1, Message::FrameRequest(FrameRequest::default())));
+        }
+        assert!(p.struck_out());
     }
 
     #[test]

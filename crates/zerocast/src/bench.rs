@@ -21,7 +21,7 @@ use zerocast_pipeline::stats::{percentile, thread_cpu_time};
 use zerocast_synthetic::{Motion, SyntheticDesktop};
 
 use crate::demo::Stack;
-use crate::options::{DesktopSize, VideoArgs};
+use crate::options::{DesktopSize, HxfrArgs, VideoArgs};
 use crate::web_access::WebAccessArgs;
 use zerocast_web::Role;
 
@@ -264,7 +264,9 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
         }
         _ => {
             let access = WebAccessArgs::default();
-            let stack = Stack::start(args.size, v, Motion::Animated, listen, &access, &[]).await?;
+            let hxfr = HxfrArgs::default();
+            let stack =
+                Stack::start(args.size, v, Motion::Animated, listen, &access, &hxfr).await?;
             let query = format!("scanout={}&", stack.stream.id());
             (stack.serving.url(Role::View, &query), stack.stream, None)
         }

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use clap::Args;
 use zerocast_frame::FrameSource;
-use zerocast_hxfr_server::{Endpoint, ListenerRole};
 use zerocast_input::InputSink;
 use zerocast_pipeline::{
     PipelineConfig, Registry, ResourceError, ResourceReader, ScanoutPipeline, Stream,
@@ -16,6 +15,7 @@ use zerocast_synthetic::{Motion, SyntheticDesktop};
 use zerocast_web::Gateway;
 
 use crate::options::{DesktopSize, HxfrArgs, VideoArgs};
+use crate::runtime_dir::RuntimeDir;
 use crate::serving::Serving;
 use crate::web_access::WebAccessArgs;
 
@@ -67,6 +67,8 @@ impl ResourceReader for SyntheticResources {
 pub struct Stack {
     pub stream: Arc<Stream>,
     pub serving: Serving,
+    /// Holds the default HXFR socket; removed when the demo stops.
+    _private: RuntimeDir,
 }
 
 impl Stack {
@@ -76,7 +78,7 @@ impl Stack {
         motion: Motion,
         listen: SocketAddr,
         access: &WebAccessArgs,
-        hxfr: &[(Endpoint, ListenerRole)],
+        hxfr: &HxfrArgs,
     ) -> anyhow::Result<Stack> {
         size.check()?;
         let tls = access.tls(listen)?;
@@ -101,8 +103,14 @@ impl Stack {
         tracing::info!("scanout 0: {}", stream.describe());
 
         let gateway = Gateway::new(registry.clone(), Some(input), access.config()?);
-        let serving = crate::serving::start(registry, gateway, hxfr, listen, tls).await?;
-        Ok(Stack { stream, serving })
+        let private = RuntimeDir::create("zerocast-demo").context("creating the demo's folder")?;
+        let endpoints = hxfr.endpoints(private.path())?;
+        let serving = crate::serving::start(registry, gateway, &endpoints, listen, tls).await?;
+        Ok(Stack {
+            stream,
+            serving,
+            _private: private,
+        })
     }
 }
 
@@ -118,7 +126,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         motion,
         args.listen,
         &args.access,
-        &args.hxfr.endpoints()?,
+        &args.hxfr,
     )
     .await?;
     let encoder = format!("encoder: {}", stack.stream.describe());

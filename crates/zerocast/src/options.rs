@@ -57,11 +57,13 @@ impl DesktopSize {
 }
 
 /// The HXFR endpoints, each with the role its peers get (docs/hxfr.md).
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct HxfrArgs {
     /// HXFR endpoint for watchers (subscriber role: PING, SUBSCRIBE,
-    /// KEYFRAME_REQ), tcp:HOST:PORT or unix:PATH; repeatable.
-    #[arg(long = "hxfr", default_value = "tcp:127.0.0.1:15937")]
+    /// KEYFRAME_REQ), tcp:HOST:PORT or unix:PATH; repeatable. Default: a
+    /// Unix socket (mode 0600) in this run's private folder; helix's
+    /// clients want tcp:127.0.0.1:15937.
+    #[arg(long = "hxfr")]
     pub subscriber: Vec<Endpoint>,
     /// HXFR endpoint in the guest role (FRAME_REQUEST by resource id, its
     /// own sessions' CONFIG_REQ/KEYFRAME_REQ, publishing); repeatable. A VM's
@@ -80,10 +82,20 @@ pub struct HxfrArgs {
 
 impl HxfrArgs {
     /// Every endpoint with its role, checked: admin on Unix sockets only, TCP
-    /// on loopback unless allowed.
-    pub fn endpoints(&self) -> anyhow::Result<Vec<(Endpoint, ListenerRole)>> {
+    /// on loopback unless allowed. Without `--hxfr`, watchers get a Unix
+    /// socket in `private_dir`.
+    pub fn endpoints(
+        &self,
+        private_dir: &std::path::Path,
+    ) -> anyhow::Result<Vec<(Endpoint, ListenerRole)>> {
+        let default = vec![Endpoint::Unix(private_dir.join("hxfr.sock"))];
+        let subscriber = if self.subscriber.is_empty() {
+            &default
+        } else {
+            &self.subscriber
+        };
         let all = [
-            (&self.subscriber, ListenerRole::Subscriber),
+            (subscriber, ListenerRole::Subscriber),
             (&self.guest, ListenerRole::Guest),
             (&self.admin, ListenerRole::Admin),
         ];

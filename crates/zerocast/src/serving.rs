@@ -7,12 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use zerocast_hxfr_server::{Endpoint, ListenerRole, Server};
+use zerocast_hxfr_server::{Endpoint, ListenerLimits, ListenerRole, Server};
 use zerocast_pipeline::Registry;
 use zerocast_web::{Access, Gateway, Role, Tls};
-
-/// Peers served at once on each HXFR listener.
-const MAX_HXFR_PEERS: usize = 64;
 
 /// Where a command is reachable.
 pub struct Serving {
@@ -33,7 +30,7 @@ pub async fn start(
     listen: SocketAddr,
     tls: Option<Tls>,
 ) -> anyhow::Result<Serving> {
-    let server = Server::new(registry, MAX_HXFR_PEERS);
+    let server = Server::new(registry, ListenerLimits::default());
     let mut bound = Vec::new();
     for (endpoint, role) in hxfr {
         let (b, _task) = server.listen(endpoint, *role).await.with_context(|| {

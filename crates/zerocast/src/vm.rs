@@ -112,12 +112,7 @@ impl VmArgs {
             video: video.clone(),
             listen,
             access: WebAccessArgs::default(),
-            hxfr: HxfrArgs {
-                subscriber: Vec::new(),
-                guest: Vec::new(),
-                admin: Vec::new(),
-                hxfr_allow_remote: false,
-            },
+            hxfr: HxfrArgs::default(),
             vsock: false,
             vsock_port: zerocast_hxfr::DEFAULT_VSOCK_PORT,
             work_dir: None,
@@ -267,11 +262,14 @@ impl VmStack {
             tracing::info!("scanout {id}: {}", stream.describe());
             scanouts.push(stream);
         }
-        let mut endpoints = args.hxfr.endpoints()?;
+        let mut endpoints = args.hxfr.endpoints(&work)?;
         let mut guest_stream = None;
         if let Some(v) = &vsock {
             // The guest's own endpoint: it reaches its own resources and stream.
-            endpoints.push((Endpoint::Unix(v.host_listener(args.vsock_port)), ListenerRole::Guest));
+            endpoints.push((
+                Endpoint::Unix(v.host_listener(args.vsock_port)),
+                ListenerRole::Guest,
+            ));
             let stream = registry.add(Stream::Published(PublishedStream::new(
                 GUEST_STREAM,
                 "frames published by the guest agent",
