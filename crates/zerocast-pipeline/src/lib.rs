@@ -55,4 +55,4 @@ pub use published::{PublishedFrame, PublishedStream};
 pub use registry::{Registry, ResourceError, ResourceReader, ScanoutControl, ScanoutError};
 pub use stats::PipelineStats;
 pub use stream::Stream;
-pub use subscription::Subscription;
+pub use subscription::{Subscription, MAX_BEHIND};
