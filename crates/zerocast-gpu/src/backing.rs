@@ -2,8 +2,11 @@
 //! chunks, checked against guest memory once, then read through with
 //! vm-memory's checked accessors (the copy path).
 
+use std::mem::size_of;
+
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
+use crate::budget::{Budget, Charge, OverBudget};
 use crate::commands::BackingEntry;
 
 /// The most bytes one resource's backing may span: the largest resource
@@ -33,33 +36,47 @@ pub enum BackingError {
         addr: u64,
         source: vm_memory::GuestMemoryError,
     },
+    #[error("backing table of {bytes} bytes would pass the host memory budget: {over}")]
+    OutOfMemory { bytes: u64, over: OverBudget },
 }
 
 impl BackingError {
     /// True when the guest's parameters were wrong (as opposed to guest
-    /// memory changing under an already accepted backing).
+    /// memory changing under an already accepted backing, or the host
+    /// memory budget being spent).
     pub fn is_bad_parameter(&self) -> bool {
-        !matches!(self, BackingError::Read { .. })
+        !matches!(
+            self,
+            BackingError::Read { .. } | BackingError::OutOfMemory { .. }
+        )
     }
 }
 
+/// Host bytes a table of `n` entries holds: the entry and its start offset.
+const TABLE_BYTES_PER_ENTRY: u64 = (size_of::<BackingEntry>() + size_of::<u64>()) as u64;
+
 /// A checked backing list: every entry non-empty and inside guest memory at
-/// attach time, the total within [`MAX_BACKING_BYTES`].
+/// attach time, the total within [`MAX_BACKING_BYTES`], entries that touch
+/// in guest memory merged, the table paid for from the host memory budget.
 #[derive(Debug)]
 pub struct Backing {
     entries: Vec<BackingEntry>,
     /// `starts[i]` is the backing offset where entry `i` begins.
     starts: Vec<u64>,
     len: u64,
+    _table: Charge,
 }
 
 impl Backing {
-    /// Checks `entries` against `mem`.
-    pub fn new(mem: &GuestMemoryMmap, entries: Vec<BackingEntry>) -> Result<Self, BackingError> {
+    /// Checks `entries` against `mem` and pays for the table from `hostmem`.
+    pub fn new(
+        mem: &GuestMemoryMmap,
+        mut entries: Vec<BackingEntry>,
+        hostmem: &Budget,
+    ) -> Result<Self, BackingError> {
         if entries.is_empty() {
             return Err(BackingError::Empty);
         }
-        let mut starts = Vec::with_capacity(entries.len());
         let mut total = 0u64;
         for (index, e) in entries.iter().enumerate() {
             if e.len == 0 {
@@ -74,16 +91,28 @@ impl Backing {
                     len: e.len,
                 });
             }
-            starts.push(total);
             total += u64::from(e.len);
             if total > MAX_BACKING_BYTES {
                 return Err(BackingError::TooLarge { total });
             }
         }
+        merge_touching(&mut entries);
+        let bytes = entries.len() as u64 * TABLE_BYTES_PER_ENTRY;
+        let table = hostmem
+            .take(bytes)
+            .map_err(|over| BackingError::OutOfMemory { bytes, over })?;
+        entries.shrink_to_fit();
+        let mut starts = Vec::with_capacity(entries.len());
+        let mut at = 0u64;
+        for e in &entries {
+            starts.push(at);
+            at += u64::from(e.len);
+        }
         Ok(Backing {
             entries,
             starts,
             len: total,
+            _table: table,
         })
     }
 
@@ -147,6 +176,22 @@ impl Backing {
     }
 }
 
+/// Merges each entry into the one before it where they touch in guest
+/// memory (as long as the length fits an entry), in place: a guest's
+/// page-by-page list of a contiguous buffer becomes one entry.
+fn merge_touching(entries: &mut Vec<BackingEntry>) {
+    entries.dedup_by(|next, prev| {
+        let touches = prev.addr.0.checked_add(u64::from(prev.len)) == Some(next.addr.0);
+        match prev.len.checked_add(next.len) {
+            Some(len) if touches => {
+                prev.len = len;
+                true
+            }
+            _ => false,
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,7 +208,9 @@ mod tests {
     #[test]
     fn refuses_entries_outside_memory_or_overflowing() {
         let mem = memory();
-        let refuse = |entries: Vec<BackingEntry>| Backing::new(&mem, entries).unwrap_err();
+        let hostmem = Budget::new(1 << 20);
+        let refuse =
+            |entries: Vec<BackingEntry>| Backing::new(&mem, entries, &hostmem).unwrap_err();
         assert!(matches!(refuse(vec![]), BackingError::Empty));
         assert!(matches!(
             refuse(vec![entry(0, 0)]),
@@ -195,7 +242,8 @@ mod tests {
         let mem = memory();
         mem.write_slice(b"world", GuestAddress(0x20000)).unwrap();
         mem.write_slice(b"hello ", GuestAddress(0x100)).unwrap();
-        let b = Backing::new(&mem, vec![entry(0x100, 6), entry(0x20000, 5)]).unwrap();
+        let hostmem = Budget::new(1 << 20);
+        let b = Backing::new(&mem, vec![entry(0x100, 6), entry(0x20000, 5)], &hostmem).unwrap();
         assert_eq!(b.len(), 11);
         let mut out = [0u8; 11];
         b.read(&mem, 0, &mut out).unwrap();
@@ -211,5 +259,36 @@ mod tests {
             b.read(&mem, u64::MAX, &mut [0u8; 1]),
             Err(BackingError::OutOfRange { .. })
         ));
+    }
+
+    #[test]
+    fn touching_entries_merge_and_the_table_is_paid_for() {
+        let mem = memory();
+        mem.write_slice(b"abcdef", GuestAddress(0x100)).unwrap();
+        let hostmem = Budget::new(1 << 20);
+        // Three touching runs, then one elsewhere, then one touching that.
+        let entries = vec![
+            entry(0x100, 2),
+            entry(0x102, 2),
+            entry(0x104, 2),
+            entry(0x20000, 16),
+            entry(0x20010, 16),
+        ];
+        let b = Backing::new(&mem, entries, &hostmem).unwrap();
+        assert_eq!(b.entries(), &[entry(0x100, 6), entry(0x20000, 32)]);
+        assert_eq!(b.len(), 38);
+        assert_eq!(hostmem.used(), 2 * TABLE_BYTES_PER_ENTRY);
+        let mut out = [0u8; 6];
+        b.read(&mem, 0, &mut out).unwrap();
+        assert_eq!(&out, b"abcdef");
+        drop(b);
+        assert_eq!(hostmem.used(), 0);
+        // A table past the budget is refused, and is no bad parameter.
+        let tight = Budget::new(TABLE_BYTES_PER_ENTRY);
+        let apart = vec![entry(0x100, 2), entry(0x200, 2)];
+        let refused = Backing::new(&mem, apart, &tight).unwrap_err();
+        assert!(matches!(refused, BackingError::OutOfMemory { .. }));
+        assert!(!refused.is_bad_parameter());
+        assert_eq!(tight.used(), 0);
     }
 }

@@ -3,15 +3,18 @@
 //! plumbing lives in `backend`; tests drive this directly.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{trace, warn};
 use vm_memory::GuestMemoryMmap;
 use zerocast_frame::Doorbell;
 
+use crate::budget::Budget;
 use crate::commands::{self, Command, Response};
 use crate::config::GpuConfig;
 use crate::edid;
+use crate::log_limit::LogLimiter;
+use crate::mapping::MappingLimits;
 use crate::refusal::Refusal;
 use crate::resource::Resources;
 use crate::scanout::Scanout;
@@ -34,7 +37,12 @@ pub(crate) struct Shared {
     /// sleeps on its own bell, so a still screen wakes nobody.
     readers: Mutex<Vec<Doorbell>>,
     pub stats: Stats,
+    /// Refused commands are logged the first of a burst, then summarised.
+    refusal_log: Mutex<LogLimiter>,
 }
+
+/// At most one refusal line per this long, per device.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Shared {
     pub fn new(config: &GpuConfig) -> Self {
@@ -43,14 +51,20 @@ impl Shared {
             .iter()
             .map(|&(w, h)| Scanout::new(w, h))
             .collect();
+        let hostmem = Budget::new(config.max_hostmem);
+        let mappings = MappingLimits {
+            per_resource: config.max_mappings_per_resource,
+            budget: config.mappings.clone(),
+        };
         Shared {
             state: Mutex::new(GpuState {
-                resources: Resources::default(),
+                resources: Resources::new(hostmem.clone(), mappings),
                 scanouts,
                 closed: false,
             }),
             readers: Mutex::new(Vec::new()),
-            stats: Stats::default(),
+            stats: Stats::new(hostmem, config.mappings.clone()),
+            refusal_log: Mutex::new(LogLimiter::new(REFUSAL_LOG_INTERVAL)),
         }
     }
 
@@ -98,6 +112,39 @@ impl Shared {
     pub fn close(&self) {
         self.lock().closed = true;
         self.notify();
+        let left_out = self.refusal_log().take_left_out();
+        if left_out > 0 {
+            warn!(
+                left_out,
+                "{left_out} more guest commands were refused (not logged)"
+            );
+        }
+    }
+
+    fn refusal_log(&self) -> MutexGuard<'_, LogLimiter> {
+        self.refusal_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a refused command and logs it, the first of a burst in full,
+    /// then at most one line per [`REFUSAL_LOG_INTERVAL`] with how many
+    /// were left out: a guest flooding junk cannot flood the log.
+    fn refused(&self, command: &str, refusal: &Refusal) {
+        Stats::add(&self.stats.errors, 1);
+        if refusal.is_out_of_memory() {
+            Stats::add(&self.stats.memory_refusals, 1);
+        }
+        match self.refusal_log().note(Instant::now()) {
+            Some(0) => warn!(command, %refusal, "refused guest command"),
+            Some(left_out) => warn!(
+                command,
+                %refusal,
+                left_out,
+                "refused guest command ({left_out} more refused since the last line, not logged)"
+            ),
+            None => {}
+        }
     }
 
     /// Runs one control-queue request; returns the response bytes.
@@ -107,8 +154,7 @@ impl Shared {
         match self.run_control(request, mem) {
             Ok(response) => response.encode(&hdr),
             Err((command, refusal)) => {
-                Stats::add(&self.stats.errors, 1);
-                warn!(command, %refusal, "refused guest command");
+                self.refused(command, &refusal);
                 commands::encode_error(&hdr, refusal.response_type())
             }
         }
@@ -148,8 +194,7 @@ impl Shared {
             .map_err(Refusal::from)
             .and_then(|cmd| self.lock().cursor(&cmd));
         if let Err(refusal) = result {
-            Stats::add(&self.stats.errors, 1);
-            warn!(%refusal, "refused guest cursor command");
+            self.refused("cursor queue", &refusal);
         }
     }
 }
@@ -305,17 +350,26 @@ pub(crate) fn response_type(response: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::budget::MappingBudget;
     use crate::commands::{build, MAX_BACKING_ENTRIES};
+    use crate::config::{DEFAULT_MAX_HOSTMEM, DEFAULT_PROCESS_MAPPINGS};
     use crate::protocol::*;
-    use crate::testutil::{memfd_memory, rect, XRGB};
+    use crate::source::ScanoutSource;
+    use crate::table::ResourceTable;
+    use crate::testutil::{memfd_memory, rect, HIGH_REGION, XRGB};
+    use std::sync::Arc;
     use vm_memory::{Bytes, GuestAddress};
+    use zerocast_frame::{FrameSource, SourceEvent};
 
     fn anon_memory() -> GuestMemoryMmap {
         GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap()
     }
 
     fn device(scanouts: Vec<(u32, u32)>) -> Shared {
-        Shared::new(&GpuConfig { scanouts })
+        Shared::new(&GpuConfig {
+            scanouts,
+            ..GpuConfig::default()
+        })
     }
 
     /// Sends one request and returns the response type.
@@ -676,5 +730,266 @@ mod tests {
             .snapshot(1, rect(0, 0, 64, 16))
             .unwrap();
         assert!(!snap.is_zero_copy());
+    }
+
+    const PAGE: u64 = 4096;
+
+    /// A device with budgets of its own: tests run in parallel in one
+    /// process, so none may count against the process-wide one.
+    fn budgeted(max_hostmem: u64, per_resource: usize, mappings: u64) -> Shared {
+        Shared::new(&GpuConfig {
+            max_hostmem,
+            max_mappings_per_resource: per_resource,
+            mappings: MappingBudget::new(mappings),
+            ..GpuConfig::default()
+        })
+    }
+
+    /// Guest address of page `n` of `memfd_memory(size)`: the low half's
+    /// pages, then the high region's.
+    fn page_addr(n: u64, size: u64) -> u64 {
+        let low_pages = size / 2 / PAGE;
+        if n < low_pages {
+            n * PAGE
+        } else {
+            HIGH_REGION + (n - low_pages) * PAGE
+        }
+    }
+
+    /// Backing of `pages` pages, every other one from page `first` on: no
+    /// two touch, so each needs a mapping of its own.
+    fn alternating(first: u64, pages: u64, size: u64) -> Vec<(u64, u32)> {
+        (0..pages)
+            .map(|i| (page_addr(first + 2 * i, size), 4096))
+            .collect()
+    }
+
+    /// What scanout 0 of `dev` shows now: the guest's picture (zero-copy or
+    /// not, its bytes) or `None` for "no signal".
+    fn shown(dev: &Arc<Shared>) -> Option<(bool, Vec<u8>)> {
+        let mut source = ScanoutSource::new(dev.clone(), 0);
+        assert!(matches!(
+            source.poll(Instant::now()),
+            SourceEvent::Changed { .. }
+        ));
+        let zero_copy = source.snapshot()?.is_zero_copy();
+        Some((zero_copy, source.frame()?.data().to_vec()))
+    }
+
+    #[test]
+    fn the_scattered_pages_attack_takes_no_mappings_and_stays_within_hostmem() {
+        // As tried against the old device: 4 resources (4096x4096) of 16,384
+        // alternating pages each, 65,536 mappings in all, past the default
+        // vm.max_map_count. Default budgets, the process one a private copy.
+        let size = 4 * 16_384 * 2 * PAGE;
+        let mem = memfd_memory(size);
+        let dev = budgeted(
+            DEFAULT_MAX_HOSTMEM,
+            crate::config::DEFAULT_MAX_MAPPINGS_PER_RESOURCE,
+            DEFAULT_PROCESS_MAPPINGS,
+        );
+        let mut attached = Vec::new();
+        for r in 0..4u32 {
+            let first = u64::from(r) * 2 * 16_384;
+            assert_eq!(
+                send(&dev, &mem, build::create_2d(r + 1, XRGB, 4096, 4096)),
+                RESP_OK_NODATA
+            );
+            let entries = alternating(first, 16_384, size);
+            attached.push(send(&dev, &mem, build::attach(r + 1, &entries)));
+        }
+        // Three copy buffers of 64 MiB fit the 256 MiB budget, a fourth not.
+        assert_eq!(
+            attached,
+            [
+                RESP_OK_NODATA,
+                RESP_OK_NODATA,
+                RESP_OK_NODATA,
+                RESP_ERR_OUT_OF_MEMORY
+            ]
+        );
+        let s = dev.stats.snapshot();
+        assert_eq!(
+            s.mappings_in_use, 0,
+            "16,384 mappings pass 1,024 per resource"
+        );
+        assert_eq!((s.copy_fallbacks, s.copy_attaches), (3, 3));
+        assert_eq!(s.memory_refusals, 1);
+        let table = 16_384 * 24;
+        assert_eq!(s.host_bytes_in_use, 3 * (64 << 20) + 3 * table);
+        assert!(s.host_bytes_in_use <= DEFAULT_MAX_HOSTMEM);
+        dev.reset();
+        assert_eq!(dev.stats.snapshot().host_bytes_in_use, 0);
+    }
+
+    #[test]
+    fn scattered_backings_map_within_the_budget_and_later_ones_are_copied_correctly() {
+        // 64 mappings per resource, 256 for the process: four resources of 64
+        // alternating pages map, the fifth and sixth are copied.
+        let size = 8 << 20;
+        let mem = memfd_memory(size);
+        let dev = Arc::new(budgeted(DEFAULT_MAX_HOSTMEM, 64, 256));
+        for r in 0..6u32 {
+            let first = u64::from(r) * 2 * 64;
+            // Each page of the backing holds its own number in every byte.
+            for (i, (addr, _)) in alternating(first, 64, size).into_iter().enumerate() {
+                let fill = vec![u8::try_from(i).unwrap() + 1; 4096];
+                mem.write_slice(&fill, GuestAddress(addr)).unwrap();
+            }
+            // 256x256 XRGB: 64 pages.
+            assert_eq!(
+                send(&dev, &mem, build::create_2d(r + 1, XRGB, 256, 256)),
+                RESP_OK_NODATA
+            );
+            let entries = alternating(first, 64, size);
+            assert_eq!(
+                send(&dev, &mem, build::attach(r + 1, &entries)),
+                RESP_OK_NODATA
+            );
+        }
+        let s = dev.stats.snapshot();
+        assert_eq!(s.mappings_in_use, 256);
+        assert_eq!((s.zero_copy_attaches, s.copy_fallbacks), (4, 2));
+        // A copied one shows the guest's pixels once transferred.
+        for request in [
+            build::set_scanout(0, 6, rect(0, 0, 256, 256)),
+            build::transfer(6, rect(0, 0, 256, 256), 0),
+            build::flush(6, rect(0, 0, 256, 256)),
+        ] {
+            assert_eq!(send(&dev, &mem, request), RESP_OK_NODATA);
+        }
+        let (zero_copy, pixels) = shown(&dev).unwrap();
+        assert!(!zero_copy);
+        for (i, page) in pixels.chunks(4096).enumerate() {
+            let want = u8::try_from(i).unwrap() + 1;
+            assert!(page.iter().all(|&b| b == want), "page {i}");
+        }
+        assert_eq!(dev.stats.snapshot().bytes_copied, 256 * 256 * 4);
+        // Freeing a mapped one gives its mappings back: the next one maps.
+        assert_eq!(send(&dev, &mem, build::unref(1)), RESP_OK_NODATA);
+        assert_eq!(dev.stats.snapshot().mappings_in_use, 192);
+        assert_eq!(send(&dev, &mem, build::detach(6)), RESP_OK_NODATA);
+        let entries = alternating(0, 64, size);
+        assert_eq!(send(&dev, &mem, build::attach(6, &entries)), RESP_OK_NODATA);
+        let s = dev.stats.snapshot();
+        assert_eq!((s.mappings_in_use, s.zero_copy_attaches), (256, 5));
+        assert_eq!(s.errors, 0);
+    }
+
+    #[test]
+    fn a_one_byte_unaligned_backing_costs_bytes_and_shows_nothing() {
+        let mem = memfd_memory(1 << 20);
+        let dev = Arc::new(budgeted(DEFAULT_MAX_HOSTMEM, 1024, 16));
+        // 8192x8192: a 256 MiB resource, and one byte of backing.
+        assert_eq!(
+            send(&dev, &mem, build::create_2d(1, XRGB, 8192, 8192)),
+            RESP_OK_NODATA
+        );
+        assert_eq!(
+            send(&dev, &mem, build::attach(1, &[(0x1001, 1)])),
+            RESP_OK_NODATA
+        );
+        let s = dev.stats.snapshot();
+        assert_eq!(s.copy_attaches, 1);
+        assert_eq!(s.host_bytes_in_use, 1 + 24, "the byte and its table entry");
+        assert_eq!(
+            send(&dev, &mem, build::transfer(1, rect(0, 0, 1, 1), 0)),
+            RESP_ERR_INVALID_PARAMETER
+        );
+        for request in [
+            build::set_scanout(0, 1, rect(0, 0, 1280, 800)),
+            build::flush(1, rect(0, 0, 1280, 800)),
+        ] {
+            assert_eq!(send(&dev, &mem, request), RESP_OK_NODATA);
+        }
+        assert_eq!(shown(&dev), None, "no signal, never bytes past the backing");
+        assert!(ResourceTable::new(dev.clone()).get(1).is_none());
+        assert_eq!(dev.stats.snapshot().bytes_copied, 0);
+    }
+
+    #[test]
+    fn a_backing_shorter_than_the_resource_shows_only_the_part_it_holds() {
+        let mem = memfd_memory(1 << 20);
+        mem.write_slice(&[0x33; 4096], GuestAddress(0)).unwrap();
+        let dev = Arc::new(budgeted(DEFAULT_MAX_HOSTMEM, 1024, 16));
+        // 64x32 is two pages; the guest gives one, mapped.
+        for request in [
+            build::create_2d(1, XRGB, 64, 32),
+            build::attach(1, &[(0, 4096)]),
+            build::set_scanout(0, 1, rect(0, 0, 64, 32)),
+            build::flush(1, rect(0, 0, 64, 32)),
+        ] {
+            assert_eq!(send(&dev, &mem, request), RESP_OK_NODATA);
+        }
+        assert_eq!(shown(&dev), None);
+        // A transfer whose rows lie past the backing is refused, mapped or not.
+        assert_eq!(
+            send(&dev, &mem, build::transfer(1, rect(0, 16, 64, 1), 0)),
+            RESP_ERR_INVALID_PARAMETER
+        );
+        assert_eq!(
+            send(&dev, &mem, build::transfer(1, rect(0, 0, 64, 32), 0)),
+            RESP_ERR_INVALID_PARAMETER
+        );
+        // The top half is all the backing holds: that is shown.
+        for request in [
+            build::set_scanout(0, 1, rect(0, 0, 64, 16)),
+            build::flush(1, rect(0, 0, 64, 16)),
+        ] {
+            assert_eq!(send(&dev, &mem, request), RESP_OK_NODATA);
+        }
+        assert_eq!(shown(&dev), Some((true, vec![0x33; 4096])));
+    }
+
+    #[test]
+    fn the_hostmem_budget_refuses_copies_and_clones_past_it() {
+        let mem = memfd_memory(8 << 20);
+        let dev = budgeted(1 << 20, 1024, 16);
+        // 1024x512 (2 MiB), unaligned so copied: past the 1 MiB budget.
+        assert_eq!(
+            send(&dev, &mem, build::create_2d(1, XRGB, 1024, 512)),
+            RESP_OK_NODATA
+        );
+        assert_eq!(
+            send(&dev, &mem, build::attach(1, &[(0x10, 2 << 20)])),
+            RESP_ERR_OUT_OF_MEMORY
+        );
+        let s = dev.stats.snapshot();
+        assert_eq!((s.host_bytes_in_use, s.memory_refusals), (0, 1));
+        assert_eq!(
+            send(&dev, &mem, build::set_scanout(0, 1, rect(0, 0, 64, 64))),
+            RESP_ERR_UNSPEC,
+            "resource 1 has no backing"
+        );
+        // 512x256 (512 KiB) fits, once.
+        assert_eq!(
+            send(&dev, &mem, build::create_2d(2, XRGB, 512, 256)),
+            RESP_OK_NODATA
+        );
+        assert_eq!(
+            send(&dev, &mem, build::attach(2, &[(0x10, 512 << 10)])),
+            RESP_OK_NODATA
+        );
+        assert_eq!(dev.stats.snapshot().host_bytes_in_use, (512 << 10) + 24);
+        let full = rect(0, 0, 512, 256);
+        assert_eq!(
+            send(&dev, &mem, build::transfer(2, full, 0)),
+            RESP_OK_NODATA
+        );
+        // A reader holds the picture: a new one would need a second buffer,
+        // past the budget.
+        let held = dev.lock().resources.get(2).unwrap().snapshot(2, full);
+        assert_eq!(
+            send(&dev, &mem, build::transfer(2, full, 0)),
+            RESP_ERR_OUT_OF_MEMORY
+        );
+        assert_eq!(dev.stats.snapshot().memory_refusals, 2);
+        drop(held);
+        assert_eq!(
+            send(&dev, &mem, build::transfer(2, full, 0)),
+            RESP_OK_NODATA
+        );
+        assert_eq!(send(&dev, &mem, build::unref(2)), RESP_OK_NODATA);
+        assert_eq!(dev.stats.snapshot().host_bytes_in_use, 0);
     }
 }

@@ -9,6 +9,7 @@
 //! - `edid`: EDID blocks for the virtual monitors.
 //! - `backing`: a resource's scatter-gather list, checked against guest memory; the copy path's reads.
 //! - `mapping`: zero-copy: a backing mapped as one contiguous read-only host range.
+//! - `budget`: what a guest may make the host spend: host memory, mappings (VMAs).
 //! - `snapshot`: [`ResourceSnapshot`], what a reader holds: geometry plus shared pixels,
 //!   readable until the guest takes the pages back (UNREF, DETACH_BACKING, reset).
 //! - `resource`: the resource table with its checks and limits.
@@ -20,16 +21,38 @@
 //! - `backend`: the `VhostUserBackend` plumbing (features, config space, vrings).
 //! - `server`: [`GpuBackendHandle`]: one QEMU connection served on a background thread.
 //! - `table`: [`ResourceTable`], lookups by resource id.
+//! - `log_limit`: repeated log lines (refused commands) summarised once a second.
 //! - `stats`: [`GpuStats`] counters. `config`: [`GpuConfig`]. `error`: [`GpuError`].
 //! - `testutil` (tests only): memfd-backed guest memory, as QEMU shares it.
+//!
+//! Budgets: what one guest can make the host spend, each with a default in
+//! [`GpuConfig`]. Past a mapping budget a backing is copied instead of
+//! mapped (counted in [`GpuStats::copy_fallbacks`]), never failing anything
+//! else in the process; past the memory budget the command is refused with
+//! `RESP_ERR_OUT_OF_MEMORY` and nothing is allocated.
+//! - Host memory per device ([`GpuConfig::max_hostmem`], default
+//!   [`DEFAULT_MAX_HOSTMEM`], 256 MiB, as QEMU's `max_hostmem`): copy buffers,
+//!   their copy-on-write clones held by readers, backing tables. A copy
+//!   buffer is as long as the backing the guest attached, not the resource
+//!   (a 1-byte backing costs 1 byte; a picture it cannot fill is not shown).
+//! - Mappings (VMAs) per resource ([`GpuConfig::max_mappings_per_resource`],
+//!   default [`DEFAULT_MAX_MAPPINGS_PER_RESOURCE`], 1,024), after merging
+//!   pages that touch in guest RAM: a framebuffer usually takes one or a few.
+//! - Mappings per process ([`MappingBudget::process`], default
+//!   [`DEFAULT_PROCESS_MAPPINGS`], 16,384, a quarter of Linux's default
+//!   `vm.max_map_count` of 65,530), shared by all devices.
+//! - Refused commands are logged the first of a burst, then at most one line
+//!   a second with how many were left out.
 
 mod backend;
 mod backing;
+mod budget;
 mod commands;
 mod config;
 mod device;
 mod edid;
 mod error;
+mod log_limit;
 mod mapping;
 mod protocol;
 mod refusal;
@@ -43,7 +66,11 @@ mod table;
 #[cfg(test)]
 mod testutil;
 
-pub use config::{GpuConfig, MAX_SCANOUTS};
+pub use budget::MappingBudget;
+pub use config::{
+    GpuConfig, DEFAULT_MAX_HOSTMEM, DEFAULT_MAX_MAPPINGS_PER_RESOURCE, DEFAULT_PROCESS_MAPPINGS,
+    MAX_SCANOUTS,
+};
 pub use error::{GpuError, VhostUserFailure};
 pub use server::GpuBackendHandle;
 pub use snapshot::ResourceSnapshot;

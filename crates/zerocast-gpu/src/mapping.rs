@@ -6,6 +6,11 @@
 //! chunk over its place with `mmap(MAP_SHARED | MAP_FIXED, PROT_READ)` of the
 //! guest-RAM file at the chunk's offset. The pages are the guest's own: no
 //! byte is copied, and a guest write shows up in the view at once.
+//!
+//! Each chunk is one VMA of the process, so chunks are merged where they
+//! touch in the file, capped per view and counted against a
+//! [`MappingBudget`]: a view that would pass either is not made, and the
+//! resource is copied instead.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -13,6 +18,7 @@ use std::ptr::NonNull;
 
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
+use crate::budget::{Charge, MappingBudget, OverBudget};
 use crate::commands::BackingEntry;
 
 /// Why a backing cannot be mapped without copying (the resource then falls
@@ -27,8 +33,29 @@ pub enum MapError {
     NoFile { addr: u64 },
     #[error("backing chunk at file offset {file_offset:#x} (+{len}) is not page-aligned")]
     Unaligned { file_offset: u64, len: u64 },
+    #[error("backing needs {chunks} mappings, more than the limit of {limit} per resource")]
+    TooManyChunks { chunks: usize, limit: usize },
+    #[error("the process's mapping budget is spent: {0}")]
+    BudgetSpent(OverBudget),
     #[error("mmap failed: {0}")]
     Mmap(io::Error),
+}
+
+impl MapError {
+    /// True when the backing could be mapped, but a budget says no.
+    pub fn is_budget(&self) -> bool {
+        matches!(
+            self,
+            MapError::TooManyChunks { .. } | MapError::BudgetSpent(_)
+        )
+    }
+}
+
+/// What a view may take: mappings per resource, and the shared budget.
+#[derive(Debug, Clone)]
+pub struct MappingLimits {
+    pub per_resource: usize,
+    pub budget: MappingBudget,
 }
 
 /// A run of backing that is contiguous in one file.
@@ -117,6 +144,8 @@ pub struct GuestMapping {
     len: usize,
     /// Number of `mmap` calls the view took (after merging contiguous chunks).
     chunks: usize,
+    /// Its share of the mapping budget, given back after the unmap.
+    _charge: Charge,
 }
 
 // SAFETY: the mapping is read-only and owned by this value; sharing the
@@ -126,13 +155,30 @@ unsafe impl Send for GuestMapping {}
 unsafe impl Sync for GuestMapping {}
 
 impl GuestMapping {
-    /// Maps `entries` (already checked to lie in `mem`) back to back.
-    pub fn new(mem: &GuestMemoryMmap, entries: &[BackingEntry]) -> Result<Self, MapError> {
+    /// Maps `entries` (already checked to lie in `mem`) back to back, if
+    /// that stays within `limits`.
+    pub fn new(
+        mem: &GuestMemoryMmap,
+        entries: &[BackingEntry],
+        limits: &MappingLimits,
+    ) -> Result<Self, MapError> {
         let chunks = plan(mem, entries)?;
         let len: u64 = chunks.iter().map(|c| c.len).sum();
         if len == 0 {
             return Err(MapError::Empty);
         }
+        if chunks.len() > limits.per_resource {
+            return Err(MapError::TooManyChunks {
+                chunks: chunks.len(),
+                limit: limits.per_resource,
+            });
+        }
+        // Once the chunks cover the reservation, each is one VMA.
+        let charge = limits
+            .budget
+            .0
+            .take(chunks.len() as u64)
+            .map_err(MapError::BudgetSpent)?;
         let too_big = || MapError::Mmap(io::Error::from(io::ErrorKind::OutOfMemory));
         let len = usize::try_from(len).map_err(|_| too_big())?;
         let reserved =
@@ -160,6 +206,7 @@ impl GuestMapping {
             reserved,
             len,
             chunks: chunks.len(),
+            _charge: charge,
         };
         let page = page_size();
         let mut at = 0usize;
@@ -232,6 +279,14 @@ mod tests {
     use crate::testutil::{entry, memfd_memory, HIGH_REGION};
     use vm_memory::{Bytes, GuestAddress};
 
+    /// Generous limits, a budget of the test's own.
+    fn limits() -> MappingLimits {
+        MappingLimits {
+            per_resource: 64,
+            budget: MappingBudget::new(1000),
+        }
+    }
+
     /// The test pattern of byte `byte` of page `page`: only the low bytes
     /// matter, so they wrap on purpose.
     fn pattern(page: usize, byte: usize) -> u8 {
@@ -268,7 +323,7 @@ mod tests {
         }
         let page32 = u32::try_from(page).unwrap();
         let entries: Vec<_> = pages.iter().map(|&a| entry(a, page32)).collect();
-        let view = GuestMapping::new(&mem, &entries).unwrap();
+        let view = GuestMapping::new(&mem, &entries, &limits()).unwrap();
         let bytes = view.bytes();
         assert_eq!(bytes.len() as u64, 12 * page);
         for (i, chunk) in bytes.chunks(page_len).enumerate() {
@@ -289,7 +344,7 @@ mod tests {
         let page32 = u32::try_from(page).unwrap();
         let mem = memfd_memory(16 * page);
         let entries = [entry(0, page32), entry(page, page32), entry(2 * page, 100)];
-        let view = GuestMapping::new(&mem, &entries).unwrap();
+        let view = GuestMapping::new(&mem, &entries, &limits()).unwrap();
         assert_eq!(view.chunks(), 1);
         assert_eq!(view.bytes().len() as u64, 2 * page + 100);
     }
@@ -299,13 +354,49 @@ mod tests {
         let page = page_size();
         let page32 = u32::try_from(page).unwrap();
         let mem = memfd_memory(16 * page);
-        let unaligned = GuestMapping::new(&mem, &[entry(8, page32)]);
+        let unaligned = GuestMapping::new(&mem, &[entry(8, page32)], &limits());
         assert!(matches!(unaligned, Err(MapError::Unaligned { .. })));
-        let short_middle = GuestMapping::new(&mem, &[entry(0, 100), entry(4 * page, 100)]);
+        let short_middle =
+            GuestMapping::new(&mem, &[entry(0, 100), entry(4 * page, 100)], &limits());
         assert!(matches!(short_middle, Err(MapError::Unaligned { .. })));
         let anon_len = usize::try_from(16 * page).unwrap();
         let anon = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), anon_len)]).unwrap();
-        let no_file = GuestMapping::new(&anon, &[entry(0, page32)]);
+        let no_file = GuestMapping::new(&anon, &[entry(0, page32)], &limits());
         assert!(matches!(no_file, Err(MapError::NoFile { .. })));
+    }
+
+    #[test]
+    fn views_stay_within_the_per_resource_cap_and_the_shared_budget() {
+        let page = page_size();
+        let page32 = u32::try_from(page).unwrap();
+        let mem = memfd_memory(64 * page);
+        // Every other page: nothing merges, one mapping per page.
+        let scattered: Vec<_> = (0..8).map(|i| entry(2 * i * page, page32)).collect();
+        let limits = MappingLimits {
+            per_resource: 8,
+            budget: MappingBudget::new(12),
+        };
+        let first = GuestMapping::new(&mem, &scattered, &limits).unwrap();
+        assert_eq!(first.chunks(), 8);
+        assert_eq!(limits.budget.in_use(), 8);
+        let nine: Vec<_> = (0..9).map(|i| entry(2 * i * page, page32)).collect();
+        assert!(matches!(
+            GuestMapping::new(&mem, &nine, &limits),
+            Err(MapError::TooManyChunks {
+                chunks: 9,
+                limit: 8
+            })
+        ));
+        // 8 + 8 would pass 12; nothing was mapped or taken.
+        let second = GuestMapping::new(&mem, &scattered, &limits);
+        assert!(matches!(second, Err(MapError::BudgetSpent(_))));
+        assert!(second.unwrap_err().is_budget());
+        assert_eq!(limits.budget.in_use(), 8);
+        // Touching pages are one mapping whatever their number.
+        let run: Vec<_> = (0..32).map(|i| entry(i * page, page32)).collect();
+        let merged = GuestMapping::new(&mem, &run, &limits).unwrap();
+        assert_eq!((merged.chunks(), limits.budget.in_use()), (1, 9));
+        drop((first, merged));
+        assert_eq!(limits.budget.in_use(), 0);
     }
 }

@@ -2,6 +2,7 @@
 //! gets for it. Every refusal is logged with `tracing::warn!` by the caller.
 
 use crate::backing::BackingError;
+use crate::budget::OverBudget;
 use crate::commands::{DecodeError, Rect};
 use crate::protocol;
 
@@ -21,8 +22,8 @@ pub enum Refusal {
     BadSize { width: u32, height: u32, max: u32 },
     #[error("too many resources (limit {0})")]
     TooManyResources(usize),
-    #[error("host buffer of {bytes} bytes would pass the limit of {limit}")]
-    OutOfMemory { bytes: u64, limit: u64 },
+    #[error("host buffer of {} bytes would pass the host memory budget: {}", .0.wanted, .0)]
+    OutOfMemory(#[from] OverBudget),
     #[error("{0}")]
     Backing(#[from] BackingError),
     #[error("resource {0} already has backing")]
@@ -33,6 +34,8 @@ pub enum Refusal {
     RectOutside { rect: Rect, width: u32, height: u32 },
     #[error("transfer reads backing bytes up to {end:?}, past its {backing} bytes")]
     TransferOutsideBacking { end: Option<u64>, backing: u64 },
+    #[error("transfer writes resource bytes up to {end}, past the {backing} its backing holds")]
+    TransferPastBacking { end: u64, backing: u64 },
     #[error("no scanout {id} (the device has {count})")]
     BadScanout { id: u32, count: usize },
     #[error("{0} is not valid on this queue")]
@@ -51,13 +54,24 @@ impl Refusal {
             R::UnsupportedFormat(_)
             | R::BadSize { .. }
             | R::RectOutside { .. }
-            | R::TransferOutsideBacking { .. } => protocol::RESP_ERR_INVALID_PARAMETER,
+            | R::TransferOutsideBacking { .. }
+            | R::TransferPastBacking { .. } => protocol::RESP_ERR_INVALID_PARAMETER,
+            R::TooManyResources(_)
+            | R::OutOfMemory(_)
+            | R::Backing(BackingError::OutOfMemory { .. }) => protocol::RESP_ERR_OUT_OF_MEMORY,
             R::Backing(e) if e.is_bad_parameter() => protocol::RESP_ERR_INVALID_PARAMETER,
-            R::TooManyResources(_) | R::OutOfMemory { .. } => protocol::RESP_ERR_OUT_OF_MEMORY,
             R::BadScanout { .. } => protocol::RESP_ERR_INVALID_SCANOUT_ID,
             R::Backing(_) | R::AlreadyBacked(_) | R::NotBacked(_) | R::WrongQueue(_) => {
                 protocol::RESP_ERR_UNSPEC
             }
         }
+    }
+
+    /// True when the device's host memory budget was spent.
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(
+            self,
+            Refusal::OutOfMemory(_) | Refusal::Backing(BackingError::OutOfMemory { .. })
+        )
     }
 }

@@ -11,8 +11,9 @@ use zerocast_frame::frame::MAX_DIMENSION;
 use zerocast_frame::PixelFormat;
 
 use crate::backing::Backing;
+use crate::budget::{Budget, HostBuffer};
 use crate::commands::{BackingEntry, Rect};
-use crate::mapping::GuestMapping;
+use crate::mapping::{GuestMapping, MappingLimits};
 use crate::protocol;
 use crate::refusal::Refusal;
 use crate::snapshot::{Pixels, ResourceSnapshot, Revocation};
@@ -20,8 +21,6 @@ use crate::stats::Stats;
 
 /// Most resources a guest may hold at once (a desktop uses tens).
 pub const MAX_RESOURCES: usize = 4096;
-/// Most host memory all copy-path buffers together may use.
-pub const MAX_COPY_BYTES: u64 = 1 << 30;
 
 const BYTES_PER_PIXEL: u32 = 4;
 
@@ -56,12 +55,13 @@ impl Resource {
     }
 
     /// The part `rect` of the resource (inside it: checked on SET_SCANOUT),
-    /// or `None` without backing.
+    /// or `None` without backing or if the backing is too short for `rect`
+    /// (the bytes past a backing are never shown).
     pub fn snapshot(&self, resource_id: u32, rect: Rect) -> Option<ResourceSnapshot> {
         let (_, pixels, revocation) = self.backing.as_ref()?;
         let offset = u64::from(rect.y) * u64::from(self.stride)
             + u64::from(rect.x) * u64::from(BYTES_PER_PIXEL);
-        Some(ResourceSnapshot {
+        let snapshot = ResourceSnapshot {
             resource_id,
             width: rect.width,
             height: rect.height,
@@ -70,7 +70,8 @@ impl Resource {
             offset: usize::try_from(offset).ok()?,
             pixels: pixels.clone(),
             revocation: revocation.clone(),
-        })
+        };
+        snapshot.frame().is_some().then_some(snapshot)
     }
 
     /// The whole resource.
@@ -85,14 +86,24 @@ impl Resource {
 }
 
 /// All resources of one guest.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Resources {
     map: HashMap<u32, Resource>,
-    /// Host bytes held by copy-path buffers.
-    copy_bytes: u64,
+    /// Pays for copy buffers and backing tables (the device's `max_hostmem`).
+    hostmem: Budget,
+    /// What zero-copy views may take.
+    mappings: MappingLimits,
 }
 
 impl Resources {
+    pub fn new(hostmem: Budget, mappings: MappingLimits) -> Self {
+        Resources {
+            map: HashMap::new(),
+            hostmem,
+            mappings,
+        }
+    }
+
     pub fn get(&self, id: u32) -> Result<&Resource, Refusal> {
         if id == 0 {
             return Err(Refusal::ZeroResourceId);
@@ -117,7 +128,6 @@ impl Resources {
         for (_, r) in self.map.drain() {
             revoke(&r.backing);
         }
-        self.copy_bytes = 0;
     }
 
     pub fn create(&mut self, id: u32, format: u32, width: u32, height: u32) -> Result<(), Refusal> {
@@ -154,22 +164,14 @@ impl Resources {
     pub fn unref(&mut self, id: u32) -> Result<(), Refusal> {
         self.get(id)?;
         if let Some(r) = self.map.remove(&id) {
-            self.release(&r.backing);
+            revoke(&r.backing);
         }
         Ok(())
     }
 
-    /// Cuts off the snapshots of a backing being dropped and forgets its
-    /// host buffer.
-    fn release(&mut self, backing: &Option<(Backing, Pixels, Revocation)>) {
-        revoke(backing);
-        if let Some((_, Pixels::Copied(buf), _)) = backing {
-            self.copy_bytes -= buf.len() as u64;
-        }
-    }
-
     /// Checks the guest's scatter-gather list, then maps it (zero-copy) or,
-    /// if it cannot be mapped, gives the resource a host buffer to copy into.
+    /// if it cannot be mapped or the mapping budgets say no, gives the
+    /// resource a host buffer as long as the backing to copy into.
     pub fn attach(
         &mut self,
         id: u32,
@@ -182,8 +184,8 @@ impl Resources {
             return Err(Refusal::AlreadyBacked(id));
         }
         let size = resource.size();
-        let backing = Backing::new(mem, entries)?;
-        let pixels = match GuestMapping::new(mem, backing.entries()) {
+        let backing = Backing::new(mem, entries, &self.hostmem)?;
+        let pixels = match GuestMapping::new(mem, backing.entries(), &self.mappings) {
             Ok(mapping) => {
                 debug!(
                     resource = id,
@@ -196,8 +198,10 @@ impl Resources {
             }
             Err(why) => {
                 debug!(resource = id, %why, "backing cannot be mapped: copying on transfer");
-                let buffer = self.copy_buffer(size)?;
-                self.copy_bytes += size;
+                let buffer = self.copy_buffer(size, &backing)?;
+                if why.is_budget() {
+                    Stats::add(&stats.copy_fallbacks, 1);
+                }
                 Stats::add(&stats.copy_attaches, 1);
                 Pixels::Copied(Arc::new(buffer))
             }
@@ -206,25 +210,14 @@ impl Resources {
         Ok(())
     }
 
-    /// A zeroed host buffer of `size` bytes, if all copy buffers together
-    /// stay within [`MAX_COPY_BYTES`]. The caller adds it to `copy_bytes`
-    /// once the buffer is in place.
-    fn copy_buffer(&self, size: u64) -> Result<Vec<u8>, Refusal> {
-        let oom = Refusal::OutOfMemory {
-            bytes: size,
-            limit: MAX_COPY_BYTES,
-        };
-        if self.copy_bytes + size > MAX_COPY_BYTES {
-            return Err(oom);
-        }
-        let len = usize::try_from(size).map_err(|_| Refusal::OutOfMemory {
-            bytes: size,
-            limit: MAX_COPY_BYTES,
-        })?;
-        let mut buffer = Vec::new();
-        buffer.try_reserve_exact(len).map_err(|_| oom)?;
-        buffer.resize(len, 0);
-        Ok(buffer)
+    /// A zeroed copy buffer for a resource of `size` bytes: as long as the
+    /// backing, never longer than the resource (a 1-byte backing costs one
+    /// byte, whatever the resource's size). Paid for from the budget.
+    fn copy_buffer(&self, size: u64, backing: &Backing) -> Result<HostBuffer, Refusal> {
+        let len = size.min(backing.len());
+        // At most MAX_BACKING_BYTES: fits a usize on the 64-bit hosts we run on.
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        Ok(HostBuffer::zeroed(&self.hostmem, len)?)
     }
 
     pub fn detach(&mut self, id: u32) -> Result<(), Refusal> {
@@ -232,7 +225,7 @@ impl Resources {
         if backing.is_none() {
             return Err(Refusal::NotBacked(id));
         }
-        self.release(&backing);
+        revoke(&backing);
         Ok(())
     }
 
@@ -272,6 +265,15 @@ impl Resources {
         }
         let packed_offset =
             u64::from(rect.y) * stride + u64::from(rect.x) * u64::from(BYTES_PER_PIXEL);
+        // The host view holds the resource's bytes only as far as the
+        // backing goes: a rectangle whose place lies past it has nowhere to go.
+        let place_end = packed_offset + u64::from(rect.height - 1) * stride + row_bytes;
+        if place_end > backing.len() {
+            return Err(Refusal::TransferPastBacking {
+                end: place_end,
+                backing: backing.len(),
+            });
+        }
         if matches!(pixels, Pixels::Mapped(_)) {
             if offset == packed_offset {
                 return Ok(());
@@ -298,17 +300,13 @@ impl Resources {
         offset: u64,
         stats: &Stats,
     ) -> Result<(), Refusal> {
+        let hostmem = self.hostmem.clone();
         let resource = self.get_mut(id)?;
         let (width, height) = (resource.width, resource.height);
         let stride = u64::from(resource.stride);
         let Some((backing, Pixels::Copied(buffer), _)) = &mut resource.backing else {
             return Err(Refusal::NotBacked(id));
         };
-        if Arc::get_mut(buffer).is_none() {
-            // A reader holds the previous picture: it keeps it, we copy.
-            Stats::add(&stats.bytes_copied, buffer.len() as u64);
-        }
-        let buffer = Arc::make_mut(buffer);
         let row_bytes = u64::from(rect.width) * u64::from(BYTES_PER_PIXEL);
         let first_row = u64::from(rect.y) * stride + u64::from(rect.x) * u64::from(BYTES_PER_PIXEL);
         // Whole rows are one run, in the backing and in the buffer.
@@ -317,40 +315,53 @@ impl Resources {
         } else {
             (u64::from(rect.height), row_bytes)
         };
-        for run in 0..runs {
-            let (src, dst) = (offset + run * stride, first_row + run * stride);
-            let outside = || Refusal::RectOutside {
-                rect,
-                width,
-                height,
-            };
-            let dst = usize::try_from(dst).map_err(|_| outside())?;
-            let len = usize::try_from(run_len).map_err(|_| outside())?;
-            let out = buffer
-                .get_mut(dst..dst.saturating_add(len))
-                .ok_or_else(outside)?;
-            backing.read(mem, src, out)?;
-            Stats::add(&stats.bytes_copied, run_len);
+        let fill = |buffer: &mut [u8]| -> Result<(), Refusal> {
+            for run in 0..runs {
+                let (src, dst) = (offset + run * stride, first_row + run * stride);
+                let outside = || Refusal::RectOutside {
+                    rect,
+                    width,
+                    height,
+                };
+                let dst = usize::try_from(dst).map_err(|_| outside())?;
+                let len = usize::try_from(run_len).map_err(|_| outside())?;
+                let out = buffer
+                    .get_mut(dst..dst.saturating_add(len))
+                    .ok_or_else(outside)?;
+                backing.read(mem, src, out)?;
+                Stats::add(&stats.bytes_copied, run_len);
+            }
+            Ok(())
+        };
+        match Arc::get_mut(buffer) {
+            Some(unique) => fill(unique.bytes_mut()),
+            None => {
+                // A reader holds the previous picture: it keeps it, and the
+                // new one is paid for from the budget too.
+                let old = buffer.bytes();
+                let mut fresh = HostBuffer::zeroed(&hostmem, old.len())?;
+                fresh.bytes_mut().copy_from_slice(old);
+                Stats::add(&stats.bytes_copied, old.len() as u64);
+                fill(fresh.bytes_mut())?;
+                *buffer = Arc::new(fresh);
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Moves a mapped resource to the copy path, starting from what the
     /// mapping shows now.
     fn demote(&mut self, id: u32, mem: &GuestMemoryMmap, stats: &Stats) -> Result<(), Refusal> {
-        let size = self.get(id)?.size();
-        let mut buffer = self.copy_buffer(size)?;
-        let resource = self.get_mut(id)?;
-        let Some((backing, pixels, _)) = &mut resource.backing else {
+        let resource = self.get(id)?;
+        let Some((backing, _, _)) = &resource.backing else {
             return Err(Refusal::NotBacked(id));
         };
-        let n = buffer
-            .len()
-            .min(usize::try_from(backing.len()).unwrap_or(usize::MAX));
-        backing.read(mem, 0, &mut buffer[..n])?;
-        Stats::add(&stats.bytes_copied, n as u64);
-        *pixels = Pixels::Copied(Arc::new(buffer));
-        self.copy_bytes += size;
+        let mut buffer = self.copy_buffer(resource.size(), backing)?;
+        backing.read(mem, 0, buffer.bytes_mut())?;
+        Stats::add(&stats.bytes_copied, buffer.bytes().len() as u64);
+        if let Some((_, pixels, _)) = &mut self.get_mut(id)?.backing {
+            *pixels = Pixels::Copied(Arc::new(buffer));
+        }
         Ok(())
     }
 }

@@ -299,6 +299,7 @@ mod tests {
     fn refuses_bad_configurations() {
         let bad = GpuConfig {
             scanouts: vec![(1280, 800); 5],
+            ..GpuConfig::default()
         };
         assert!(matches!(
             GpuBackendHandle::start(socket("bad"), bad),

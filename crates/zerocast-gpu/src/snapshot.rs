@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use zerocast_frame::{Frame, PixelFormat};
 
+use crate::budget::HostBuffer;
 use crate::mapping::GuestMapping;
 
 /// Where a resource's pixels are.
@@ -15,16 +16,17 @@ pub(crate) enum Pixels {
     /// The guest's pages, mapped contiguously (zero-copy).
     Mapped(Arc<GuestMapping>),
     /// A host copy filled on `TRANSFER_TO_HOST_2D` (backing that cannot be
-    /// mapped). Copy-on-write: a transfer while a reader holds the old
-    /// buffer copies it first.
-    Copied(Arc<Vec<u8>>),
+    /// mapped), as long as the backing (it holds the resource's first bytes;
+    /// those past it are never shown). Copy-on-write: a transfer while a
+    /// reader holds the old buffer copies it first.
+    Copied(Arc<HostBuffer>),
 }
 
 impl Pixels {
-    fn bytes(&self) -> &[u8] {
+    pub fn bytes(&self) -> &[u8] {
         match self {
             Pixels::Mapped(m) => m.bytes(),
-            Pixels::Copied(v) => v,
+            Pixels::Copied(v) => v.bytes(),
         }
     }
 }

@@ -203,6 +203,7 @@ impl VmStack {
             &gpu_socket,
             GpuConfig {
                 scanouts: vec![mode; args.scanouts as usize],
+                ..GpuConfig::default()
             },
         )
         .context("starting the GPU backend")?;
@@ -283,6 +284,8 @@ impl VmStack {
                 "gpu_commands": s.commands, "gpu_errors": s.errors, "flushes": s.flushes,
                 "transfers": s.transfers, "bytes_copied": s.bytes_copied,
                 "zero_copy_attaches": s.zero_copy_attaches, "copy_attaches": s.copy_attaches,
+                "copy_fallbacks": s.copy_fallbacks, "memory_refusals": s.memory_refusals,
+                "mappings_in_use": s.mappings_in_use, "host_bytes_in_use": s.host_bytes_in_use,
             })
         });
         let gateway = Gateway::new(registry.clone(), Some(input), args.access.config()?)
