@@ -17,14 +17,15 @@ use axum::{Extension, Json, Router};
 use bytes::{BufMut, Bytes, BytesMut};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::task::JoinHandle;
 use zerocast_input::{Held, InputEvent, InputSink};
 use zerocast_pipeline::{EncodedFrame, Registry};
 
 use crate::access::{Access, Role, Token};
 use crate::input_budget::InputBudget;
-use crate::protocol::{self, ClientMessage};
+pub use crate::protocol::ViewerReport;
+use crate::protocol::{self, ClientMessage, TextMessage};
 use crate::tls::Tls;
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
@@ -56,38 +57,6 @@ mod close {
     pub const UNSUPPORTED: u16 = 1003;
     pub const POLICY: u16 = 1008;
     pub const TRY_LATER: u16 = 1013;
-}
-
-/// What a viewer page reports about itself once a second.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ViewerReport {
-    #[serde(default)]
-    pub decoded: u64,
-    #[serde(default)]
-    pub keyframes: u64,
-    #[serde(default)]
-    pub dropped: u64,
-    #[serde(default)]
-    pub errors: u64,
-    #[serde(default)]
-    pub fps: f64,
-    #[serde(default)]
-    pub latency_p50_ms: f64,
-    #[serde(default)]
-    pub latency_p95_ms: f64,
-    #[serde(default)]
-    pub bitrate_bps: f64,
-    #[serde(default)]
-    pub width: u32,
-    #[serde(default)]
-    pub height: u32,
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum TextMessage {
-    Init,
-    Stats(ViewerReport),
 }
 
 /// Extra numbers for `/api/stats` from whatever feeds the scanouts (a GPU
@@ -600,10 +569,10 @@ async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32, role: Role
 async fn wait_init(socket: &mut WebSocket) -> Result<(), String> {
     while let Some(msg) = socket.recv().await {
         match msg.map_err(|e| e.to_string())? {
-            Message::Text(t) => match serde_json::from_str::<TextMessage>(&t) {
+            Message::Text(t) => match protocol::parse_text(&t) {
                 Ok(TextMessage::Init) => return Ok(()),
                 Ok(TextMessage::Stats(_)) => {}
-                Err(e) => return Err(format!("bad text message: {e}")),
+                Err(e) => return Err(e.to_string()),
             },
             Message::Close(_) => return Err("closed before init".into()),
             _ => {}
@@ -664,7 +633,7 @@ async fn handle_client(
             Ok(ClientMessage::Ignored) => {}
             Err(e) => return Err((close::UNSUPPORTED, e.to_string())),
         },
-        Message::Text(t) => match serde_json::from_str::<TextMessage>(&t) {
+        Message::Text(t) => match protocol::parse_text(&t) {
             Ok(TextMessage::Stats(r)) => {
                 g.reports
                     .lock()
@@ -673,7 +642,7 @@ async fn handle_client(
             }
             // A second init: the viewer reset its decoder and needs a keyframe.
             Ok(TextMessage::Init) => sub.request_keyframe(),
-            Err(e) => return Err((close::UNSUPPORTED, format!("bad text message: {e}"))),
+            Err(e) => return Err((close::UNSUPPORTED, e.to_string())),
         },
         Message::Close(_) => return Err((close::NORMAL, "bye".into())),
         Message::Ping(_) | Message::Pong(_) => {}

@@ -12,11 +12,15 @@
 //! - [`input_budget`]: how much input one viewer may send on (a token
 //!   bucket), so that one viewer's flood cannot crowd out another's; sans I/O.
 //! - [`tls`]: the certificate and key (PEM) the gateway serves HTTPS/WSS with.
+//! - `fuzzing` (feature `fuzzing`, not API): the fuzz target's checks,
+//!   shared by `fuzz/` and the corpus replay test.
 //! - `assets/`: the viewer: WebCodecs `VideoDecoder`, stats overlay, input capture.
 
 #![forbid(unsafe_code)]
 
 pub mod access;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod gateway;
 pub mod input_budget;
 pub mod protocol;

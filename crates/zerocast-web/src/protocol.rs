@@ -1,8 +1,10 @@
 //! helix's browser stream protocol (helix `api/pkg/desktop/ws_stream.go`).
 //! Byte 0 is the message type; multi-byte fields are big-endian except the
 //! wheel's floats, which are little-endian (as helix's client sends them).
-//! The full layout is in `docs/browser-protocol.md`.
+//! The full layout is in `docs/browser-protocol.md`. Text messages are
+//! JSON: `{"type":"init"}` and `{"type":"stats",...}` ([`ViewerReport`]).
 
+use serde::{Deserialize, Serialize};
 use zerocast_input::{Button, InputEvent, KEY_MAX};
 
 pub const VIDEO_FRAME: u8 = 0x01;
@@ -44,6 +46,47 @@ pub enum ProtocolError {
     UnknownType(u8),
     #[error("bad value in message {kind:#04x}: {what}")]
     Value { kind: u8, what: &'static str },
+    #[error("bad text message: {0}")]
+    Text(String),
+}
+
+/// What a viewer page reports about itself once a second.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ViewerReport {
+    #[serde(default)]
+    pub decoded: u64,
+    #[serde(default)]
+    pub keyframes: u64,
+    #[serde(default)]
+    pub dropped: u64,
+    #[serde(default)]
+    pub errors: u64,
+    #[serde(default)]
+    pub fps: f64,
+    #[serde(default)]
+    pub latency_p50_ms: f64,
+    #[serde(default)]
+    pub latency_p95_ms: f64,
+    #[serde(default)]
+    pub bitrate_bps: f64,
+    #[serde(default)]
+    pub width: u32,
+    #[serde(default)]
+    pub height: u32,
+}
+
+/// A JSON text message from a viewer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum TextMessage {
+    /// The viewer's decoder is (re)starting: it needs a keyframe.
+    Init,
+    Stats(ViewerReport),
+}
+
+/// Parses one text message from a viewer.
+pub fn parse_text(t: &str) -> Result<TextMessage, ProtocolError> {
+    serde_json::from_str(t).map_err(|e| ProtocolError::Text(e.to_string()))
 }
 
 /// 0x30: (re)starts the viewer's decoder. 13 bytes.
@@ -315,5 +358,29 @@ mod tests {
                 dy: 1.0
             }))
         );
+    }
+
+    #[test]
+    fn text_messages_are_init_or_stats() {
+        assert!(matches!(
+            parse_text(r#"{"type":"init"}"#),
+            Ok(TextMessage::Init)
+        ));
+        let Ok(TextMessage::Stats(r)) = parse_text(r#"{"type":"stats","fps":59.5,"width":1280}"#)
+        else {
+            panic!("stats refused");
+        };
+        assert_eq!((r.fps, r.width, r.decoded), (59.5, 1280, 0));
+        for bad in [
+            r#"{"type":"hello"}"#,
+            "{}",
+            "init",
+            r#"{"type":"stats","fps":1e999}"#,
+        ] {
+            assert!(
+                matches!(parse_text(bad), Err(ProtocolError::Text(_))),
+                "{bad}"
+            );
+        }
     }
 }

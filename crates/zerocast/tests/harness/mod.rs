@@ -132,11 +132,6 @@ impl Zerocast {
         }
     }
 
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// `host:port` of the web gateway.
     pub fn web_addr(&self) -> &str {
         let rest = self
