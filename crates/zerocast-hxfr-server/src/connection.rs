@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, Semaphore};
 use zerocast_hxfr::{encode, frame_response_prefix, Decoder, Limits, FRAME_RESPONSE_PREFIX_LEN};
 use zerocast_pipeline::{EncodedFrame, Registry, Subscription};
 
+use crate::budget::EncoderMemory;
 use crate::peer::{ListenerRole, Output, Peer};
 
 /// A write that makes no progress for this long ends the connection.
@@ -37,17 +38,26 @@ enum Outgoing {
     Subscribe(u16, Subscription),
 }
 
+/// What request/response encoding may take, process-wide.
+#[derive(Debug, Clone)]
+pub struct EncodeBudget {
+    /// Encodes running at once: CPU work peers can ask for.
+    pub at_once: Arc<Semaphore>,
+    /// Memory the sessions' encoders may hold.
+    pub memory: Arc<EncoderMemory>,
+}
+
 /// The writer is gone: stop reading too.
 struct Closed;
 
 /// Serves one peer until it disconnects or breaks the protocol.
 ///
-/// `encodes` bounds the request/response encodes running at once across
-/// every connection; `role` is what the peer may do.
+/// `budget` bounds the request/response encoders across every connection;
+/// `role` is what the peer may do.
 pub async fn serve<S>(
     stream: S,
     registry: Arc<Registry>,
-    encodes: Arc<Semaphore>,
+    budget: EncodeBudget,
     role: ListenerRole,
     name: String,
 ) where
@@ -56,7 +66,8 @@ pub async fn serve<S>(
     let (mut rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel(16);
     let writer = tokio::spawn(write_loop(wr, rx, name.clone()));
-    let mut peer = Peer::new(registry, role);
+    let mut peer = Peer::new(registry, role, budget.memory.clone());
+    let encodes = budget.at_once;
     let decoder = Decoder::new(Limits::HOST);
     let mut buf = BytesMut::with_capacity(4096);
     let (mut heard, mut bad) = (false, 0u64);
@@ -65,7 +76,7 @@ pub async fn serve<S>(
             let fatal = match decoder.decode(&mut buf) {
                 Ok(Some(packet)) => {
                     heard = true;
-                    peer.handle(packet);
+                    peer.handle(std::time::Instant::now(), packet);
                     false
                 }
                 Ok(None) => break,

@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 
 use zerocast_pipeline::Registry;
 
-use crate::connection;
+use crate::budget::EncoderMemory;
+use crate::connection::{self, EncodeBudget};
 use crate::peer::ListenerRole;
 
 /// A listen address: `tcp:HOST:PORT` (or bare `HOST:PORT`) or `unix:PATH`.
@@ -54,22 +55,28 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// What each listener lets its peers take.
+/// What peers may take: each listener's share, and the encoders' memory
+/// shared by all.
 #[derive(Debug, Clone, Copy)]
-pub struct ListenerLimits {
+pub struct ServerLimits {
     /// Peers served at once on one listener; more wait in the kernel's
     /// backlog. Each listener has its own, so a flood on one endpoint cannot
     /// lock out another (a VM's guest agent on its vsock socket, say).
     pub connections: usize,
     /// Peers served at once from one IP address (TCP only).
     pub per_address: usize,
+    /// Memory all request/response encoder sessions may hold together,
+    /// counted by picture size (see [`crate::budget`]).
+    pub encoder_memory: u64,
 }
 
-impl Default for ListenerLimits {
+impl Default for ServerLimits {
     fn default() -> Self {
-        ListenerLimits {
+        ServerLimits {
             connections: 64,
             per_address: 16,
+            // About 28 sessions at 720p, 12 at 1080p.
+            encoder_memory: 512 << 20,
         }
     }
 }
@@ -77,19 +84,21 @@ impl Default for ListenerLimits {
 /// Accepts HXFR peers and serves each on its own task.
 pub struct Server {
     registry: Arc<Registry>,
-    limits: ListenerLimits,
-    /// Request/response encodes running at once, process-wide: CPU work a
-    /// peer can ask for, bounded by the cores there are.
-    encodes: Arc<Semaphore>,
+    limits: ServerLimits,
+    budget: EncodeBudget,
 }
 
 impl Server {
-    pub fn new(registry: Arc<Registry>, limits: ListenerLimits) -> Self {
+    pub fn new(registry: Arc<Registry>, limits: ServerLimits) -> Self {
+        // Encodes at once: no more than there are cores to run them.
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Server {
             registry,
             limits,
-            encodes: Arc::new(Semaphore::new(cores)),
+            budget: EncodeBudget {
+                at_once: Arc::new(Semaphore::new(cores)),
+                memory: EncoderMemory::new(limits.encoder_memory),
+            },
         }
     }
 
@@ -120,7 +129,7 @@ impl Server {
         let addresses = Arc::new(PerAddress::new(self.limits.per_address));
         let shared = Shared {
             registry: self.registry.clone(),
-            encodes: self.encodes.clone(),
+            budget: self.budget.clone(),
             role,
         };
         let task = tokio::spawn(async move {
@@ -156,7 +165,7 @@ impl Server {
 /// What every peer of one listener shares.
 struct Shared {
     registry: Arc<Registry>,
-    encodes: Arc<Semaphore>,
+    budget: EncodeBudget,
     role: ListenerRole,
 }
 
@@ -233,9 +242,9 @@ fn spawn_peer<S>(
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (registry, encodes, role) = (shared.registry.clone(), shared.encodes.clone(), shared.role);
+    let (registry, budget, role) = (shared.registry.clone(), shared.budget.clone(), shared.role);
     tokio::spawn(async move {
-        connection::serve(stream, registry, encodes, role, peer).await;
+        connection::serve(stream, registry, budget, role, peer).await;
         drop(slots);
     });
 }

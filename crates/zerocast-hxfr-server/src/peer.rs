@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use zerocast_encode::{EncoderSettings, Fps};
@@ -16,6 +16,7 @@ use zerocast_hxfr::{
 };
 use zerocast_pipeline::{PublishedFrame, Registry, ScanoutError, Stream, Subscription};
 
+use crate::budget::EncoderMemory;
 use crate::session::{EncodedReply, ErrorReply, Session};
 
 /// Encoder sessions one connection may open.
@@ -23,6 +24,10 @@ pub const MAX_SESSIONS: usize = 16;
 
 /// Malformed or forbidden messages in a row after which a peer is cut off.
 pub const MAX_STRIKES: u32 = 16;
+
+/// A request/response session unused for this long is closed, giving its
+/// encoder's memory back.
+pub const SESSION_IDLE: Duration = Duration::from_secs(60);
 
 /// What a listener's peers may do, chosen by how the listener was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +111,10 @@ struct Publishing {
 pub struct Peer {
     registry: Arc<Registry>,
     role: ListenerRole,
+    memory: Arc<EncoderMemory>,
     sessions: HashMap<u16, Session>,
+    /// When each session was last used.
+    used: HashMap<u16, Instant>,
     subscribed: Option<Arc<Stream>>,
     publishing: HashMap<u16, Publishing>,
     out: VecDeque<Output>,
@@ -115,11 +123,13 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn new(registry: Arc<Registry>, role: ListenerRole) -> Self {
+    pub fn new(registry: Arc<Registry>, role: ListenerRole, memory: Arc<EncoderMemory>) -> Self {
         Peer {
             registry,
             role,
+            memory,
             sessions: HashMap::new(),
+            used: HashMap::new(),
             subscribed: None,
             publishing: HashMap::new(),
             out: VecDeque::new(),
@@ -164,8 +174,14 @@ impl Peer {
         self.subscribed.is_some()
     }
 
-    pub fn handle(&mut self, p: Packet) {
+    /// Handles one packet that arrived at `now`.
+    pub fn handle(&mut self, now: Instant, p: Packet) {
         let sid = p.session_id;
+        self.expire_sessions(now);
+        let session_message = matches!(
+            p.message,
+            Message::ConfigReq(_) | Message::FrameRequest(_) | Message::KeyframeReq
+        );
         if !is_from_client(&p.message) {
             self.strikes += 1;
             let msg = format!("{:?} is sent by the host, not to it", p.message.msg_type());
@@ -182,6 +198,10 @@ impl Peer {
             return self.refuse(sid, ErrorReply::new(ErrorCode::InvalidMessage, msg));
         }
         self.strikes = 0;
+        if session_message {
+            // Opened or used now (a session lent out for an encode included).
+            self.used.insert(sid, now);
+        }
         match p.message {
             Message::Ping => self.send(sid, Message::Pong),
             Message::Subscribe { scanout_id } => self.subscribe(sid, scanout_id),
@@ -206,6 +226,23 @@ impl Peer {
             | Message::ScanoutResp(_)
             | Message::SubscribeResp(_)
             | Message::Error(_) => {}
+        }
+    }
+
+    /// Closes the sessions unused for [`SESSION_IDLE`]; one lent out for an
+    /// encode is in use.
+    fn expire_sessions(&mut self, now: Instant) {
+        let stale: Vec<u16> = self
+            .used
+            .iter()
+            .filter(|(_, &t)| now.saturating_duration_since(t) > SESSION_IDLE)
+            .map(|(&sid, _)| sid)
+            .collect();
+        for sid in stale {
+            if self.sessions.remove(&sid).is_some() {
+                tracing::debug!(session = sid, "idle session closed");
+            }
+            self.used.remove(&sid);
         }
     }
 
@@ -341,7 +378,7 @@ impl Peer {
                 format!("at most {MAX_SESSIONS} sessions per connection"),
             ));
         }
-        let session = Session::new(self.registry.encoder(), settings)?;
+        let session = Session::new(self.registry.encoder(), settings, self.memory.clone())?;
         self.sessions.insert(sid, session);
         Ok(())
     }
@@ -444,7 +481,7 @@ mod tests {
     fn peer_as(role: ListenerRole) -> Peer {
         let registry = Registry::new(EncoderKind::OpenH264, EncoderSettings::default());
         registry.add(Stream::Published(PublishedStream::new(16, "agent")));
-        Peer::new(Arc::new(registry), role)
+        Peer::new(Arc::new(registry), role, EncoderMemory::new(1 << 30))
     }
 
     fn peer() -> Peer {
@@ -497,8 +534,11 @@ mod tests {
     #[test]
     fn ping_subscribe_and_unknown_streams() {
         let mut p = peer_as(ListenerRole::Subscriber);
-        p.handle(packet(3, Message::Ping));
-        p.handle(packet(0, Message::Subscribe { scanout_id: 7 }));
+        p.handle(Instant::now(), packet(3, Message::Ping));
+        p.handle(
+            Instant::now(),
+            packet(0, Message::Subscribe { scanout_id: 7 }),
+        );
         let replies = sent(&mut p);
         assert!(matches!(replies[0], Message::Pong));
         assert!(matches!(
@@ -508,7 +548,10 @@ mod tests {
                 success: false
             })
         ));
-        p.handle(packet(16, Message::Subscribe { scanout_id: 16 }));
+        p.handle(
+            Instant::now(),
+            packet(16, Message::Subscribe { scanout_id: 16 }),
+        );
         assert!(matches!(p.poll_output(), Some(Output::Send(_))));
         assert!(matches!(p.poll_output(), Some(Output::Subscribe(_))));
     }
@@ -516,8 +559,8 @@ mod tests {
     #[test]
     fn host_messages_sent_to_the_host_are_refused() {
         let mut p = peer();
-        p.handle(packet(1, Message::Pong));
-        p.handle(packet(1, Message::ConfigResp));
+        p.handle(Instant::now(), packet(1, Message::Pong));
+        p.handle(Instant::now(), packet(1, Message::ConfigResp));
         let codes: Vec<_> = sent(&mut p).iter().map(error_code).collect();
         assert_eq!(codes, vec![Some(-1), Some(-1)]);
     }
@@ -526,38 +569,67 @@ mod tests {
     fn a_peer_that_keeps_sending_junk_strikes_out_and_one_good_message_resets() {
         let mut p = peer_as(ListenerRole::Subscriber);
         for _ in 0..MAX_STRIKES - 1 {
-            p.handle(packet(1, Message::Pong));
+            p.handle(Instant::now(), packet(1, Message::Pong));
         }
         assert!(!p.struck_out());
-        p.handle(packet(1, Message::Ping));
-        p.handle(packet(1, Message::ConfigReq(ConfigReq::default())));
+        p.handle(Instant::now(), packet(1, Message::Ping));
+        p.handle(
+            Instant::now(),
+            packet(1, Message::ConfigReq(ConfigReq::default())),
+        );
         assert!(
             !p.struck_out(),
             "a good message in between resets the count"
         );
         for _ in 0..MAX_STRIKES {
-            p.handle(packet(1, Message::FrameRequest(FrameRequest::default())));
+            p.handle(
+                Instant::now(),
+                packet(1, Message::FrameRequest(FrameRequest::default())),
+            );
         }
         assert!(p.struck_out());
     }
 
     #[test]
+    fn idle_sessions_are_closed_and_give_their_memory_back() {
+        let mut p = peer_as(ListenerRole::Guest);
+        let t0 = Instant::now();
+        p.handle(t0, packet(4, Message::ConfigReq(ConfigReq::default())));
+        assert!(matches!(sent(&mut p)[..], [Message::ConfigResp]));
+        p.handle(t0 + SESSION_IDLE, packet(4, Message::KeyframeReq));
+        assert!(sent(&mut p).is_empty(), "still open at the limit");
+        p.handle(
+            t0 + SESSION_IDLE * 2 + Duration::from_secs(1),
+            packet(9, Message::Ping),
+        );
+        sent(&mut p);
+        p.handle(
+            t0 + SESSION_IDLE * 2 + Duration::from_secs(1),
+            packet(4, Message::KeyframeReq),
+        );
+        assert_eq!(error_code(&sent(&mut p)[0]), Some(-6), "closed once idle");
+    }
+
+    #[test]
     fn keyframe_requests_need_an_encoder() {
         let mut p = peer();
-        p.handle(packet(2, Message::KeyframeReq));
+        p.handle(Instant::now(), packet(2, Message::KeyframeReq));
         assert_eq!(error_code(&sent(&mut p)[0]), Some(-6));
     }
 
     #[test]
     fn requests_without_resources_are_refused_before_any_encoder_is_made() {
         let mut p = peer();
-        p.handle(packet(
-            1,
-            Message::FrameRequest(FrameRequest {
-                resource_id: 1,
-                ..FrameRequest::default()
-            }),
-        ));
+        p.handle(
+            Instant::now(),
+            packet(
+                1,
+                Message::FrameRequest(FrameRequest {
+                    resource_id: 1,
+                    ..FrameRequest::default()
+                }),
+            ),
+        );
         assert_eq!(error_code(&sent(&mut p)[0]), Some(-2));
         assert!(p.sessions.is_empty());
     }
@@ -576,7 +648,7 @@ mod tests {
         };
         let refused = |role, m: Message| {
             let mut p = peer_as(role);
-            p.handle(packet(1, m));
+            p.handle(Instant::now(), packet(1, m));
             matches!(&sent(&mut p)[..], [Message::Error(e)] if e.message.contains(role.name()))
         };
         for m in [config(), request(), enable()] {
@@ -616,7 +688,10 @@ mod tests {
     #[test]
     fn fixed_scanouts_answer_with_scanout_resp() {
         let mut p = peer_as(ListenerRole::Admin);
-        p.handle(packet(0, Message::DisableScanout { scanout_id: 16 }));
+        p.handle(
+            Instant::now(),
+            packet(0, Message::DisableScanout { scanout_id: 16 }),
+        );
         match &sent(&mut p)[0] {
             Message::ScanoutResp(r) => {
                 assert_eq!((r.scanout_id, r.success), (16, false));
@@ -637,14 +712,14 @@ mod tests {
                 nals: vec![Bytes::from_static(&[0, 0, 0, 1, 0x65])],
             })
         };
-        p.handle(packet(16, frame(true)));
-        p.handle(packet(5, frame(true)));
+        p.handle(Instant::now(), packet(16, frame(true)));
+        p.handle(Instant::now(), packet(5, frame(true)));
         let bad_size = ConfigReq {
             width: MAX_DIMENSION + 1,
             height: 10,
             ..ConfigReq::default()
         };
-        p.handle(packet(16, Message::ConfigReq(bad_size)));
+        p.handle(Instant::now(), packet(16, Message::ConfigReq(bad_size)));
         let codes: Vec<_> = sent(&mut p).iter().map(error_code).collect();
         assert_eq!(codes, vec![Some(-6), Some(-1), Some(-1)]);
         let size = ConfigReq {
@@ -654,11 +729,11 @@ mod tests {
             fps_den: 1,
             ..ConfigReq::default()
         };
-        p.handle(packet(16, Message::ConfigReq(size)));
+        p.handle(Instant::now(), packet(16, Message::ConfigReq(size)));
         assert!(matches!(sent(&mut p)[..], [Message::ConfigResp]));
         let stream = p.registry().stream(16).unwrap();
         let _viewer = stream.subscribe();
-        p.handle(packet(16, frame(false)));
+        p.handle(Instant::now(), packet(16, frame(false)));
         assert!(
             matches!(sent(&mut p)[..], [Message::KeyframeReq]),
             "a viewer waits for a keyframe: the producer is asked for one"

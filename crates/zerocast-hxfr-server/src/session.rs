@@ -2,11 +2,15 @@
 //! the request against the resource it really has, encodes it with that
 //! session's encoder and answers FRAME_RESPONSE or ERROR.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use zerocast_encode::{new_encoder, EncoderKind, EncoderSettings, VideoEncoder};
 use zerocast_frame::{Frame, PixelFormat};
 use zerocast_hxfr::{ErrorCode, FrameRequest};
 use zerocast_pipeline::{ResourceError, ResourceReader};
+
+use crate::budget::{EncoderMemory, Reservation};
 
 /// An HXFR ERROR to send back: the code and a message that says what to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,17 +40,42 @@ pub struct Session {
     encoder: Box<dyn VideoEncoder>,
     force_keyframe: bool,
     out: Vec<u8>,
+    memory: Arc<EncoderMemory>,
+    /// The picture size paid for, and the payment.
+    held: Option<((u32, u32), Reservation)>,
 }
 
 impl Session {
-    pub fn new(kind: EncoderKind, settings: EncoderSettings) -> Result<Self, ErrorReply> {
+    /// The encoder's memory is paid from `memory` once the picture size is
+    /// known (at the first request), before anything is allocated for it.
+    pub fn new(
+        kind: EncoderKind,
+        settings: EncoderSettings,
+        memory: Arc<EncoderMemory>,
+    ) -> Result<Self, ErrorReply> {
         let encoder = new_encoder(kind, settings)
             .map_err(|e| ErrorReply::new(ErrorCode::Internal, e.to_string()))?;
         Ok(Session {
             encoder,
             force_keyframe: true,
             out: Vec::new(),
+            memory,
+            held: None,
         })
+    }
+
+    /// Pays for encoding `size` pictures, giving back what a former size held.
+    fn pay_for(&mut self, size: (u32, u32)) -> Result<(), ErrorReply> {
+        if self.held.as_ref().is_some_and(|(held, _)| *held == size) {
+            return Ok(());
+        }
+        self.held = None;
+        let reservation = self
+            .memory
+            .reserve(EncoderMemory::estimate(size.0, size.1))
+            .map_err(|e| ErrorReply::new(ErrorCode::Internal, e.to_string()))?;
+        self.held = Some((size, reservation));
+        Ok(())
     }
 
     pub fn request_keyframe(&mut self) {
@@ -77,6 +106,7 @@ impl Session {
         let force = self.force_keyframe || req.force_keyframe;
         let read = resources.read(req.resource_id, &mut |frame| {
             outcome = check_request(req, &frame).and_then(|()| {
+                self.pay_for((frame.width(), frame.height()))?;
                 self.out.clear();
                 self.encoder
                     .encode(&frame, force, &mut self.out)

@@ -12,7 +12,7 @@ use zerocast_encode::{EncoderKind, EncoderSettings};
 use zerocast_hxfr::{
     encode, ConfigReq, Decoder, ErrorCode, FrameResponse, Limits, Message, Packet,
 };
-use zerocast_hxfr_server::{Endpoint, ListenerLimits, ListenerRole, Server};
+use zerocast_hxfr_server::{Endpoint, ListenerRole, Server, ServerLimits};
 use zerocast_pipeline::{PublishedStream, Registry, Stream};
 
 const STREAM: u16 = 16;
@@ -84,7 +84,7 @@ async fn a_published_stream_reaches_subscribers_and_asks_for_keyframes() {
         STREAM.into(),
         "guest agent",
     )));
-    let server = Server::new(registry, ListenerLimits::default());
+    let server = Server::new(registry, ServerLimits::default());
     let any_port = "tcp:127.0.0.1:0".parse().unwrap();
     let (guest, _task) = server.listen(&any_port, ListenerRole::Guest).await.unwrap();
     let (watchers, _task) = server

@@ -105,7 +105,9 @@ impl Stack {
         let gateway = Gateway::new(registry.clone(), Some(input), access.config()?);
         let private = RuntimeDir::create("zerocast-demo").context("creating the demo's folder")?;
         let endpoints = hxfr.endpoints(private.path())?;
-        let serving = crate::serving::start(registry, gateway, &endpoints, listen, tls).await?;
+        let limits = hxfr.limits();
+        let serving =
+            crate::serving::start(registry, gateway, &endpoints, limits, listen, tls).await?;
         Ok(Stack {
             stream,
             serving,

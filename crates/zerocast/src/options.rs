@@ -2,7 +2,7 @@
 
 use clap::Args;
 use zerocast_encode::{EncoderKind, EncoderSettings, Fps};
-use zerocast_hxfr_server::{Endpoint, ListenerRole};
+use zerocast_hxfr_server::{Endpoint, ListenerRole, ServerLimits};
 
 /// Encoder settings, for every command that encodes.
 #[derive(Args, Debug, Clone)]
@@ -57,7 +57,7 @@ impl DesktopSize {
 }
 
 /// The HXFR endpoints, each with the role its peers get (docs/hxfr.md).
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone)]
 pub struct HxfrArgs {
     /// HXFR endpoint for watchers (subscriber role: PING, SUBSCRIBE,
     /// KEYFRAME_REQ), tcp:HOST:PORT or unix:PATH; repeatable. Default: a
@@ -78,9 +78,22 @@ pub struct HxfrArgs {
     /// anyone who can reach them gets their role.
     #[arg(long)]
     pub hxfr_allow_remote: bool,
+    /// Memory, in MiB, that all request/response encoder sessions may hold
+    /// together (about 18 MiB per 720p session); past it a new session is
+    /// refused with an ERROR.
+    #[arg(long, default_value_t = 512)]
+    pub encoder_memory_mib: u64,
 }
 
 impl HxfrArgs {
+    /// What peers may take.
+    pub fn limits(&self) -> ServerLimits {
+        ServerLimits {
+            encoder_memory: self.encoder_memory_mib.saturating_mul(1 << 20),
+            ..ServerLimits::default()
+        }
+    }
+
     /// Every endpoint with its role, checked: admin on Unix sockets only, TCP
     /// on loopback unless allowed. Without `--hxfr`, watchers get a Unix
     /// socket in `private_dir`.
@@ -107,6 +120,19 @@ impl HxfrArgs {
             }
         }
         Ok(out)
+    }
+}
+
+impl Default for HxfrArgs {
+    /// No endpoints given: the defaults the options have.
+    fn default() -> Self {
+        HxfrArgs {
+            subscriber: Vec::new(),
+            guest: Vec::new(),
+            admin: Vec::new(),
+            hxfr_allow_remote: false,
+            encoder_memory_mib: 512,
+        }
     }
 }
 

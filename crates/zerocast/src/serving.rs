@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use zerocast_hxfr_server::{Endpoint, ListenerLimits, ListenerRole, Server};
+use zerocast_hxfr_server::{Endpoint, ListenerRole, Server, ServerLimits};
 use zerocast_pipeline::Registry;
 use zerocast_web::{Access, Gateway, Role, Tls};
 
@@ -27,10 +27,11 @@ pub async fn start(
     registry: Arc<Registry>,
     gateway: Gateway,
     hxfr: &[(Endpoint, ListenerRole)],
+    limits: ServerLimits,
     listen: SocketAddr,
     tls: Option<Tls>,
 ) -> anyhow::Result<Serving> {
-    let server = Server::new(registry, ListenerLimits::default());
+    let server = Server::new(registry, limits);
     let mut bound = Vec::new();
     for (endpoint, role) in hxfr {
         let (b, _task) = server.listen(endpoint, *role).await.with_context(|| {

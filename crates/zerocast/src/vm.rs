@@ -264,6 +264,7 @@ impl VmStack {
             scanouts.push(stream);
         }
         let mut endpoints = args.hxfr.endpoints(&work)?;
+        let limits = args.hxfr.limits();
         let mut guest_stream = None;
         if let Some(v) = &vsock {
             // The guest's own endpoint: it reaches its own resources and stream.
@@ -291,7 +292,7 @@ impl VmStack {
         let gateway = Gateway::new(registry.clone(), Some(input), args.access.config()?)
             .with_source_stats(source_stats);
         let serving =
-            crate::serving::start(registry, gateway, &endpoints, args.listen, tls).await?;
+            crate::serving::start(registry, gateway, &endpoints, limits, args.listen, tls).await?;
         Ok(VmStack {
             vm,
             gpu,

@@ -93,3 +93,78 @@ fn a_peer_sending_only_junk_is_cut_off() {
         "cut off before answering all 64 (answered {errors})"
     );
 }
+
+/// Resident memory of the zerocast process, in MiB.
+fn rss_mib(z: &Zerocast) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", z.pid())).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    kib / 1024
+}
+
+#[test]
+fn encoder_sessions_cannot_take_the_host_memory() {
+    // 64 sessions at 720p once grew zerocast by 1.2 GiB. With a 128 MiB
+    // budget (about 7 such sessions) the rest are refused.
+    let z = Zerocast::demo(&[
+        "--width",
+        "1280",
+        "--height",
+        "720",
+        "--static",
+        "--encoder-memory-mib",
+        "128",
+    ]);
+    let before = rss_mib(&z);
+    let request = Message::FrameRequest(zerocast_hxfr::FrameRequest {
+        resource_id: 1,
+        width: 1280,
+        height: 720,
+        stride: 1280 * 4,
+        format: 0x3432_5241,
+        ..zerocast_hxfr::FrameRequest::default()
+    });
+    let (mut frames, mut refused) = (0, 0);
+    // The connections stay open to the end: their sessions hold their memory.
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let mut s = connect(z.hxfr_guest_addr());
+        let mut out = BytesMut::new();
+        for session in 0..16u16 {
+            encode(&Packet::new(session, request.clone()), &mut out);
+        }
+        s.write_all(&out).unwrap();
+        let d = Decoder::new(Limits::CLIENT);
+        let mut buf = BytesMut::new();
+        let mut chunk = [0u8; 65536];
+        let mut answers = 0;
+        while answers < 16 {
+            match d.decode(&mut buf).unwrap() {
+                Some(p) => {
+                    answers += 1;
+                    match p.message {
+                        Message::FrameResponse(_) => frames += 1,
+                        Message::Error(e) => {
+                            assert!(e.message.contains("memory budget"), "{e:?}");
+                            refused += 1;
+                        }
+                        m => panic!("unexpected {m:?}"),
+                    }
+                }
+                None => {
+                    let n = s.read(&mut chunk).unwrap();
+                    assert_ne!(n, 0, "closed before answering");
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+        open.push(s);
+    }
+    let grown = rss_mib(&z).saturating_sub(before);
+    eprintln!("64 sessions asked: {frames} encoded, {refused} refused; RSS grew {grown} MiB");
+    assert!((1..64).contains(&frames) && frames + refused == 64);
+    assert!(grown < 300, "RSS grew {grown} MiB past a 128 MiB budget");
+}

@@ -132,6 +132,11 @@ impl Zerocast {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `host:port` of the web gateway.
     pub fn web_addr(&self) -> &str {
         let rest = self
