@@ -194,20 +194,14 @@ impl VideoEncoder for OpenH264Encoder {
             self.settings = settings;
             return Ok(());
         };
-        if settings.bitrate_bps != self.settings.bitrate_bps {
-            let bitrate = c_int::try_from(settings.bitrate_bps).unwrap_or(c_int::MAX);
-            for option in [ENCODER_OPTION_MAX_BITRATE, ENCODER_OPTION_BITRATE] {
-                let mut info = TagBitrateInfo {
-                    iLayer: SPATIAL_LAYER_ALL,
-                    iBitrate: bitrate,
-                };
-                session.set_option(option, &mut info)?;
-            }
+        let old = self.settings;
+        let applied = apply_rate(session, &old, &settings);
+        if applied.is_err() {
+            // All or nothing: put back what was set before the refusal, so
+            // the settings in force are the ones reported.
+            let _ = apply_rate(session, &settings, &old);
         }
-        if settings.fps != self.settings.fps {
-            let mut fps = settings.fps.as_f32();
-            session.set_option(ENCODER_OPTION_FRAME_RATE, &mut fps)?;
-        }
+        applied?;
         self.settings = settings;
         Ok(())
     }
@@ -215,6 +209,29 @@ impl VideoEncoder for OpenH264Encoder {
     fn settings(&self) -> EncoderSettings {
         self.settings
     }
+}
+
+/// Moves a running encoder's bitrate and frame rate from `from` to `to`.
+fn apply_rate(
+    session: &mut Session,
+    from: &EncoderSettings,
+    to: &EncoderSettings,
+) -> Result<(), EncodeError> {
+    if to.bitrate_bps != from.bitrate_bps {
+        let bitrate = c_int::try_from(to.bitrate_bps).unwrap_or(c_int::MAX);
+        for option in [ENCODER_OPTION_MAX_BITRATE, ENCODER_OPTION_BITRATE] {
+            let mut info = TagBitrateInfo {
+                iLayer: SPATIAL_LAYER_ALL,
+                iBitrate: bitrate,
+            };
+            session.set_option(option, &mut info)?;
+        }
+    }
+    if to.fps != from.fps {
+        let mut fps = to.fps.as_f32();
+        session.set_option(ENCODER_OPTION_FRAME_RATE, &mut fps)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
