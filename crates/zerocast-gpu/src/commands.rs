@@ -345,8 +345,9 @@ pub fn encode_error(request: &CtrlHdr, response_type: u32) -> Vec<u8> {
     encode_with(request, response_type, &[])
 }
 
-/// Request builders: the inverse of [`decode`], for tests that play the guest.
-#[cfg(test)]
+/// Request builders: the inverse of [`decode`], for tests and the fuzzer,
+/// which play the guest.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod build {
     use super::*;
     use vm_memory::Le32;

@@ -23,7 +23,9 @@
 //! - `table`: [`ResourceTable`], lookups by resource id.
 //! - `log_limit`: repeated log lines (refused commands) summarised once a second.
 //! - `stats`: [`GpuStats`] counters. `config`: [`GpuConfig`]. `error`: [`GpuError`].
-//! - `testutil` (tests only): memfd-backed guest memory, as QEMU shares it.
+//! - `testutil` (tests and fuzzing): memfd-backed guest memory, as QEMU shares it.
+//! - `fuzzing` (feature `fuzzing`, not API): the fuzz target's command-script
+//!   interpreter and checks, shared by `fuzz/` and the corpus replay test.
 //!
 //! Budgets: what one guest can make the host spend, each with a default in
 //! [`GpuConfig`]. Past a mapping budget a backing is copied instead of
@@ -52,6 +54,8 @@ mod config;
 mod device;
 mod edid;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod log_limit;
 mod mapping;
 mod protocol;
@@ -63,7 +67,7 @@ mod snapshot;
 mod source;
 mod stats;
 mod table;
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 mod testutil;
 
 pub use budget::MappingBudget;
