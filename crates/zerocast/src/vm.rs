@@ -331,9 +331,19 @@ pub async fn run(args: VmArgs) -> anyhow::Result<()> {
     let serial = format!("serial: {}", stack.serial_log.display());
     stack.serving.announce(&[serial])?;
 
-    tokio::select! {
-        _ = crate::stop::stopped(args.duration) => tracing::info!("stopping the VM"),
-        status = stack.vm.exited() => tracing::info!("QEMU exited: {status:?}"),
+    let exited = tokio::select! {
+        _ = crate::stop::stopped(args.duration) => {
+            tracing::info!("stopping the VM");
+            None
+        }
+        status = stack.vm.exited() => Some(status),
+    };
+    stack.stop().await?;
+    match exited {
+        None => Ok(()),
+        // The guest powered off: a normal end.
+        Some(Ok(status)) if status.success() => Ok(()),
+        Some(Ok(status)) => anyhow::bail!("QEMU ended by itself ({status}): the VM is gone"),
+        Some(Err(e)) => Err(e).context("waiting for QEMU"),
     }
-    stack.stop().await
 }

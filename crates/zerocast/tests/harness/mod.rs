@@ -137,6 +137,41 @@ impl Zerocast {
         self.child.id()
     }
 
+    /// Sends `signal` to the zerocast process.
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pids fit pid_t");
+        // SAFETY: kill(2) on our own child's pid, which we have not reaped.
+        unsafe { libc::kill(pid, signal) };
+    }
+
+    /// Waits up to `timeout` for the process to exit; its status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// The pids of the processes zerocast started (QEMU, vhost-device-vsock).
+    pub fn children(&self) -> Vec<u32> {
+        let tasks = PathBuf::from(format!("/proc/{}/task", self.child.id()));
+        std::fs::read_dir(tasks)
+            .map(|dir| {
+                dir.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+                    .flat_map(|c| {
+                        c.split_whitespace()
+                            .filter_map(|p| p.parse().ok())
+                            .collect::<Vec<u32>>()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// `host:port` of the web gateway.
     pub fn web_addr(&self) -> &str {
         let rest = self
@@ -210,18 +245,14 @@ impl Drop for Zerocast {
     /// SIGTERM first, so zerocast stops QEMU and its helpers in order; a
     /// SIGKILL if it has not exited within 10 s.
     fn drop(&mut self) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pids fit pid_t");
-        // SAFETY: kill(2) on our own child's pid, which we have not reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.signal(libc::SIGTERM);
+        if self.wait_exit(Duration::from_secs(10)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
