@@ -24,9 +24,6 @@ const SERIAL_POLL: Duration = Duration::from_millis(100);
 /// How long [`Vm::kill`] waits for QEMU to die after SIGKILL.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often [`Vm::exited`] looks at QEMU.
-const EXIT_POLL: Duration = Duration::from_millis(200);
-
 /// How much of QEMU's stderr a [`Vm`] keeps for error messages.
 const STDERR_TAIL: usize = 8192;
 
@@ -77,7 +74,8 @@ pub enum VmError {
 #[derive(Debug)]
 pub struct Vm {
     /// Locked only briefly (`try_wait`), never across an `await`.
-    child: Mutex<Child>,
+    /// Async: [`Vm::exited`] holds it while it waits for QEMU to end.
+    child: tokio::sync::Mutex<Child>,
     /// For logs: `Child::id` is gone once the child is reaped.
     pid: Option<u32>,
     qmp_socket: PathBuf,
@@ -131,7 +129,7 @@ impl Vm {
             runtime.spawn(collect_stderr(pipe, stderr.clone()));
         }
         Ok(Vm {
-            child: Mutex::new(child),
+            child: tokio::sync::Mutex::new(child),
             pid,
             qmp_socket: config.qmp_socket.clone(),
             serial_log: config.serial_log.clone(),
@@ -160,7 +158,11 @@ impl Vm {
         let mut scan = Scan::new(needle.as_bytes());
         loop {
             // Exit first, then read: what QEMU wrote before exiting counts.
-            let exited = lock(&self.child).try_wait().map_err(VmError::Wait)?;
+            // Held by `exited` means still running.
+            let exited = match self.child.try_lock() {
+                Ok(mut child) => child.try_wait().map_err(VmError::Wait)?,
+                Err(_) => None,
+            };
             if scan
                 .read_new(&self.serial_log)
                 .await
@@ -192,24 +194,25 @@ impl Vm {
     }
 
     /// Resolves when QEMU exits by itself (the guest powered off, or it
-    /// failed), with QEMU's stderr on failure. Polls: the child is shared
-    /// with the other methods, which only lock it briefly.
+    /// failed), with QEMU's stderr on failure. Woken by the child's exit
+    /// (SIGCHLD), not by polling; cancel-safe.
     pub async fn exited(&self) -> Result<ExitStatus, VmError> {
-        loop {
-            let exited = lock(&self.child).try_wait().map_err(VmError::Wait)?;
-            if let Some(status) = exited {
-                if !status.success() {
-                    warn!(%status, stderr = %self.final_stderr().await, "QEMU failed");
-                }
-                return Ok(status);
-            }
-            tokio::time::sleep(EXIT_POLL).await;
+        let status = self
+            .child
+            .lock()
+            .await
+            .wait()
+            .await
+            .map_err(VmError::Wait)?;
+        if !status.success() {
+            warn!(%status, stderr = %self.final_stderr().await, "QEMU failed");
         }
+        Ok(status)
     }
 
     /// Kills QEMU (SIGKILL) if it is still running and reaps it.
     pub async fn kill(&mut self) -> Result<ExitStatus, VmError> {
-        let child = self.child.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let child = self.child.get_mut();
         if let Some(status) = child.try_wait().map_err(VmError::Wait)? {
             return Ok(status);
         }
@@ -245,7 +248,7 @@ impl Drop for Vm {
     fn drop(&mut self) {
         // The child is killed by `kill_on_drop`; QEMU cannot remove its QMP
         // socket after SIGKILL, so that is done here.
-        let running = lock(&self.child).try_wait().ok().flatten().is_none();
+        let running = self.child.get_mut().try_wait().ok().flatten().is_none();
         if running {
             debug!(pid = self.pid, "killing QEMU on drop");
         }
@@ -253,9 +256,6 @@ impl Drop for Vm {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The files a config names exist, and the folders QEMU writes into.
 fn check_files(config: &VmConfig) -> Result<(), VmError> {
@@ -337,4 +337,8 @@ async fn collect_stderr(mut pipe: ChildStderr, tail: Arc<Mutex<StderrTail>>) {
         }
     }
     lock(&tail).closed = true;
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
