@@ -21,11 +21,27 @@ scripts/build-guest.sh
 step "unit, integration, VM and browser tests"
 cargo test --workspace --release --locked
 
-step "fuzzing the HXFR decoder for ${ZEROCAST_FUZZ_SECONDS:=30} s"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
-# cargo-fuzz passes sanitizer flags that need nightly features; the stable
-# compiler accepts them with RUSTC_BOOTSTRAP, so no second toolchain is needed.
-(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run hxfr_decode -- \
-    -max_total_time="$ZEROCAST_FUZZ_SECONDS" -print_final_stats=1 2>&1 | tail -n 3)
+# libFuzzer adds new inputs to the first corpus folder it is given: a scratch
+# one, so runs read the committed corpus (fuzz/corpus/TARGET) but leave it be.
+fuzz_scratch=$(mktemp -d)
+trap 'rm -rf "$fuzz_scratch"' EXIT
+# Each target for a bounded time (ZEROCAST_FUZZ_SECONDS sets one for all).
+for target in hxfr_decode:30 gpu_commands:20 web_message:20; do
+    seconds=${ZEROCAST_FUZZ_SECONDS:-${target#*:}}
+    target=${target%%:*}
+    step "fuzzing $target for $seconds s"
+    mkdir "$fuzz_scratch/$target"
+    # cargo-fuzz passes sanitizer flags that need nightly features; the stable
+    # compiler accepts them with RUSTC_BOOTSTRAP, so no second toolchain is needed.
+    if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" \
+        "$fuzz_scratch/$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -print_final_stats=1 >"$fuzz_scratch/$target.log" 2>&1); then
+        tail -n 60 "$fuzz_scratch/$target.log" >&2
+        echo "fuzzing $target failed: the input is in fuzz/artifacts/$target" >&2
+        exit 1
+    fi
+    grep -E '^(Done |stat::)' "$fuzz_scratch/$target.log" >&2
+done
 
 step "all checks passed"
