@@ -41,7 +41,7 @@ static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 });
 
 /// How long a viewer has to send its init message.
-const INIT_TIMEOUT: Duration = Duration::from_secs(30);
+const INIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A send that takes longer ends the viewer (it vanished or is hopelessly slow).
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest message a viewer may send; input messages are a few bytes.
@@ -503,21 +503,22 @@ impl Drop for ViewerSlot<'_> {
 }
 
 async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32, role: Role) {
+    let Some(stream) = g.registry.stream(scanout) else {
+        return close_with(socket, close::POLICY, &format!("no scanout {scanout}")).await;
+    };
+    // helix's client speaks first with a JSON init; wait for it, briefly,
+    // before the viewer takes one of the places.
+    match tokio::time::timeout(INIT_TIMEOUT, wait_init(&mut socket)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => return close_with(socket, close::POLICY, &reason).await,
+        Err(_) => return close_with(socket, close::POLICY, "no init message within 5 s").await,
+    }
     if g.viewers.fetch_add(1, Ordering::AcqRel) >= g.max_viewers {
         g.viewers.fetch_sub(1, Ordering::AcqRel);
         return close_with(socket, close::TRY_LATER, "too many viewers").await;
     }
     let id = g.next_viewer.fetch_add(1, Ordering::Relaxed);
     let _slot = ViewerSlot(&g, id);
-    let Some(stream) = g.registry.stream(scanout) else {
-        return close_with(socket, close::POLICY, &format!("no scanout {scanout}")).await;
-    };
-    // helix's client speaks first with a JSON init; wait for it.
-    match tokio::time::timeout(INIT_TIMEOUT, wait_init(&mut socket)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(reason)) => return close_with(socket, close::POLICY, &reason).await,
-        Err(_) => return close_with(socket, close::POLICY, "no init message within 30 s").await,
-    }
     let mut sub = stream.subscribe();
     let mut input = ViewerInput {
         budget: InputBudget::new(Instant::now()),

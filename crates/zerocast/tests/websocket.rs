@@ -115,3 +115,14 @@ async fn a_viewer_that_stops_reading_does_not_hold_back_another() {
     assert_eq!(first_key, Some(true), "a viewer starts at a keyframe");
     eprintln!("{frames} frames while the other viewer was stuck and then dropped");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_socket_that_never_sends_init_is_closed_within_seconds() {
+    let demo = Zerocast::demo(&["--width", "320", "--height", "240", "--fps", "30"]);
+    let (mut ws, _) = tokio_tungstenite::connect_async(demo.ws_url("scanout=0"))
+        .await
+        .expect("connect");
+    let (code, why) = close_reason(&mut ws).await;
+    assert_eq!(code, CloseCode::Policy);
+    assert!(why.contains("no init"), "{why}");
+}
