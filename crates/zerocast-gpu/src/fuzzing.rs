@@ -27,6 +27,7 @@ use crate::commands::{self, build, BackingEntry, Command, Rect};
 use crate::config::GpuConfig;
 use crate::device::Shared;
 use crate::protocol::{self, CtrlHdr};
+use crate::snapshot::ResourceSnapshot;
 use crate::source::ScanoutSource;
 use crate::table::ResourceTable;
 use crate::testutil::{entry, memfd_memory, rect, HIGH_REGION, XRGB};
@@ -245,6 +246,8 @@ struct Harness {
     model: BTreeMap<u32, Modelled>,
     sources: Vec<ScanoutSource>,
     table: ResourceTable,
+    /// Snapshots from the table at the last check, read again at the next.
+    held: Vec<ResourceSnapshot>,
 }
 
 impl Harness {
@@ -259,6 +262,7 @@ impl Harness {
             epoch,
             model: Default::default(),
             sources,
+            held: Vec::new(),
         }
     }
 
@@ -510,26 +514,20 @@ impl Harness {
     /// byte: a guest picture only of a resource that is alive and backed,
     /// with its own patterns; "no signal" all grey.
     fn check_frames(&mut self) {
+        // First the pictures held since the last check, as an encoder holds
+        // them between polls: pages taken back since must not show.
+        for (index, source) in self.sources.iter().enumerate() {
+            check_source_frame(&self.model, index, source);
+        }
+        for snapshot in std::mem::take(&mut self.held) {
+            if let Some(frame) = snapshot.frame() {
+                let (id, copied) = (snapshot.resource_id(), !snapshot.is_zero_copy());
+                check_guest_frame(&self.model, id, copied, &frame);
+            }
+        }
         for (index, source) in self.sources.iter_mut().enumerate() {
             source.poll(Instant::now());
-            let Some(frame) = source.frame() else {
-                continue;
-            };
-            match source.snapshot() {
-                Some(snapshot) => {
-                    let id = snapshot.resource_id();
-                    let copied = !snapshot.is_zero_copy();
-                    check_guest_frame(&self.model, id, copied, &frame);
-                }
-                None => {
-                    assert_eq!((frame.width(), frame.height()), SCANOUTS[index]);
-                    let bytes = byte_set(&frame);
-                    assert!(bytes
-                        .iter()
-                        .enumerate()
-                        .all(|(b, &seen)| !seen || b == usize::from(GREY)));
-                }
-            }
+            check_source_frame(&self.model, index, source);
         }
         self.check_budgets();
         let ids: Vec<u32> = self.model.keys().copied().collect();
@@ -542,6 +540,7 @@ impl Harness {
             if let Some(frame) = snapshot.frame() {
                 check_guest_frame(&self.model, id, !snapshot.is_zero_copy(), &frame);
             }
+            self.held.push(snapshot);
         }
     }
 
@@ -557,6 +556,25 @@ impl Harness {
 fn process_mappings() -> usize {
     let maps = std::fs::read("/proc/self/maps").expect("/proc/self/maps");
     maps.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// What a source shows: a guest picture, or "no signal" all grey.
+fn check_source_frame(model: &BTreeMap<u32, Modelled>, index: usize, source: &ScanoutSource) {
+    let Some(frame) = source.frame() else {
+        return;
+    };
+    match source.snapshot() {
+        Some(snapshot) => {
+            let (id, copied) = (snapshot.resource_id(), !snapshot.is_zero_copy());
+            check_guest_frame(model, id, copied, &frame);
+        }
+        None => {
+            assert_eq!((frame.width(), frame.height()), SCANOUTS[index]);
+            let bytes = byte_set(&frame);
+            let grey = |(b, &seen): (usize, &bool)| !seen || b == usize::from(GREY);
+            assert!(bytes.iter().enumerate().all(grey), "no signal is not grey");
+        }
+    }
 }
 
 /// A guest picture of resource `id` may only show bytes drawn on its pages
