@@ -42,12 +42,13 @@ impl Held {
         let keys = std::mem::take(&mut self.keys)
             .into_iter()
             .map(|code| InputEvent::Key { code, down: false });
-        let buttons = std::mem::take(&mut self.buttons)
-            .into_iter()
-            .map(|button| InputEvent::Button {
-                button,
-                down: false,
-            });
+        let buttons =
+            std::mem::take(&mut self.buttons)
+                .into_iter()
+                .map(|button| InputEvent::Button {
+                    button,
+                    down: false,
+                });
         keys.chain(buttons).collect()
     }
 }

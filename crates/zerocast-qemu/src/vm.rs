@@ -256,7 +256,6 @@ impl Drop for Vm {
     }
 }
 
-
 /// The files a config names exist, and the folders QEMU writes into.
 fn check_files(config: &VmConfig) -> Result<(), VmError> {
     let files = [
