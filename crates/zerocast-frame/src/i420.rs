@@ -14,6 +14,10 @@ pub enum ConvertError {
     TooSmall { width: u32, height: u32 },
     #[error("colour conversion failed: {0}")]
     Yuv(#[from] yuv::YuvError),
+    #[error(
+        "a {width}x{height} picture cannot be converted in part into a picture of another size"
+    )]
+    NotSameSize { width: u32, height: u32 },
 }
 
 /// An I420 picture whose planes are reused from frame to frame.
@@ -24,6 +28,118 @@ pub struct I420 {
     y: Vec<u8>,
     u: Vec<u8>,
     v: Vec<u8>,
+}
+
+impl I420 {
+    /// Converts only `rects` of `frame` into the planes, which must hold
+    /// the previous picture of the same size (else: [`ConvertError::NotSameSize`];
+    /// convert the whole frame instead). Each rectangle is grown to whole
+    /// 2x2 blocks, so the result equals a whole conversion inside them and
+    /// leaves every other sample as it was.
+    pub fn convert_rects(
+        &mut self,
+        frame: &Frame<'_>,
+        rects: &[crate::Rect],
+    ) -> Result<(), ConvertError> {
+        let (w, h) = (frame.width() & !1, frame.height() & !1);
+        if (w, h) != (self.width, self.height) || w == 0 || h == 0 {
+            return Err(ConvertError::NotSameSize {
+                width: frame.width(),
+                height: frame.height(),
+            });
+        }
+        for r in rects {
+            let r = r.to_even(w, h);
+            if !r.is_empty() {
+                self.convert_rect(frame, r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One even, non-empty rectangle inside the planes.
+    fn convert_rect(&mut self, frame: &Frame<'_>, r: crate::Rect) -> Result<(), ConvertError> {
+        let convert = if frame.format().is_bgr_order() {
+            yuv::bgra_to_yuv420
+        } else {
+            yuv::rgba_to_yuv420
+        };
+        let (w, h) = (self.width as usize, self.height as usize);
+        let (x, y, rw, rh) = (r.x as usize, r.y as usize, r.width, r.height);
+        let stride = frame.stride() as usize;
+        let bpp = frame.format().bytes_per_pixel() as usize;
+        let src = &frame.data()[y * stride + x * bpp..];
+        // The yuv crate walks source and planes in whole row pairs of two
+        // strides and skips a pair that is short of that: the last pair of a
+        // rectangle at the picture's bottom (planes) or at the frame's end
+        // (source). That pair goes through a packed copy instead.
+        let plane_room = y + (rh as usize) < h || x == 0;
+        let direct = if plane_room && src.len() >= stride * rh as usize {
+            rh
+        } else {
+            rh - 2
+        };
+        let (yo, co) = (y * w + x, y / 2 * (w / 2) + x / 2);
+        if direct > 0 {
+            // Slices of exactly `direct` rows: the yuv crate converts row
+            // pairs for as long as all its slices last, whatever the height.
+            let (ylen, clen) = (direct as usize * w, direct as usize / 2 * (w / 2));
+            let mut planar = YuvPlanarImageMut {
+                y_plane: BufferStoreMut::Borrowed(&mut self.y[yo..yo + ylen]),
+                y_stride: self.width,
+                u_plane: BufferStoreMut::Borrowed(&mut self.u[co..co + clen]),
+                u_stride: self.width / 2,
+                v_plane: BufferStoreMut::Borrowed(&mut self.v[co..co + clen]),
+                v_stride: self.width / 2,
+                width: rw,
+                height: direct,
+            };
+            convert(
+                &mut planar,
+                &src[..direct as usize * stride],
+                frame.stride(),
+                YuvRange::Limited,
+                YuvStandardMatrix::Bt601,
+                YuvConversionMode::Balanced,
+            )?;
+        }
+        if direct == rh {
+            return Ok(());
+        }
+        // The last pair: two packed rows in, small packed planes out, then
+        // copied into place.
+        let (row, cw) = (rw as usize * bpp, rw as usize / 2);
+        let first = stride * direct as usize;
+        let mut rows = Vec::with_capacity(2 * row);
+        rows.extend_from_slice(&src[first..first + row]);
+        rows.extend_from_slice(&src[first + stride..first + stride + row]);
+        let (mut py, mut pu, mut pv) = (vec![0; 2 * rw as usize], vec![0; cw], vec![0; cw]);
+        let mut packed = YuvPlanarImageMut {
+            y_plane: BufferStoreMut::Borrowed(&mut py),
+            y_stride: rw,
+            u_plane: BufferStoreMut::Borrowed(&mut pu),
+            u_stride: rw / 2,
+            v_plane: BufferStoreMut::Borrowed(&mut pv),
+            v_stride: rw / 2,
+            width: rw,
+            height: 2,
+        };
+        convert(
+            &mut packed,
+            &rows,
+            rw * frame.format().bytes_per_pixel(),
+            YuvRange::Limited,
+            YuvStandardMatrix::Bt601,
+            YuvConversionMode::Balanced,
+        )?;
+        let (ly, lc) = (yo + direct as usize * w, co + direct as usize / 2 * (w / 2));
+        let rw = rw as usize;
+        self.y[ly..ly + rw].copy_from_slice(&py[..rw]);
+        self.y[ly + w..ly + w + rw].copy_from_slice(&py[rw..]);
+        self.u[lc..lc + cw].copy_from_slice(&pu);
+        self.v[lc..lc + cw].copy_from_slice(&pv);
+        Ok(())
+    }
 }
 
 impl I420 {
@@ -164,5 +280,125 @@ mod tests {
         assert!(i420
             .convert(&Frame::new(1, 1, 4, PixelFormat::Argb8888, &one).unwrap())
             .is_err());
+    }
+}
+
+#[cfg(test)]
+mod rect_tests {
+    use super::*;
+    use crate::{PixelFormat, Rect};
+
+    /// Reproducible noise in every byte, so every sample differs.
+    fn noise(len: usize, seed: u32) -> Vec<u8> {
+        (0..len)
+            .map(|i| {
+                let i = u32::try_from(i).unwrap();
+                (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)).to_le_bytes()[2]
+            })
+            .collect()
+    }
+
+    /// Converts `old` whole, then `rects` of `new`: inside the (even-grown)
+    /// rectangles the planes must equal a whole conversion of `new`,
+    /// outside they must still hold `old`'s.
+    fn check(format: PixelFormat, (w, h, stride): (u32, u32, u32), rects: &[Rect], short: bool) {
+        let len = (stride * h) as usize;
+        let (old, new) = (noise(len, 1), noise(len, 2));
+        let frame = |px| Frame::new(w, h, stride, format, px).unwrap();
+        let (mut whole_old, mut whole_new, mut part) =
+            (I420::default(), I420::default(), I420::default());
+        whole_old.convert(&frame(&old)).unwrap();
+        whole_new.convert(&frame(&new)).unwrap();
+        part.convert(&frame(&old)).unwrap();
+        // Short: the bytes end with the last row (no padding after it).
+        let end = len - if short { (stride - w * 4) as usize } else { 0 };
+        part.convert_rects(&frame(&new[..end]), rects).unwrap();
+        let (ew, eh) = (w & !1, h & !1);
+        let even: Vec<Rect> = rects.iter().map(|r| r.to_even(ew, eh)).collect();
+        let inside = |x: u32, y: u32| {
+            even.iter()
+                .any(|r| x >= r.x && y >= r.y && x < r.x + r.width && y < r.y + r.height)
+        };
+        let planes = |i: &I420| [i.y().to_vec(), i.u().to_vec(), i.v().to_vec()];
+        let (po, pn, pp) = (planes(&whole_old), planes(&whole_new), planes(&part));
+        for (plane, scale) in [(0, 1), (1, 2), (2, 2)] {
+            let pw = ew / scale;
+            for (i, got) in pp[plane].iter().enumerate() {
+                let i = u32::try_from(i).unwrap();
+                let (x, y) = ((i % pw) * scale, (i / pw) * scale);
+                let want = if inside(x, y) {
+                    pn[plane][i as usize]
+                } else {
+                    po[plane][i as usize]
+                };
+                assert_eq!(
+                    *got,
+                    want,
+                    "{format:?} plane {plane} at ({x}, {y}), inside {}: {rects:?}",
+                    inside(x, y)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_rectangle_converts_like_the_whole_frame_and_leaves_the_rest() {
+        for format in PixelFormat::ALL {
+            // Odd positions and sizes; one at each edge and corner.
+            check(format, (96, 64, 400), &[Rect::new(5, 3, 33, 17)], false);
+            check(format, (96, 64, 384), &[Rect::new(0, 0, 96, 2)], false);
+            check(format, (96, 64, 384), &[Rect::new(90, 60, 6, 4)], false);
+            check(format, (96, 64, 384), &[Rect::new(1, 61, 50, 3)], false);
+            // Several, overlapping, and one past the picture (clipped).
+            let rects = [
+                Rect::new(2, 2, 8, 8),
+                Rect::new(6, 6, 40, 3),
+                Rect::new(80, 50, 99, 99),
+            ];
+            check(format, (96, 64, 384), &rects, false);
+        }
+    }
+
+    #[test]
+    fn the_last_rows_of_a_short_frame_and_of_odd_sizes_are_converted() {
+        // The frame's bytes end with its last row (stride padding missing).
+        check(
+            PixelFormat::Xrgb8888,
+            (96, 64, 512),
+            &[Rect::new(40, 50, 56, 14)],
+            true,
+        );
+        check(
+            PixelFormat::Xbgr8888,
+            (95, 63, 512),
+            &[Rect::new(3, 3, 92, 60)],
+            true,
+        );
+        // Taller than a pair, at the bottom, not at column 0.
+        check(
+            PixelFormat::Argb8888,
+            (64, 32, 256),
+            &[Rect::new(8, 2, 16, 30)],
+            false,
+        );
+    }
+
+    #[test]
+    fn a_frame_of_another_size_is_refused_and_nothing_is_a_no_op() {
+        let px = noise(64 * 32 * 4, 3);
+        let frame = Frame::new(64, 32, 256, PixelFormat::Xrgb8888, &px).unwrap();
+        let mut i420 = I420::default();
+        assert!(matches!(
+            i420.convert_rects(&frame, &[Rect::new(0, 0, 2, 2)]),
+            Err(ConvertError::NotSameSize { .. })
+        ));
+        i420.convert(&frame).unwrap();
+        let before = i420.y().to_vec();
+        let other = noise(64 * 32 * 4, 4);
+        let other = Frame::new(64, 32, 256, PixelFormat::Xrgb8888, &other).unwrap();
+        i420.convert_rects(&other, &[]).unwrap();
+        i420.convert_rects(&other, &[Rect::new(70, 0, 4, 4)])
+            .unwrap();
+        assert_eq!(i420.y(), &before[..]);
     }
 }

@@ -1,6 +1,7 @@
 //! Frame types that every zerocast part agrees on.
 //!
 //! Design map:
+//! - [`damage`]: [`Damage`], the rectangles that changed between two pictures.
 //! - [`format`](mod@format): DRM fourcc pixel formats and their byte layout.
 //! - [`frame`]: a borrowed, bounds-checked view of one picture ([`Frame`]).
 //! - [`i420`]: packed RGB to I420 (SIMD, buffers reused), what encoders take.
@@ -10,12 +11,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod damage;
 pub mod format;
 pub mod frame;
 pub mod i420;
 pub mod source;
 pub mod stamp;
 
+pub use damage::{Damage, Rect};
 pub use format::PixelFormat;
 pub use frame::{Frame, FrameError};
 pub use i420::{ConvertError, I420};
