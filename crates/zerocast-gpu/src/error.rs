@@ -34,6 +34,8 @@ pub enum GpuError {
     Accept(#[source] VhostUserFailure),
     #[error("the vhost-user session with QEMU failed: {0}")]
     Session(#[source] VhostUserFailure),
+    #[error("cannot relay the vhost-user connection given: {0}")]
+    Relay(#[source] io::Error),
     #[error("the GPU backend thread panicked")]
     Panicked,
 }

@@ -20,6 +20,7 @@
 //! - `device`: the device, sans I/O: requests in, responses out, readers woken.
 //! - `backend`: the `VhostUserBackend` plumbing (features, config space, vrings).
 //! - `server`: [`GpuBackendHandle`]: one QEMU connection served on a background thread.
+//! - `relay`: a connection already made (libvirt's `--fd`), passed to the device message by message.
 //! - `table`: [`ResourceTable`], lookups by resource id.
 //! - `log_limit`: repeated log lines (refused commands) summarised once a second.
 //! - `stats`: [`GpuStats`] counters. `config`: [`GpuConfig`]. `error`: [`GpuError`].
@@ -60,6 +61,7 @@ mod log_limit;
 mod mapping;
 mod protocol;
 mod refusal;
+mod relay;
 mod resource;
 mod scanout;
 mod server;

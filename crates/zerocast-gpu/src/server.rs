@@ -1,11 +1,13 @@
 //! Serving one QEMU: bind the vhost-user socket, run the session on a
 //! background thread, and the handle the rest of zerocast holds
 //! ([`GpuBackendHandle`]): scanout sources, the resource table, stats,
-//! scanout enable/disable, shutdown.
+//! scanout enable/disable, shutdown. A connection that is already made
+//! (libvirt's `--fd=N`) goes through the `relay` module.
 
 use std::fs::Permissions;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -19,6 +21,7 @@ use crate::backend::GpuDevice;
 use crate::config::GpuConfig;
 use crate::device::Shared;
 use crate::error::GpuError;
+use crate::relay::{PrivateDir, Relay};
 use crate::source::ScanoutSource;
 use crate::stats::GpuStats;
 use crate::table::ResourceTable;
@@ -58,6 +61,10 @@ pub struct GpuBackendHandle {
     socket_path: PathBuf,
     stopper: Arc<Mutex<Stopper>>,
     thread: Option<JoinHandle<Result<(), GpuError>>>,
+    /// Set when serving a connection made elsewhere ([`from_stream`]).
+    ///
+    /// [`from_stream`]: GpuBackendHandle::from_stream
+    relay: Option<Relay>,
 }
 
 impl std::fmt::Debug for GpuBackendHandle {
@@ -130,10 +137,29 @@ impl GpuBackendHandle {
             socket_path,
             stopper,
             thread: Some(thread),
+            relay: None,
         })
     }
 
-    /// The vhost-user socket QEMU connects to (removed once it has).
+    /// Serves a vhost-user connection that is already made: libvirt starts
+    /// a backend with `--fd=N`, one end of a socket pair whose other end
+    /// QEMU holds. Same device as [`start`]; its messages pass through a
+    /// relay (see the `relay` module) because `vhost-user-backend` takes
+    /// sessions from a listener only.
+    ///
+    /// [`start`]: GpuBackendHandle::start
+    pub fn from_stream(stream: UnixStream, config: GpuConfig) -> Result<Self, GpuError> {
+        let dir = PrivateDir::new().map_err(GpuError::Relay)?;
+        let mut handle = Self::start(dir.path().join("gpu.sock"), config)?;
+        let device = UnixStream::connect(handle.socket_path()).map_err(GpuError::Relay)?;
+        handle.relay = Some(Relay::start(stream, device).map_err(GpuError::Relay)?);
+        Ok(handle)
+    }
+
+    /// The vhost-user socket QEMU connects to (removed once it has; with
+    /// [`from_stream`], the relay's, gone at once).
+    ///
+    /// [`from_stream`]: GpuBackendHandle::from_stream
     pub fn socket_path(&self) -> &Path {
         &self.socket_path
     }
@@ -195,7 +221,12 @@ impl GpuBackendHandle {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .stop();
-        thread.join().map_err(|_| GpuError::Panicked)?
+        let result = thread.join().map_err(|_| GpuError::Panicked);
+        // The session's end shut the relay's socket down: its threads are ending.
+        if let Some(relay) = self.relay.take() {
+            relay.join();
+        }
+        result?
     }
 }
 
@@ -293,6 +324,45 @@ mod tests {
         assert_eq!(source.poll(Instant::now()), SourceEvent::Closed);
         assert!(gpu.is_finished());
         gpu.shutdown().unwrap();
+    }
+
+    #[test]
+    fn a_connection_given_is_served_until_it_hangs_up() {
+        use std::io::{Read, Write};
+        let (qemu, ours) = UnixStream::pair().unwrap();
+        let gpu = GpuBackendHandle::from_stream(ours, GpuConfig::default()).unwrap();
+        assert!(
+            !gpu.socket_path().exists(),
+            "nobody else may reach the device"
+        );
+        let mut source = gpu.scanout(0).unwrap();
+        let bell = Doorbell::new();
+        source.attach(bell.clone());
+        // VHOST_USER_GET_FEATURES (1), protocol version 1, no payload: the
+        // device answers with its 8-byte feature bits, flagged as a reply.
+        let mut qemu_side = &qemu;
+        qemu_side
+            .write_all(&[1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+            .unwrap();
+        let mut reply = [0u8; 20];
+        qemu_side.read_exact(&mut reply).unwrap();
+        assert_eq!(reply[..4], [1, 0, 0, 0]);
+        assert_eq!(reply[4] & 0x4, 0x4, "the reply flag");
+        assert_eq!(reply[8..12], [8, 0, 0, 0]);
+        drop(qemu);
+        assert!(bell.wait(Some(Instant::now() + Duration::from_secs(10))));
+        assert_eq!(source.poll(Instant::now()), SourceEvent::Closed);
+        gpu.shutdown().unwrap();
+    }
+
+    #[test]
+    fn a_connection_given_is_let_go_at_shutdown() {
+        use std::io::Read;
+        let (qemu, ours) = UnixStream::pair().unwrap();
+        let gpu = GpuBackendHandle::from_stream(ours, GpuConfig::default()).unwrap();
+        gpu.shutdown().unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!((&qemu).read(&mut buf).unwrap(), 0, "QEMU sees the end");
     }
 
     #[test]
