@@ -34,6 +34,11 @@ for target in hxfr_decode:30 gpu_commands:20 web_message:20; do
     mkdir "$fuzz_scratch/$target"
     # cargo-fuzz passes sanitizer flags that need nightly features; the stable
     # compiler accepts them with RUSTC_BOOTSTRAP, so no second toolchain is needed.
+    if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build "$target" >"$fuzz_scratch/$target.log" 2>&1); then
+        tail -n 60 "$fuzz_scratch/$target.log" >&2
+        echo "fuzz target $target did not build" >&2
+        exit 1
+    fi
     if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" \
         "$fuzz_scratch/$target" "corpus/$target" -- \
         -max_total_time="$seconds" -print_final_stats=1 >"$fuzz_scratch/$target.log" 2>&1); then
