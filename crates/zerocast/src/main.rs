@@ -8,12 +8,14 @@
 //! - [`demo`]: `zerocast demo`, the synthetic desktop served to browsers and HXFR peers.
 //! - [`client`]: `zerocast client`, an HXFR subscriber or requester that writes raw H.264.
 //! - [`vm`]: `zerocast vm`, a QEMU guest displayed through our GPU backend, streamed with input back.
+//! - [`gpu_streams`]: a GPU backend's scanouts as encoded streams, for `vm` and `gpu-backend`.
 //! - [`runtime_dir`]: the VM's private folder for its sockets and serial log (0700, new or checked).
 //! - [`bench`]: `zerocast bench`, encoder throughput and the stream into a real browser, as JSON.
 
 mod bench;
 mod client;
 mod demo;
+mod gpu_streams;
 mod options;
 mod runtime_dir;
 mod serving;

@@ -9,18 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use serde_json::json;
-use zerocast_frame::Frame;
-use zerocast_gpu::{GpuBackendHandle, GpuConfig, GpuError};
+use zerocast_gpu::{GpuBackendHandle, GpuConfig};
 use zerocast_hxfr_server::{Endpoint, ListenerRole};
 use zerocast_input::InputSink;
-use zerocast_pipeline::{
-    PipelineConfig, PublishedStream, Registry, ResourceError, ResourceReader, ScanoutControl,
-    ScanoutError, ScanoutPipeline, Stream,
-};
+use zerocast_pipeline::{PublishedStream, Stream};
 use zerocast_qemu::{Accel, Gpu, Qmp, QmpInput, Vm, VmConfig, VsockDevice};
 use zerocast_web::Gateway;
 
+use crate::gpu_streams::{self, GpuStreams};
 use crate::options::{HxfrArgs, VideoArgs};
 use crate::runtime_dir::RuntimeDir;
 use crate::serving::Serving;
@@ -128,48 +124,6 @@ pub enum AccelArg {
     Kvm,
 }
 
-/// ENABLE_SCANOUT / DISABLE_SCANOUT switch the GPU's displays. The guest
-/// sees the change at its next display query (QEMU does not forward a
-/// vhost-user backend's hot-plug event).
-struct GpuScanouts(Arc<GpuBackendHandle>);
-
-impl ScanoutControl for GpuScanouts {
-    fn enable(&self, id: u32, width: u32, height: u32) -> Result<(), ScanoutError> {
-        tracing::info!(
-            scanout = id,
-            "enabling ({width}x{height} requested; the mode is the GPU's)"
-        );
-        self.0
-            .set_scanout_enabled(id, true)
-            .map_err(|e| scanout_error(id, e))
-    }
-
-    fn disable(&self, id: u32) -> Result<(), ScanoutError> {
-        self.0
-            .set_scanout_enabled(id, false)
-            .map_err(|e| scanout_error(id, e))
-    }
-}
-
-fn scanout_error(id: u32, e: GpuError) -> ScanoutError {
-    match e {
-        GpuError::NoSuchScanout { .. } => ScanoutError::NoSuchScanout(id),
-        other => ScanoutError::Device(Box::new(other)),
-    }
-}
-
-/// Resources by id, read where they live in guest memory.
-struct GpuResources(zerocast_gpu::ResourceTable);
-
-impl ResourceReader for GpuResources {
-    fn read(&self, id: u32, f: &mut dyn FnMut(Frame<'_>)) -> Result<(), ResourceError> {
-        let snapshot = self.0.get(id).ok_or(ResourceError::NotFound(id))?;
-        let frame = snapshot.frame().ok_or(ResourceError::NoPixels(id))?;
-        f(frame);
-        Ok(())
-    }
-}
-
 /// A running VM with its GPU backend, pipelines, HXFR listeners and gateway.
 pub struct VmStack {
     pub vm: Vm,
@@ -242,27 +196,8 @@ impl VmStack {
         let input: Arc<dyn InputSink> =
             Arc::new(QmpInput::start(qmp, &qmp_socket).context("starting QMP input")?);
 
-        let v = &args.video;
-        let registry = Arc::new(
-            Registry::new(v.encoder, v.settings())
-                .with_resources(Arc::new(GpuResources(gpu.resources())))
-                .with_scanout_control(Arc::new(GpuScanouts(gpu.clone()))),
-        );
-        let mut scanouts = Vec::new();
-        for id in 0..args.scanouts {
-            let source = gpu.scanout(id)?;
-            let config = PipelineConfig {
-                scanout_id: id,
-                encoder: v.encoder,
-                settings: v.settings(),
-            };
-            let stream = registry.add(Stream::Encoded(ScanoutPipeline::start(
-                Box::new(source),
-                config,
-            )?));
-            tracing::info!("scanout {id}: {}", stream.describe());
-            scanouts.push(stream);
-        }
+        let GpuStreams { registry, scanouts } =
+            GpuStreams::start(&gpu, args.scanouts, &args.video)?;
         let mut endpoints = args.hxfr.endpoints(&work)?;
         let limits = args.hxfr.limits();
         let mut guest_stream = None;
@@ -278,19 +213,8 @@ impl VmStack {
             )));
             guest_stream = Some(stream);
         }
-        let stats_gpu = gpu.clone();
-        let source_stats = Box::new(move || {
-            let s = stats_gpu.stats();
-            json!({
-                "gpu_commands": s.commands, "gpu_errors": s.errors, "flushes": s.flushes,
-                "transfers": s.transfers, "bytes_copied": s.bytes_copied,
-                "zero_copy_attaches": s.zero_copy_attaches, "copy_attaches": s.copy_attaches,
-                "copy_fallbacks": s.copy_fallbacks, "memory_refusals": s.memory_refusals,
-                "mappings_in_use": s.mappings_in_use, "host_bytes_in_use": s.host_bytes_in_use,
-            })
-        });
         let gateway = Gateway::new(registry.clone(), Some(input), args.access.config()?)
-            .with_source_stats(source_stats);
+            .with_source_stats(gpu_streams::source_stats(gpu.clone()));
         let serving =
             crate::serving::start(registry, gateway, &endpoints, limits, args.listen, tls).await?;
         Ok(VmStack {
@@ -308,20 +232,7 @@ impl VmStack {
     /// Stops QEMU and logs what the GPU and the encoders did.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.vm.kill().await?;
-        for p in &self.scanouts {
-            let ps = p.stats();
-            tracing::info!(
-                "scanout {}: {} frames encoded, {} keyframes",
-                p.id(),
-                ps.frames,
-                ps.keyframes
-            );
-        }
-        let s = self.gpu.stats();
-        tracing::info!(
-            "GPU: {} flushes, {} bytes copied, {} zero-copy backings, {} copied backings, {} refused commands",
-            s.flushes, s.bytes_copied, s.zero_copy_attaches, s.copy_attaches, s.errors
-        );
+        gpu_streams::log_totals(&self.gpu, &self.scanouts);
         Ok(())
     }
 }
