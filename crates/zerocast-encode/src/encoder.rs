@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use zerocast_frame::Frame;
+use zerocast_frame::{Damage, Frame};
 
 use crate::EncoderSettings;
 
@@ -43,10 +43,14 @@ pub trait VideoEncoder: Send {
     fn describe(&self) -> String;
 
     /// Encodes `frame`, appending one Annex B access unit to `out`. A frame of
-    /// a new size restarts the stream with a keyframe.
+    /// a new size restarts the stream with a keyframe. `damage` is what
+    /// changed since the frame of the previous call: an encoder may read
+    /// only that ([`Damage::full`] when unknown; ignored after a size change
+    /// or a failed call, when everything is read).
     fn encode(
         &mut self,
         frame: &Frame<'_>,
+        damage: &Damage,
         force_keyframe: bool,
         out: &mut Vec<u8>,
     ) -> Result<Encoded, EncodeError>;

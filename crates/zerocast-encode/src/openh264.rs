@@ -12,7 +12,7 @@ use openh264_sys2::{
     TagBitrateInfo, ENCODER_OPTION_BITRATE, ENCODER_OPTION_FRAME_RATE, ENCODER_OPTION_MAX_BITRATE,
     ENCODER_OPTION_TRACE_LEVEL, SPATIAL_LAYER_ALL, WELS_LOG_ERROR,
 };
-use zerocast_frame::Frame;
+use zerocast_frame::{Damage, Frame};
 
 use crate::openh264_build::{self, Build};
 use crate::{EncodeError, Encoded, EncoderSettings, VideoEncoder};
@@ -29,7 +29,11 @@ pub struct OpenH264Encoder {
     /// bitrate when it re-initialises for a new size).
     session: Option<Session>,
     settings: EncoderSettings,
+    /// The picture last encoded: damage is converted into it in place.
     i420: I420,
+    /// `i420` holds the whole previous picture (false at start and after a
+    /// failed conversion), so damage alone brings it up to date.
+    i420_valid: bool,
     frames_since_keyframe: u64,
 }
 
@@ -40,6 +44,7 @@ impl OpenH264Encoder {
             session: None,
             settings: settings.sanitized(),
             i420: I420::default(),
+            i420_valid: false,
             frames_since_keyframe: 0,
         })
     }
@@ -147,6 +152,7 @@ impl VideoEncoder for OpenH264Encoder {
     fn encode(
         &mut self,
         frame: &Frame<'_>,
+        damage: &Damage,
         force_keyframe: bool,
         out: &mut Vec<u8>,
     ) -> Result<Encoded, EncodeError> {
@@ -159,7 +165,15 @@ impl VideoEncoder for OpenH264Encoder {
                 max_height: MAX_SIZE.1,
             });
         }
-        self.i420.convert(frame)?;
+        let same_size =
+            (frame.width() & !1, frame.height() & !1) == (self.i420.width(), self.i420.height());
+        let valid = std::mem::replace(&mut self.i420_valid, false);
+        if valid && same_size && !damage.is_full() {
+            self.i420.convert_rects(frame, damage.rects())?;
+        } else {
+            self.i420.convert(frame)?;
+        }
+        self.i420_valid = true;
         let size = (self.i420.width(), self.i420.height());
         let session = match &mut self.session {
             Some(s) if s.size == size => s,
@@ -256,7 +270,7 @@ mod tests {
         let px = picture(w, h, seed);
         let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
         let mut out = Vec::new();
-        let e = enc.encode(&frame, key, &mut out).unwrap();
+        let e = enc.encode(&frame, &Damage::full(), key, &mut out).unwrap();
         (e, out)
     }
 
@@ -310,6 +324,46 @@ mod tests {
     }
 
     #[test]
+    fn damage_alone_gives_the_same_stream_as_whole_frames() {
+        let (w, h) = (320u32, 240u32);
+        let mut px = picture(w, h, 0);
+        let (mut whole, mut part) = (
+            OpenH264Encoder::new(EncoderSettings::default()).unwrap(),
+            OpenH264Encoder::new(EncoderSettings::default()).unwrap(),
+        );
+        for n in 0..6u32 {
+            // A 9x13 block moves and changes colour; the rest stays.
+            let r = zerocast_frame::Rect::new(3 + n * 17, 5 + n * 11, 9, 13);
+            if n > 0 {
+                for y in r.y..r.y + r.height {
+                    for x in r.x..r.x + r.width {
+                        let i = ((y * w + x) * 4) as usize;
+                        px[i..i + 4].copy_from_slice(&[u8::try_from(n * 40).unwrap(), 200, 30, 0]);
+                    }
+                }
+            }
+            let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
+            let damage = if n == 0 {
+                Damage::full()
+            } else {
+                Damage::rect(r)
+            };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            whole
+                .encode(&frame, &Damage::full(), false, &mut a)
+                .unwrap();
+            part.encode(&frame, &damage, false, &mut b).unwrap();
+            assert_eq!(a, b, "frame {n}: the same picture reaches the encoder");
+        }
+        // Nothing changed: the previous picture again, even as a keyframe.
+        let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        whole.encode(&frame, &Damage::full(), true, &mut a).unwrap();
+        part.encode(&frame, &Damage::none(), true, &mut b).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
     fn size_change_restarts_with_keyframe_and_huge_frames_are_refused() {
         let mut enc = OpenH264Encoder::new(EncoderSettings::default()).unwrap();
         encode(&mut enc, 320, 240, 0, false);
@@ -318,7 +372,7 @@ mod tests {
         let px = vec![0u8; 4096 * 4 * 2];
         let wide = Frame::new(4096, 2, 4096 * 4, PixelFormat::Xrgb8888, &px).unwrap();
         assert!(matches!(
-            enc.encode(&wide, false, &mut Vec::new()),
+            enc.encode(&wide, &Damage::full(), false, &mut Vec::new()),
             Err(EncodeError::UnsupportedSize { .. })
         ));
     }

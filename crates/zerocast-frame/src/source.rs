@@ -4,14 +4,19 @@
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
-use crate::Frame;
+use crate::{Damage, Frame};
 
 /// What a source has for its pipeline right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceEvent {
     /// New content is ready, captured at the given instant (the moment the
     /// picture was complete: a renderer's last write, a guest's RESOURCE_FLUSH).
-    Changed { captured_at: Instant },
+    /// `damage` is what changed since the previous `Changed` (all changes
+    /// in between coalesced); [`Damage::full`] when the source cannot tell.
+    Changed {
+        captured_at: Instant,
+        damage: Damage,
+    },
     /// Nothing new. A source driven by a timer says when to ask again; a
     /// source driven by damage says `None` and rings the doorbell instead.
     Idle { wake_at: Option<Instant> },

@@ -2,9 +2,18 @@
 //! whether its picture is still valid, when it last changed, where its
 //! cursor is.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
+use zerocast_frame::Damage;
+
 use crate::commands::{CursorCommand, DisplayMode, Rect};
+
+/// Changes whose damage a scanout keeps for its readers: a reader that
+/// falls further behind (more flushes between two of its polls) reads
+/// everything. A pipeline polls at least once per frame, and guests flush
+/// at most once per frame or two, a page-flipping test at ~1,000 a second.
+const DAMAGE_LOG: usize = 64;
 use crate::resource::Resources;
 use crate::snapshot::ResourceSnapshot;
 
@@ -38,6 +47,12 @@ pub(crate) struct Scanout {
     changes: u64,
     /// When the last change was a flush, when it came.
     flushed_at: Option<Instant>,
+    /// What each of the last [`DAMAGE_LOG`] changes damaged, in scanout
+    /// pixels, by change number.
+    damage_log: VecDeque<(u64, Damage)>,
+    /// The shown resource or part changed since the last change: the next
+    /// one damages everything, whatever the guest flushes.
+    rebound: bool,
     cursor: CursorState,
 }
 
@@ -51,6 +66,8 @@ impl Scanout {
             flushed: false,
             changes: 0,
             flushed_at: None,
+            damage_log: VecDeque::with_capacity(DAMAGE_LOG),
+            rebound: false,
             cursor: CursorState::default(),
         }
     }
@@ -72,9 +89,33 @@ impl Scanout {
         (self.changes, self.flushed_at)
     }
 
-    fn changed(&mut self, flushed_at: Option<Instant>) {
+    fn changed(&mut self, flushed_at: Option<Instant>, damage: Damage) {
         self.changes += 1;
         self.flushed_at = flushed_at;
+        let damage = if std::mem::take(&mut self.rebound) {
+            Damage::full()
+        } else {
+            damage
+        };
+        if self.damage_log.len() == DAMAGE_LOG {
+            self.damage_log.pop_front();
+        }
+        self.damage_log.push_back((self.changes, damage));
+    }
+
+    /// What changed after change number `seen` (a reader's last; 0: none
+    /// seen, everything), in scanout pixels.
+    pub fn damage_since(&self, seen: u64) -> Damage {
+        // The log must still hold the change right after `seen`.
+        let oldest = self.damage_log.front().map_or(u64::MAX, |(n, _)| *n);
+        if seen == 0 || seen + 1 < oldest {
+            return Damage::full();
+        }
+        let mut damage = Damage::none();
+        for (_, d) in self.damage_log.iter().filter(|(n, _)| *n > seen) {
+            damage.add(d);
+        }
+        damage
     }
 
     /// Switching a scanout off takes its picture from readers at once; on
@@ -82,7 +123,7 @@ impl Scanout {
     pub fn set_enabled(&mut self, enabled: bool) {
         if enabled != self.enabled {
             self.enabled = enabled;
-            self.changed(None);
+            self.changed(None, Damage::full());
         }
     }
 
@@ -93,6 +134,9 @@ impl Scanout {
     /// Shows `rect` of `resource_id` (checked, backed, not 0), from its
     /// next flush on if the scanout has no valid picture now.
     pub fn show(&mut self, resource_id: u32, rect: Rect) {
+        // Another picture (a page flip): the guest's next flush names what
+        // it changed in that one, not what differs from the last shown.
+        self.rebound |= (resource_id, rect) != (self.resource_id, self.rect);
         self.resource_id = resource_id;
         self.rect = rect;
     }
@@ -110,7 +154,7 @@ impl Scanout {
     /// guest flushes the resource again, with new backing.
     pub fn invalidate(&mut self) {
         self.flushed = false;
-        self.changed(None);
+        self.changed(None, Damage::full());
     }
 
     /// Notes a flush of the shown resource; true if it touched the shown
@@ -121,10 +165,23 @@ impl Scanout {
         if hit {
             self.flushed = true;
             if self.enabled {
-                self.changed(Some(now));
+                let damage = Damage::rect(self.shown_part(rect));
+                self.changed(Some(now), damage);
             }
         }
         hit
+    }
+
+    /// The part of `rect` (resource pixels, intersecting the shown part)
+    /// that is shown, in scanout pixels.
+    fn shown_part(&self, rect: &Rect) -> zerocast_frame::Rect {
+        let (s, r) = (&self.rect, rect);
+        let end = |a: u32, len: u32| u64::from(a) + u64::from(len);
+        let (x0, y0) = (r.x.max(s.x), r.y.max(s.y));
+        let x1 = end(r.x, r.width).min(end(s.x, s.width));
+        let y1 = end(r.y, r.height).min(end(s.y, s.height));
+        let len = |from: u32, to: u64| u32::try_from(to - u64::from(from)).unwrap_or(u32::MAX);
+        zerocast_frame::Rect::new(x0 - s.x, y0 - s.y, len(x0, x1), len(y0, y1))
     }
 
     /// Tracked so cursor commands are checked and applied; no viewer sees

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::debug;
-use zerocast_frame::{Doorbell, Frame, FrameSource, PixelFormat, SourceEvent};
+use zerocast_frame::{Damage, Doorbell, Frame, FrameSource, PixelFormat, SourceEvent};
 
 use crate::device::Shared;
 use crate::snapshot::ResourceSnapshot;
@@ -123,11 +123,18 @@ impl FrameSource for ScanoutSource {
         if changes == self.seen_changes && !revoked {
             return idle;
         }
+        // What changed since the picture this reader last had: only the
+        // guest's own pages carry over from one picture to the next.
+        let damage = match &self.showing {
+            Showing::Guest(_) if !revoked => s.damage_since(self.seen_changes),
+            _ => Damage::full(),
+        };
         self.seen_changes = changes;
         if let Some(picture) = s.picture(&state.resources) {
             self.showing = Showing::Guest(picture);
             return SourceEvent::Changed {
                 captured_at: flushed_at.unwrap_or(now),
+                damage,
             };
         }
         // Replacing the held picture unmaps it (unless the device still
@@ -137,7 +144,10 @@ impl FrameSource for ScanoutSource {
         let (width, height) = s.mode();
         if self.no_signal.resize(width, height) || !was_no_signal {
             debug!(scanout = self.index, width, height, "no signal");
-            SourceEvent::Changed { captured_at: now }
+            SourceEvent::Changed {
+                captured_at: now,
+                damage: Damage::full(),
+            }
         } else {
             // The same grey again: nothing to encode.
             idle
@@ -228,6 +238,52 @@ mod tests {
         assert!(matches!(late.poll(now()), SourceEvent::Changed { .. }));
         shared.close();
         assert_eq!(source.poll(now()), SourceEvent::Closed);
+    }
+
+    fn damage(event: SourceEvent) -> Damage {
+        match event {
+            SourceEvent::Changed { damage, .. } => damage,
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reports_what_the_guest_flushed_coalesced_between_polls() {
+        let (shared, mem) = showing();
+        let mut source = ScanoutSource::new(shared.clone(), 0);
+        let flush = |r| shared.control(&build::flush(1, r), &mem);
+        flush(rect(0, 0, 64, 16));
+        assert!(
+            damage(source.poll(now())).is_full(),
+            "a reader's first picture"
+        );
+        flush(rect(8, 2, 4, 4));
+        let one = zerocast_frame::Rect::new(8, 2, 4, 4);
+        assert_eq!(damage(source.poll(now())).rects(), &[one]);
+        flush(rect(8, 2, 4, 4));
+        flush(rect(40, 10, 2, 2));
+        let two = zerocast_frame::Rect::new(40, 10, 2, 2);
+        assert_eq!(damage(source.poll(now())).rects(), &[one, two]);
+        // Flushes add up while the reader is away; past the scanout's log,
+        // it reads everything.
+        for x in 0..40u32 {
+            flush(rect(x, 0, 1, 1));
+        }
+        let d = damage(source.poll(now()));
+        let row = |d: &Damage, x: u32| d.rects().iter().any(|r| r.x <= x && x < r.x + r.width);
+        assert!(!d.is_full() && (0..40).all(|x| row(&d, x)), "{d:?}");
+        for x in 0..100u32 {
+            flush(rect(x % 64, 0, 1, 1));
+        }
+        assert!(damage(source.poll(now())).is_full());
+        // Another part shown (a flip): everything, whatever was flushed; the
+        // flush is then in the shown part's own pixels.
+        shared.control(&build::set_scanout(0, 1, rect(8, 2, 16, 4)), &mem);
+        flush(rect(10, 3, 2, 1));
+        assert!(damage(source.poll(now())).is_full());
+        flush(rect(0, 0, 10, 4));
+        let part = zerocast_frame::Rect::new(0, 0, 2, 2);
+        assert_eq!(damage(source.poll(now())).rects(), &[part]);
     }
 
     #[test]

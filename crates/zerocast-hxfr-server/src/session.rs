@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use zerocast_encode::{new_encoder, EncoderKind, EncoderSettings, VideoEncoder};
-use zerocast_frame::{Frame, PixelFormat};
+use zerocast_frame::{Damage, Frame, PixelFormat};
 use zerocast_hxfr::{ErrorCode, FrameRequest};
 use zerocast_pipeline::{ResourceError, ResourceReader};
 
@@ -109,7 +109,8 @@ impl Session {
                 self.pay_for((frame.width(), frame.height()))?;
                 self.out.clear();
                 self.encoder
-                    .encode(&frame, force, &mut self.out)
+                    // A request names a resource, not what changed in it.
+                    .encode(&frame, &Damage::full(), force, &mut self.out)
                     .map_err(|e| ErrorReply::new(ErrorCode::EncodeFailed, e.to_string()))
             });
         });

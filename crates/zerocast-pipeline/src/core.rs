@@ -6,7 +6,10 @@
 //! The rules:
 //! - Damage is encoded only while someone watches; unwatched damage is dropped.
 //! - Encodes are spaced at least [`PipelineCore::min_spacing`] apart; damage in
-//!   between coalesces and the latest picture wins.
+//!   between coalesces and the latest picture wins. Its rectangles add up, so
+//!   an encode learns everything that changed since the one before it,
+//!   watched or not; an encode that did not happen (no picture, a failure)
+//!   leaves the next one to read everything.
 //! - A keyframe is due when explicitly requested, or when a subscriber has no
 //!   usable picture (it joined, or fell behind). A keyframe does not wait for
 //!   the frame-rate slot.
@@ -23,6 +26,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use zerocast_frame::Damage;
+
 /// How long a published keyframe counts as on its way to the subscribers
 /// still waiting for one, before they get another.
 pub const KEYFRAME_IN_FLIGHT: Duration = Duration::from_millis(100);
@@ -36,8 +41,9 @@ pub type SubscriberId = u64;
 /// Something that happened, for [`PipelineCore::handle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// The source has a new picture, complete at `captured_at`.
-    Damage { captured_at: Instant },
+    /// The source has a new picture, complete at `captured_at`, differing
+    /// from the one before in `area`.
+    Damage { captured_at: Instant, area: Damage },
     /// A subscriber arrived; it needs a keyframe.
     Joined(SubscriberId),
     /// A subscriber lost `frames` frames by falling behind; it skips to the
@@ -72,10 +78,12 @@ pub enum Action {
     /// Encode the source's current picture now, and report the
     /// [`Outcome`]. `captured_at` is when the picture was complete, or
     /// `None` when it is a re-encode of a picture already sent (a keyframe
-    /// from a still screen).
+    /// from a still screen). `damage` is what changed since the previous
+    /// encode's picture.
     Encode {
         force_keyframe: bool,
         captured_at: Option<Instant>,
+        damage: Damage,
     },
     /// Nothing to do before this instant unless an event arrives.
     WaitUntil(Instant),
@@ -107,6 +115,8 @@ pub struct PipelineCore {
     subscribers: BTreeMap<SubscriberId, Need>,
     /// When the newest picture not yet encoded was complete.
     damage: Option<Instant>,
+    /// What changed since the picture of the last encode.
+    area: Damage,
     /// The source has a picture that can be encoded.
     picture: bool,
     min_spacing: Duration,
@@ -124,6 +134,8 @@ impl PipelineCore {
         PipelineCore {
             subscribers: BTreeMap::new(),
             damage: None,
+            // Nothing encoded yet: the first encode reads everything.
+            area: Damage::full(),
             picture: false,
             min_spacing,
             last_encode: None,
@@ -144,8 +156,9 @@ impl PipelineCore {
 
     pub fn handle(&mut self, now: Instant, event: Event) {
         match event {
-            Event::Damage { captured_at } => {
+            Event::Damage { captured_at, area } => {
                 self.picture = true;
+                self.area.add(&area);
                 if self.subscribers.is_empty() {
                     self.counters.unwatched += 1;
                 } else {
@@ -193,9 +206,11 @@ impl PipelineCore {
             Outcome::Published { keyframe: true } => self.last_keyframe = Some(now),
             // The request was not answered: it stays pending.
             Outcome::Published { keyframe: false } => self.keyframe_requested |= request,
-            // Nothing to encode until the source has a new picture.
+            // Nothing to encode until the source has a new picture, and
+            // the encoder's last picture is not known to be the one before.
             Outcome::NoPicture | Outcome::Failed => {
                 self.picture = false;
+                self.area = Damage::full();
                 self.keyframe_requested |= request;
             }
         }
@@ -263,6 +278,7 @@ impl PipelineCore {
         Action::Encode {
             force_keyframe,
             captured_at: self.damage.take(),
+            damage: self.area.take(),
         }
     }
 
@@ -308,8 +324,12 @@ mod tests {
         }
 
         fn damage(&mut self) -> &mut Self {
+            self.damage_in(Damage::full())
+        }
+
+        fn damage_in(&mut self, area: Damage) -> &mut Self {
             let captured_at = self.now;
-            self.event(Event::Damage { captured_at })
+            self.event(Event::Damage { captured_at, area })
         }
 
         fn poll(&mut self) -> Action {
@@ -354,7 +374,8 @@ mod tests {
             s.poll(),
             Action::Encode {
                 force_keyframe: true,
-                captured_at: None
+                captured_at: None,
+                ..
             }
         ));
         s.event(Event::Encoded(Outcome::Published { keyframe: true }));
@@ -417,6 +438,38 @@ mod tests {
         }
         assert_eq!(encodes, 10, "120 ms / 12 ms slots");
         assert_eq!(last_captured, Some(s.at(120)), "the latest picture wins");
+    }
+
+    #[test]
+    fn damaged_rectangles_add_up_until_an_encode_takes_them() {
+        use zerocast_frame::Rect;
+        let mut s = Sim::new();
+        // Damage while nobody watches still counts for the next encode.
+        s.damage_in(Damage::rect(Rect::new(0, 0, 8, 8)));
+        s.event(Event::Joined(1));
+        let take = |s: &mut Sim| match s.poll() {
+            Action::Encode { damage, .. } => {
+                s.event(Event::Encoded(Outcome::Published { keyframe: true }));
+                damage
+            }
+            other => panic!("expected an encode, got {other:?}"),
+        };
+        assert!(take(&mut s).is_full(), "the first encode reads everything");
+        s.event(Event::Resumed(1));
+        let (a, b) = (Rect::new(0, 0, 8, 8), Rect::new(100, 50, 4, 4));
+        s.at_ms(20).damage_in(Damage::rect(a));
+        s.at_ms(21).damage_in(Damage::rect(b));
+        s.at_ms(22).damage_in(Damage::rect(a));
+        assert_eq!(take(&mut s).rects(), &[a, b], "coalesced while waiting");
+        // A keyframe for a still screen changes nothing.
+        s.at_ms(400).event(Event::KeyframeRequested);
+        assert!(take(&mut s).is_empty());
+        // An encode that failed: the next one reads everything.
+        s.at_ms(800).damage_in(Damage::rect(a));
+        assert!(matches!(s.poll(), Action::Encode { .. }));
+        s.event(Event::Encoded(Outcome::Failed));
+        s.at_ms(820).damage_in(Damage::rect(b));
+        assert!(take(&mut s).is_full());
     }
 
     #[test]

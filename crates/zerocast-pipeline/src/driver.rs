@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use zerocast_encode::{new_encoder, EncodeError, EncoderKind, EncoderSettings, VideoEncoder};
-use zerocast_frame::{Doorbell, FrameSource, SourceEvent};
+use zerocast_frame::{Damage, Doorbell, FrameSource, SourceEvent};
 
 use crate::core::{Action, Event, Outcome, PipelineCore};
 use crate::fanout::Fanout;
@@ -155,8 +155,12 @@ impl Driver {
             }
             // When the source wants to be asked again (a timer-driven one).
             let source_wake = match self.source.poll(now) {
-                SourceEvent::Changed { captured_at } => {
-                    self.core.handle(now, Event::Damage { captured_at });
+                SourceEvent::Changed {
+                    captured_at,
+                    damage,
+                } => {
+                    let area = damage;
+                    self.core.handle(now, Event::Damage { captured_at, area });
                     // Ask again at once: the source may have more, or a timer.
                     Some(now)
                 }
@@ -172,8 +176,10 @@ impl Driver {
                 Action::Encode {
                     force_keyframe,
                     captured_at,
+                    damage,
                 } => {
-                    let outcome = self.encode(force_keyframe, captured_at.unwrap_or(now));
+                    let captured_at = captured_at.unwrap_or(now);
+                    let outcome = self.encode(&damage, force_keyframe, captured_at);
                     self.core.handle(Instant::now(), Event::Encoded(outcome));
                 }
                 Action::WaitUntil(t) => {
@@ -196,13 +202,15 @@ impl Driver {
         self.core.handle(now, Event::MinSpacing(spacing));
     }
 
-    fn encode(&mut self, force_keyframe: bool, captured_at: Instant) -> Outcome {
+    fn encode(&mut self, damage: &Damage, force_keyframe: bool, captured_at: Instant) -> Outcome {
         let Some(frame) = self.source.frame() else {
             return Outcome::NoPicture;
         };
         let (start, cpu_start) = (Instant::now(), thread_cpu_time());
         self.out.clear();
-        let result = self.encoder.encode(&frame, force_keyframe, &mut self.out);
+        let result = self
+            .encoder
+            .encode(&frame, damage, force_keyframe, &mut self.out);
         let (elapsed, cpu) = (start.elapsed(), thread_cpu_time().saturating_sub(cpu_start));
         let encoded = match result {
             Ok(e) => e,

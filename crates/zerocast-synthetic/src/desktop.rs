@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zerocast_frame::{Doorbell, Frame, FrameSource, PixelFormat, SourceEvent};
+use zerocast_frame::{Damage, Doorbell, Frame, FrameSource, PixelFormat, SourceEvent};
 use zerocast_input::InputLog;
 
 use crate::canvas::Canvas;
@@ -83,6 +83,8 @@ impl SyntheticDesktop {
         self.rendered = true;
         SourceEvent::Changed {
             captured_at: Instant::now(),
+            // The scene redraws everything from its background each frame.
+            damage: Damage::full(),
         }
     }
 }

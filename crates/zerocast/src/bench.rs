@@ -16,7 +16,7 @@ use clap::Args;
 use serde::Serialize;
 use zerocast_chromium::Chromium;
 use zerocast_encode::new_encoder;
-use zerocast_frame::FrameSource;
+use zerocast_frame::{Damage, FrameSource};
 use zerocast_pipeline::stats::{percentile, thread_cpu_time};
 use zerocast_synthetic::{Motion, SyntheticDesktop};
 
@@ -145,7 +145,7 @@ fn encode(args: &BenchArgs) -> anyhow::Result<Report> {
             .context("the synthetic desktop drew nothing")?;
         out.clear();
         let (t, c) = (Instant::now(), thread_cpu_time());
-        encoder.encode(&frame, i == 0, &mut out)?;
+        encoder.encode(&frame, &Damage::full(), i == 0, &mut out)?;
         wall.push(duration_micros(t.elapsed()));
         cpu.push(duration_micros(thread_cpu_time().saturating_sub(c)));
         bytes += out.len() as u64;
