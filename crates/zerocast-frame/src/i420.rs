@@ -28,6 +28,8 @@ pub struct I420 {
     y: Vec<u8>,
     u: Vec<u8>,
     v: Vec<u8>,
+    /// The last row pair, packed, when the frame's bytes end inside it.
+    tail: Vec<u8>,
 }
 
 impl I420 {
@@ -155,30 +157,62 @@ impl I420 {
             });
         }
         self.resize(w, h);
-        let mut planar = YuvPlanarImageMut {
-            y_plane: BufferStoreMut::Borrowed(&mut self.y),
-            y_stride: w,
-            u_plane: BufferStoreMut::Borrowed(&mut self.u),
-            u_stride: w / 2,
-            v_plane: BufferStoreMut::Borrowed(&mut self.v),
-            v_stride: w / 2,
-            width: w,
-            height: h,
-        };
         let convert = if frame.format().is_bgr_order() {
             yuv::bgra_to_yuv420
         } else {
             yuv::rgba_to_yuv420
         };
-        convert(
-            &mut planar,
-            frame.data(),
-            frame.stride(),
-            YuvRange::Limited,
-            YuvStandardMatrix::Bt601,
-            YuvConversionMode::Balanced,
-        )
-        .map_err(ConvertError::from)
+        let data = frame.data();
+        let stride = frame.stride() as usize;
+        // The yuv crate walks the source in whole row pairs of `2 * stride`
+        // bytes and silently skips a short last pair, which a rectangle
+        // ending at its buffer's end has (its last row is `w * 4` bytes, not
+        // `stride`). Such a pair goes through a packed copy of its two rows.
+        let in_place = if data.len() >= stride * h as usize {
+            h
+        } else {
+            h - 2
+        };
+        let luma = w as usize * in_place as usize;
+        if in_place > 0 {
+            convert(
+                &mut planes(
+                    &mut self.y[..luma],
+                    &mut self.u[..luma / 4],
+                    &mut self.v[..luma / 4],
+                    w,
+                    in_place,
+                ),
+                data,
+                frame.stride(),
+                YuvRange::Limited,
+                YuvStandardMatrix::Bt601,
+                YuvConversionMode::Balanced,
+            )?;
+        }
+        if in_place < h {
+            let row = w as usize * frame.format().bytes_per_pixel() as usize;
+            let first = stride * in_place as usize;
+            self.tail.clear();
+            self.tail.extend_from_slice(&data[first..first + row]);
+            self.tail
+                .extend_from_slice(&data[first + stride..first + stride + row]);
+            convert(
+                &mut planes(
+                    &mut self.y[luma..],
+                    &mut self.u[luma / 4..],
+                    &mut self.v[luma / 4..],
+                    w,
+                    2,
+                ),
+                &self.tail,
+                w * frame.format().bytes_per_pixel(),
+                YuvRange::Limited,
+                YuvStandardMatrix::Bt601,
+                YuvConversionMode::Balanced,
+            )?;
+        }
+        Ok(())
     }
 
     fn resize(&mut self, w: u32, h: u32) {
@@ -214,10 +248,31 @@ impl I420 {
     }
 }
 
+/// `w` x `h` I420 planes over the given (exactly sized) slices.
+fn planes<'a>(
+    y: &'a mut [u8],
+    u: &'a mut [u8],
+    v: &'a mut [u8],
+    w: u32,
+    h: u32,
+) -> YuvPlanarImageMut<'a, u8> {
+    YuvPlanarImageMut {
+        y_plane: BufferStoreMut::Borrowed(y),
+        y_stride: w,
+        u_plane: BufferStoreMut::Borrowed(u),
+        u_stride: w / 2,
+        v_plane: BufferStoreMut::Borrowed(v),
+        v_stride: w / 2,
+        width: w,
+        height: h,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::PixelFormat;
+    use proptest::prelude::*;
 
     /// A `w` x `h` picture of one colour, rows of `stride` bytes, in
     /// `format`'s byte order as `drm_fourcc.h` gives it (spelled out here
@@ -280,6 +335,168 @@ mod tests {
         assert!(i420
             .convert(&Frame::new(1, 1, 4, PixelFormat::Argb8888, &one).unwrap())
             .is_err());
+    }
+
+    /// Where R, G and B sit in a pixel of `format`, as `drm_fourcc.h` gives it.
+    fn rgb_offsets(format: PixelFormat) -> [usize; 3] {
+        match format {
+            PixelFormat::Argb8888 | PixelFormat::Xrgb8888 => [2, 1, 0],
+            PixelFormat::Abgr8888 | PixelFormat::Xbgr8888 => [0, 1, 2],
+        }
+    }
+
+    /// A buffer of `len` bytes of reproducible noise.
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                // xorshift64: any pattern without structure will do.
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()[0]
+            })
+            .collect()
+    }
+
+    /// `offset + scale / 255 * (coeffs . rgb) / (n * 10^6)`, rounded: one
+    /// BT.601 limited-range sample from the mean of `n` pixels whose
+    /// channels are summed in `rgb`, in integers so nothing is cast.
+    fn bt601(offset: i64, scale: i64, coeffs: [i64; 3], rgb: [i64; 3], n: i64) -> u8 {
+        let dot: i64 = coeffs.iter().zip(rgb).map(|(k, c)| k * c).sum();
+        let den = 255 * 1_000_000 * n;
+        let value = (2 * (offset * den + scale * dot) + den).div_euclid(2 * den);
+        u8::try_from(value.clamp(0, 255)).unwrap()
+    }
+
+    /// Scalar BT.601 limited-range I420 of `frame` cropped to even size,
+    /// chroma from the mean of each 2x2 block, straight from the formulas.
+    fn reference(frame: &Frame<'_>) -> [Vec<u8>; 3] {
+        let (w, h) = (
+            (frame.width() & !1) as usize,
+            (frame.height() & !1) as usize,
+        );
+        let [ro, go, bo] = rgb_offsets(frame.format());
+        let stride = frame.stride() as usize;
+        let rgb = |x: usize, y: usize| {
+            let p = &frame.data()[y * stride + x * 4..];
+            [p[ro], p[go], p[bo]].map(i64::from)
+        };
+        let mut luma = Vec::with_capacity(w * h);
+        for y in 0..h {
+            for x in 0..w {
+                luma.push(bt601(16, 219, [299_000, 587_000, 114_000], rgb(x, y), 1));
+            }
+        }
+        let (mut cb, mut cr) = (Vec::new(), Vec::new());
+        for y in (0..h).step_by(2) {
+            for x in (0..w).step_by(2) {
+                let mut sum = [0; 3];
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    for (s, c) in sum.iter_mut().zip(rgb(x + dx, y + dy)) {
+                        *s += c;
+                    }
+                }
+                cb.push(bt601(128, 224, [-168_736, -331_264, 500_000], sum, 4));
+                cr.push(bt601(128, 224, [500_000, -418_688, -81_312], sum, 4));
+            }
+        }
+        [luma, cb, cr]
+    }
+
+    /// The first plane sample that differs from the reference by more than
+    /// rounding (±2), as (plane, index, got, wanted).
+    fn mismatch(i420: &I420, frame: &Frame<'_>) -> Option<(&'static str, usize, u8, u8)> {
+        let want = reference(frame);
+        assert_eq!(i420.y().len(), want[0].len());
+        [("Y", i420.y()), ("U", i420.u()), ("V", i420.v())]
+            .into_iter()
+            .zip(&want)
+            .find_map(|((plane, got), want)| {
+                got.iter()
+                    .zip(want)
+                    .position(|(g, w)| g.abs_diff(*w) > 2)
+                    .map(|i| (plane, i, got[i], want[i]))
+            })
+    }
+
+    /// The `w` x `h` rectangle at (`x`, `y`) of a noise buffer `buf_w`
+    /// pixels wide and `buf_h` rows high, its bytes running to the
+    /// buffer's end, as a scanout of an extended desktop sees them.
+    fn check_rect(
+        format: PixelFormat,
+        (buf_w, buf_h): (u32, u32),
+        (x, y, w, h): (u32, u32, u32, u32),
+    ) {
+        let stride = buf_w * 4;
+        let buf = noise(
+            (stride * buf_h) as usize,
+            u64::from(buf_w * 7919 + x * 31 + y),
+        );
+        let data = &buf[(y * stride + x * 4) as usize..];
+        let frame = Frame::new(w, h, stride, format, data).unwrap();
+        let mut i420 = I420::default();
+        i420.convert(&frame).unwrap();
+        assert_eq!(
+            mismatch(&i420, &frame),
+            None,
+            "{format:?} {w}x{h} at ({x}, {y}) in {buf_w}x{buf_h}"
+        );
+    }
+
+    #[test]
+    fn rectangle_ending_at_its_buffers_end_keeps_its_last_rows() {
+        // Scanout 1 of a 2560x800 extended desktop: the right half, whose
+        // last row pair is short of two whole strides.
+        check_rect(PixelFormat::Xrgb8888, (2560, 800), (1280, 0, 1280, 800));
+        // A lone row pair: all of it goes through the packed copy.
+        check_rect(PixelFormat::Xbgr8888, (64, 2), (10, 0, 54, 2));
+    }
+
+    #[test]
+    fn odd_offsets_and_sizes_convert_every_even_row() {
+        check_rect(PixelFormat::Argb8888, (64, 40), (5, 3, 37, 23));
+        check_rect(PixelFormat::Abgr8888, (64, 40), (27, 17, 37, 23));
+        check_rect(PixelFormat::Xrgb8888, (64, 40), (1, 1, 63, 39));
+    }
+
+    #[test]
+    fn stride_much_larger_than_width() {
+        check_rect(PixelFormat::Xrgb8888, (4096, 6), (4090, 0, 6, 6));
+        check_rect(PixelFormat::Xbgr8888, (4096, 7), (0, 2, 2, 5));
+    }
+
+    /// A buffer's width and height and a rectangle `(x, y, w, h)` of at
+    /// least 2x2 anywhere inside it.
+    fn geometry() -> impl Strategy<Value = ((u32, u32), (u32, u32, u32, u32))> {
+        (2u32..96, 2u32..48)
+            .prop_flat_map(|(bw, bh)| (Just((bw, bh)), 2..=bw, 2..=bh))
+            .prop_flat_map(|((bw, bh), w, h)| {
+                (Just((bw, bh)), 0..=bw - w, 0..=bh - h, Just((w, h)))
+            })
+            .prop_map(|(buf, x, y, (w, h))| (buf, (x, y, w, h)))
+    }
+
+    proptest! {
+        #[test]
+        fn matches_the_scalar_reference(
+            ((buf_w, buf_h), (x, y, w, h)) in geometry(),
+            format in prop::sample::select(PixelFormat::ALL.to_vec()),
+            spare in prop_oneof![Just(0usize), 1usize..64, Just(usize::MAX)],
+            seed in any::<u64>(),
+        ) {
+            let stride = buf_w * 4;
+            let buf = noise((stride * buf_h) as usize, seed);
+            let start = (y * stride + x * 4) as usize;
+            // The slice ends where the rectangle does, a little after, or at
+            // the buffer's end.
+            let needed = (stride * (h - 1) + w * 4) as usize;
+            let end = start.saturating_add(needed).saturating_add(spare).min(buf.len());
+            let frame = Frame::new(w, h, stride, format, &buf[start..end]).unwrap();
+            let mut i420 = I420::default();
+            i420.convert(&frame).unwrap();
+            prop_assert_eq!(mismatch(&i420, &frame), None);
+        }
     }
 }
 
