@@ -8,6 +8,8 @@
 //! - [`demo`]: `zerocast demo`, the synthetic desktop served to browsers and HXFR peers.
 //! - [`client`]: `zerocast client`, an HXFR subscriber or requester that writes raw H.264.
 //! - [`vm`]: `zerocast vm`, a QEMU guest displayed through our GPU backend, streamed with input back.
+//! - [`gpu_backend`]: `zerocast gpu-backend`, the vhost-user-gpu backend program libvirt starts.
+//! - [`install_libvirt`]: `zerocast install-libvirt`, the vhost-user descriptor that points libvirt at it.
 //! - [`gpu_streams`]: a GPU backend's scanouts as encoded streams, for `vm` and `gpu-backend`.
 //! - [`runtime_dir`]: the VM's private folder for its sockets and serial log (0700, new or checked).
 //! - [`bench`]: `zerocast bench`, encoder throughput and the stream into a real browser, as JSON.
@@ -15,7 +17,9 @@
 mod bench;
 mod client;
 mod demo;
+mod gpu_backend;
 mod gpu_streams;
+mod install_libvirt;
 mod options;
 mod runtime_dir;
 mod serving;
@@ -44,6 +48,12 @@ enum Command {
     Vm(Box<vm::VmArgs>),
     /// Measure encoding at a given size: throughput, latency, CPU per frame.
     Bench(bench::BenchArgs),
+    /// Be a vhost-user-gpu backend program, as libvirt starts one (QEMU's
+    /// backend program conventions): --fd=N or --socket-path=PATH.
+    GpuBackend(Box<gpu_backend::GpuBackendArgs>),
+    /// Install the vhost-user descriptor that makes libvirt start zerocast's
+    /// GPU backend, and print the domain XML that uses it.
+    InstallLibvirt(install_libvirt::InstallArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,5 +70,7 @@ fn main() -> anyhow::Result<()> {
         Command::Client(a) => rt.block_on(client::run(a)),
         Command::Vm(a) => rt.block_on(vm::run(*a)),
         Command::Bench(a) => rt.block_on(bench::run(a)),
+        Command::GpuBackend(a) => rt.block_on(gpu_backend::run(*a)),
+        Command::InstallLibvirt(a) => install_libvirt::run(&a),
     }
 }

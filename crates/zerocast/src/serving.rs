@@ -63,7 +63,12 @@ impl Serving {
     /// `viewer: URL` last (the line callers wait for). Both URLs carry their
     /// token: whoever has one may watch, and with the first also type.
     pub fn announce(&self, extra: &[String]) -> anyhow::Result<()> {
-        let mut out = std::io::stdout().lock();
+        self.announce_to(&mut std::io::stdout().lock(), extra)
+    }
+
+    /// [`Serving::announce`] to `out`: a GPU backend that libvirt starts
+    /// tells its stderr, which the domain's log keeps.
+    pub fn announce_to(&self, out: &mut dyn Write, extra: &[String]) -> anyhow::Result<()> {
         for (bound, role) in &self.hxfr {
             let label = match role {
                 ListenerRole::Subscriber => "hxfr",
