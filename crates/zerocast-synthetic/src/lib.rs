@@ -8,11 +8,16 @@
 //! - [`scene`]: what is on screen at frame N (windows, text, chart, cursor).
 //! - [`desktop`]: [`SyntheticDesktop`], the [`zerocast_frame::FrameSource`]
 //!   that paces frames, applies input and reports damage.
+//! - [`workload`]: [`WorkloadScene`], deterministic desktop activity (typing,
+//!   a clock, a dragged window, scrolling, video) that reports exactly what
+//!   each frame redrew, for the damage benchmark.
 
 #![forbid(unsafe_code)]
 
 pub mod canvas;
 pub mod desktop;
 pub mod scene;
+pub mod workload;
 
 pub use desktop::{Motion, SyntheticDesktop};
+pub use workload::{Workload, WorkloadScene};

@@ -59,6 +59,21 @@ pub struct BenchArgs {
     /// Where to write the JSON report.
     #[arg(long, default_value = "bench.json")]
     pub json: PathBuf,
+    /// Instead of the stream: a synthetic workload, encoded whole and by
+    /// damage side by side (typing, a clock, a window drag, a full-screen
+    /// scroll, video), with CPU, bytes and PSNR for each.
+    #[arg(long, value_enum, conflicts_with = "kernel")]
+    pub workload: Option<BenchWorkload>,
+    /// With --workload: runs of each workload; the medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: u32,
+}
+
+/// The benchmark's workloads.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchWorkload {
+    /// What damage-aware encoding saves on desktop activity.
+    DesktopDamage,
 }
 
 #[derive(Serialize)]
@@ -113,6 +128,9 @@ struct Report {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(BenchWorkload::DesktopDamage) = args.workload {
+        return crate::damage_bench::run(&args);
+    }
     let encode = encode(&args)?;
     let stream = if args.seconds > 0.0 {
         Some(stream(&args).await?)

@@ -13,8 +13,10 @@
 //! - [`gpu_streams`]: a GPU backend's scanouts as encoded streams, for `vm` and `gpu-backend`.
 //! - [`runtime_dir`]: the VM's private folder for its sockets and serial log (0700, new or checked).
 //! - [`bench`]: `zerocast bench`, encoder throughput and the stream into a real browser, as JSON.
+//! - [`damage_bench`]: `zerocast bench --workload desktop-damage`, whole-frame against damage-aware encoding per desktop workload.
 
 mod bench;
+mod damage_bench;
 mod client;
 mod demo;
 mod gpu_backend;
