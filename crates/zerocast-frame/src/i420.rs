@@ -28,8 +28,6 @@ pub struct I420 {
     y: Vec<u8>,
     u: Vec<u8>,
     v: Vec<u8>,
-    /// The last row pair, packed, when the frame's bytes end inside it.
-    tail: Vec<u8>,
 }
 
 impl I420 {
@@ -157,62 +155,10 @@ impl I420 {
             });
         }
         self.resize(w, h);
-        let convert = if frame.format().is_bgr_order() {
-            yuv::bgra_to_yuv420
-        } else {
-            yuv::rgba_to_yuv420
-        };
-        let data = frame.data();
-        let stride = frame.stride() as usize;
-        // The yuv crate walks the source in whole row pairs of `2 * stride`
-        // bytes and silently skips a short last pair, which a rectangle
-        // ending at its buffer's end has (its last row is `w * 4` bytes, not
-        // `stride`). Such a pair goes through a packed copy of its two rows.
-        let in_place = if data.len() >= stride * h as usize {
-            h
-        } else {
-            h - 2
-        };
-        let luma = w as usize * in_place as usize;
-        if in_place > 0 {
-            convert(
-                &mut planes(
-                    &mut self.y[..luma],
-                    &mut self.u[..luma / 4],
-                    &mut self.v[..luma / 4],
-                    w,
-                    in_place,
-                ),
-                data,
-                frame.stride(),
-                YuvRange::Limited,
-                YuvStandardMatrix::Bt601,
-                YuvConversionMode::Balanced,
-            )?;
-        }
-        if in_place < h {
-            let row = w as usize * frame.format().bytes_per_pixel() as usize;
-            let first = stride * in_place as usize;
-            self.tail.clear();
-            self.tail.extend_from_slice(&data[first..first + row]);
-            self.tail
-                .extend_from_slice(&data[first + stride..first + stride + row]);
-            convert(
-                &mut planes(
-                    &mut self.y[luma..],
-                    &mut self.u[luma / 4..],
-                    &mut self.v[luma / 4..],
-                    w,
-                    2,
-                ),
-                &self.tail,
-                w * frame.format().bytes_per_pixel(),
-                YuvRange::Limited,
-                YuvStandardMatrix::Bt601,
-                YuvConversionMode::Balanced,
-            )?;
-        }
-        Ok(())
+        // The whole picture as one rectangle: its last row pair, which a
+        // frame ending at its buffer's end (a scanout of an extended
+        // desktop) has short, is handled there.
+        self.convert_rect(frame, crate::Rect::new(0, 0, w, h))
     }
 
     fn resize(&mut self, w: u32, h: u32) {
@@ -245,26 +191,6 @@ impl I420 {
 
     pub fn v(&self) -> &[u8] {
         &self.v
-    }
-}
-
-/// `w` x `h` I420 planes over the given (exactly sized) slices.
-fn planes<'a>(
-    y: &'a mut [u8],
-    u: &'a mut [u8],
-    v: &'a mut [u8],
-    w: u32,
-    h: u32,
-) -> YuvPlanarImageMut<'a, u8> {
-    YuvPlanarImageMut {
-        y_plane: BufferStoreMut::Borrowed(y),
-        y_stride: w,
-        u_plane: BufferStoreMut::Borrowed(u),
-        u_stride: w / 2,
-        v_plane: BufferStoreMut::Borrowed(v),
-        v_stride: w / 2,
-        width: w,
-        height: h,
     }
 }
 
