@@ -30,6 +30,8 @@ pub struct Subscription {
     inbox: Inbox,
     gate: KeyframeGate,
     last_lag_report: Option<Instant>,
+    /// Frames dropped for being too old, not yet told to the pipeline.
+    unreported: u64,
 }
 
 impl Subscription {
@@ -49,6 +51,7 @@ impl Subscription {
             inbox,
             gate: KeyframeGate::default(),
             last_lag_report: None,
+            unreported: 0,
         }
     }
 
@@ -58,7 +61,10 @@ impl Subscription {
             match self.rx.recv().await {
                 Ok(frame) => match self.gate.offer(frame.keyframe, frame.captured_at.elapsed()) {
                     Gate::Skip => {}
-                    Gate::Behind => self.report_lag(0),
+                    Gate::Behind => {
+                        self.unreported += 1;
+                        self.report_lag(0);
+                    }
                     Gate::Pass => return Some(frame),
                     Gate::Resume => {
                         self.inbox.event(Event::Resumed(self.id));
@@ -88,6 +94,7 @@ impl Subscription {
             return;
         }
         self.last_lag_report = Some(now);
+        let frames = frames + std::mem::take(&mut self.unreported);
         self.inbox.event(Event::Lagged {
             id: self.id,
             frames,

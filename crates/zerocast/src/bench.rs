@@ -208,20 +208,6 @@ fn encode(args: &BenchArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// CPU time (user + system) this process has used.
-fn process_cpu() -> Duration {
-    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF with a pointer to a live, writable rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    // getrusage never reports negative times; were it to, they count as 0.
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
-            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
-    };
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
 /// A duration in whole microseconds, saturating at u32::MAX (71 minutes,
 /// far past one frame's encode).
 fn duration_micros(d: Duration) -> u32 {
@@ -309,7 +295,7 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
     let (p0, f0, cpu0, g0, t0) = (
         page(&mut chromium).await?,
         pipeline.stats().frames,
-        process_cpu(),
+        crate::process::cpu_time(),
         gpu_counters(),
         Instant::now(),
     );
@@ -317,7 +303,7 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
     let (p1, f1, cpu1, g1, elapsed) = (
         page(&mut chromium).await?,
         pipeline.stats().frames,
-        process_cpu(),
+        crate::process::cpu_time(),
         gpu_counters(),
         t0.elapsed(),
     );

@@ -2,6 +2,7 @@
 //!
 //! Design map:
 //! - [`options`]: command-line options shared by the commands.
+//! - [`process`]: this process's CPU time, memory and file descriptors.
 //! - [`serving`]: HXFR listeners and the web gateway, opened the same way by every command.
 //! - [`stop`]: when a long-running command stops (duration, Ctrl-C, SIGTERM).
 //! - [`web_access`]: the viewer's tokens and allowed Hosts and Origins, from options.
@@ -13,6 +14,7 @@
 //! - [`gpu_streams`]: a GPU backend's scanouts as encoded streams, for `vm` and `gpu-backend`.
 //! - [`runtime_dir`]: the VM's private folder for its sockets and serial log (0700, new or checked).
 //! - [`bench`]: `zerocast bench`, encoder throughput and the stream into a real browser, as JSON.
+//! - [`soak`]: `zerocast soak`, one scanout under many viewers, churn and floods, with its costs.
 //! - [`damage_bench`]: `zerocast bench --workload desktop-damage`, whole-frame against damage-aware encoding per desktop workload.
 
 mod bench;
@@ -23,8 +25,10 @@ mod gpu_backend;
 mod gpu_streams;
 mod install_libvirt;
 mod options;
+mod process;
 mod runtime_dir;
 mod serving;
+mod soak;
 mod stop;
 mod vm;
 mod web_access;
@@ -50,6 +54,8 @@ enum Command {
     Vm(Box<vm::VmArgs>),
     /// Measure encoding at a given size: throughput, latency, CPU per frame.
     Bench(bench::BenchArgs),
+    /// Run one scanout under many viewers, churn and floods; report what it cost.
+    Soak(soak::SoakArgs),
     /// Be a vhost-user-gpu backend program, as libvirt starts one (QEMU's
     /// backend program conventions): --fd=N or --socket-path=PATH.
     GpuBackend(Box<gpu_backend::GpuBackendArgs>),
@@ -74,6 +80,7 @@ fn main() -> anyhow::Result<()> {
         Command::Client(a) => rt.block_on(client::run(a)),
         Command::Vm(a) => rt.block_on(vm::run(*a)),
         Command::Bench(a) => rt.block_on(bench::run(a)),
+        Command::Soak(a) => rt.block_on(soak::run(a)),
         Command::GpuBackend(a) => rt.block_on(gpu_backend::run(*a)),
         Command::InstallLibvirt(a) => install_libvirt::run(&a),
     }

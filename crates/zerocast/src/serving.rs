@@ -59,6 +59,13 @@ impl Serving {
         format!("{}://{}/?{query}token={token}", self.scheme, self.viewer)
     }
 
+    /// The WebSocket URL of a viewer of `scanout` in `role`.
+    pub fn ws_url(&self, role: Role, scanout: u32) -> String {
+        let token = self.access.token(role).expose();
+        let scheme = if self.scheme == "https" { "wss" } else { "ws" };
+        format!("{scheme}://{}/ws?scanout={scanout}&token={token}", self.viewer)
+    }
+
     /// Prints `hxfr: ...` lines, the `extra` lines, the view-only URL, then
     /// `viewer: URL` last (the line callers wait for). Both URLs carry their
     /// token: whoever has one may watch, and with the first also type.

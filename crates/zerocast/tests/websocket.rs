@@ -126,3 +126,27 @@ async fn a_socket_that_never_sends_init_is_closed_within_seconds() {
     assert_eq!(code, CloseCode::Policy);
     assert!(why.contains("no init"), "{why}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_decoder_resets_on_a_still_screen_costs_a_few_keyframes() {
+    let demo = Zerocast::demo(&["--width", "320", "--height", "240", "--static"]);
+    let mut ws = viewer(&demo).await;
+    let frames = || demo.stats()["scanouts"][0]["frames"].as_u64().unwrap();
+    // The viewer's first keyframe, then quiet.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while frames() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = frames();
+    // 300 re-inits over about 1.5 s: each asks for a keyframe.
+    for _ in 0..300 {
+        ws.send(Message::text(r#"{"type":"init"}"#)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let encoded = frames() - before;
+    assert!(
+        (1..=8).contains(&encoded),
+        "300 decoder resets on a still screen made {encoded} encodes"
+    );
+}
