@@ -14,12 +14,12 @@
 //! - [`gpu_streams`]: a GPU backend's scanouts as encoded streams, for `vm` and `gpu-backend`.
 //! - [`runtime_dir`]: the VM's private folder for its sockets and serial log (0700, new or checked).
 //! - [`bench`]: `zerocast bench`, encoder throughput and the stream into a real browser, as JSON.
-//! - [`soak`]: `zerocast soak`, one scanout under many viewers, churn and floods, with its costs.
 //! - [`damage_bench`]: `zerocast bench --workload desktop-damage`, whole-frame against damage-aware encoding per desktop workload.
+//! - [`soak`]: `zerocast soak`, one scanout under many viewers, churn and floods, with its costs.
 
 mod bench;
-mod damage_bench;
 mod client;
+mod damage_bench;
 mod demo;
 mod gpu_backend;
 mod gpu_streams;
@@ -54,14 +54,14 @@ enum Command {
     Vm(Box<vm::VmArgs>),
     /// Measure encoding at a given size: throughput, latency, CPU per frame.
     Bench(bench::BenchArgs),
-    /// Run one scanout under many viewers, churn and floods; report what it cost.
-    Soak(soak::SoakArgs),
     /// Be a vhost-user-gpu backend program, as libvirt starts one (QEMU's
     /// backend program conventions): --fd=N or --socket-path=PATH.
     GpuBackend(Box<gpu_backend::GpuBackendArgs>),
     /// Install the vhost-user descriptor that makes libvirt start zerocast's
     /// GPU backend, and print the domain XML that uses it.
     InstallLibvirt(install_libvirt::InstallArgs),
+    /// Run one scanout under many viewers, churn and floods; report what it cost.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,8 +80,8 @@ fn main() -> anyhow::Result<()> {
         Command::Client(a) => rt.block_on(client::run(a)),
         Command::Vm(a) => rt.block_on(vm::run(*a)),
         Command::Bench(a) => rt.block_on(bench::run(a)),
-        Command::Soak(a) => rt.block_on(soak::run(a)),
         Command::GpuBackend(a) => rt.block_on(gpu_backend::run(*a)),
         Command::InstallLibvirt(a) => install_libvirt::run(&a),
+        Command::Soak(a) => rt.block_on(soak::run(a)),
     }
 }

@@ -63,7 +63,10 @@ impl Serving {
     pub fn ws_url(&self, role: Role, scanout: u32) -> String {
         let token = self.access.token(role).expose();
         let scheme = if self.scheme == "https" { "wss" } else { "ws" };
-        format!("{scheme}://{}/ws?scanout={scanout}&token={token}", self.viewer)
+        format!(
+            "{scheme}://{}/ws?scanout={scanout}&token={token}",
+            self.viewer
+        )
     }
 
     /// Prints `hxfr: ...` lines, the `extra` lines, the view-only URL, then
