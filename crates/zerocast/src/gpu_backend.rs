@@ -5,12 +5,15 @@
 //! `--print-capabilities`, `--fd=N` or `--socket-path=PATH`, no
 //! daemonizing, a quick end on SIGTERM, an early non-zero exit for what it
 //! cannot do. It serves the guest's scanouts like `zerocast vm` does, from
-//! its own web viewer and HXFR endpoint, and announces them on stderr:
-//! libvirt passes nothing but `--fd`, and keeps a backend's stderr in the
-//! domain's log.
+//! its own web viewer and HXFR endpoint. libvirt passes nothing but `--fd`
+//! and sends a backend's stdout and stderr to /dev/null (libvirt 9.0), so
+//! besides stderr the backend announces its addresses in a file named
+//! after the domain, in a private folder (`/run/zerocast/vms` for root).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +30,7 @@ use zerocast_web::Gateway;
 use crate::gpu_streams::{self, GpuStreams};
 use crate::options::{HxfrArgs, VideoArgs};
 use crate::runtime_dir::RuntimeDir;
+use crate::serving::Serving;
 use crate::web_access::WebAccessArgs;
 
 /// What `--print-capabilities` answers. QEMU's vhost-user.json knows two
@@ -36,6 +40,15 @@ pub const CAPABILITIES: &str = r#"{"type":"gpu","features":[]}"#;
 
 /// Where the defaults libvirt cannot pass on the command line are read from.
 pub const DEFAULT_CONFIG: &str = "/etc/zerocast/gpu-backend.json";
+
+/// Where root's backends announce themselves by default.
+pub const ROOT_ANNOUNCE_DIR: &str = "/run/zerocast/vms";
+
+/// Where libvirt keeps a vhost-user-gpu backend's pid file,
+/// `ID-NAME-VIDEO-vhost-user-gpu.pid` (the domain's short name: its id and
+/// its name cut to 20 characters, then the video device's alias).
+const LIBVIRT_PID_DIR: &str = "/run/libvirt/qemu";
+const LIBVIRT_PID_SUFFIX: &str = "-vhost-user-gpu.pid";
 
 #[derive(Args, Debug)]
 pub struct GpuBackendArgs {
@@ -72,13 +85,19 @@ pub struct GpuBackendArgs {
     /// else a free port on loopback; the URL is printed on stderr.
     #[arg(long, env = "ZEROCAST_BACKEND_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// A private folder (0700, created if missing) where the backend also
+    /// writes its addresses and viewer URLs, as `DOMAIN.txt` (0600, removed
+    /// at exit). Default: the config file's `announce_dir`, else
+    /// /run/zerocast/vms when root, else none.
+    #[arg(long, env = "ZEROCAST_BACKEND_ANNOUNCE_DIR")]
+    pub announce_dir: Option<PathBuf>,
     #[command(flatten)]
     pub access: WebAccessArgs,
     #[command(flatten)]
     pub hxfr: HxfrArgs,
     /// A JSON file of defaults for what libvirt cannot pass: `listen`,
-    /// `hxfr` (endpoints), `token_file`, `view_token_file`. A missing file
-    /// is no error.
+    /// `hxfr` (endpoints), `token_file`, `view_token_file`, `announce_dir`.
+    /// A missing file is no error.
     #[arg(long, env = "ZEROCAST_BACKEND_CONFIG", default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
 }
@@ -92,6 +111,7 @@ struct ConfigFile {
     hxfr: Vec<String>,
     token_file: Option<PathBuf>,
     view_token_file: Option<PathBuf>,
+    announce_dir: Option<PathBuf>,
 }
 
 impl ConfigFile {
@@ -104,7 +124,8 @@ impl ConfigFile {
         serde_json::from_str(&text).with_context(|| {
             format!(
                 "{}: expected {{\"listen\": \"127.0.0.1:0\", \"hxfr\": [\"tcp:127.0.0.1:0\"], \
-                 \"token_file\": PATH, \"view_token_file\": PATH}}, each optional",
+                 \"token_file\": PATH, \"view_token_file\": PATH, \"announce_dir\": PATH}}, \
+                 each optional",
                 path.display()
             )
         })
@@ -128,6 +149,9 @@ impl ConfigFile {
         }
         if args.access.view_token_file.is_none() {
             args.access.view_token_file = self.view_token_file;
+        }
+        if args.announce_dir.is_none() {
+            args.announce_dir = self.announce_dir;
         }
         Ok(())
     }
@@ -250,6 +274,15 @@ pub async fn run(mut args: GpuBackendArgs) -> anyhow::Result<()> {
     )
     .await?;
     serving.announce_to(&mut std::io::stderr().lock(), &[])?;
+    let announce_dir = args.announce_dir.or_else(|| {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        root.then(|| PathBuf::from(ROOT_ANNOUNCE_DIR))
+    });
+    let _announced = match announce_dir {
+        Some(dir) => Some(Announcement::write(&dir, &serving)?),
+        None => None,
+    };
 
     tokio::select! {
         _ = crate::stop::stopped(None) => tracing::info!("stopping the GPU backend"),
@@ -259,6 +292,59 @@ pub async fn run(mut args: GpuBackendArgs) -> anyhow::Result<()> {
     // The device stops when its last holder (the registry, served by tasks
     // the runtime drops at exit) lets go; the folder goes with `private`.
     Ok(())
+}
+
+/// The backend's announcement in a file, for whoever cannot see its
+/// stderr; removed when the backend ends.
+struct Announcement {
+    path: PathBuf,
+    _dir: RuntimeDir,
+}
+
+impl Announcement {
+    fn write(dir: &Path, serving: &Serving) -> anyhow::Result<Announcement> {
+        // The viewer URLs carry their tokens: a folder and a file only we may read.
+        let dir = RuntimeDir::given(dir).context("checking the announcement folder")?;
+        let name = libvirt_instance(Path::new(LIBVIRT_PID_DIR))
+            .unwrap_or_else(|| format!("gpu-backend-{}", std::process::id()));
+        let path = dir.path().join(format!("{name}.txt"));
+        let mut text = Vec::new();
+        serving.announce_to(&mut text, &[format!("pid: {}", std::process::id())])?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&text))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("announced in {}", path.display());
+        Ok(Announcement { path, _dir: dir })
+    }
+}
+
+impl Drop for Announcement {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::warn!("cannot remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// The libvirt instance this process serves (`ID-NAME-VIDEO`): libvirt
+/// writes a backend's pid file, named after the domain and its video
+/// device, before running it.
+fn libvirt_instance(pid_dir: &Path) -> Option<String> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir(pid_dir).ok()?.find_map(|entry| {
+        let path = entry.ok()?.path();
+        let stem = path
+            .file_name()?
+            .to_str()?
+            .strip_suffix(LIBVIRT_PID_SUFFIX)?;
+        let pid = std::fs::read_to_string(&path).ok()?;
+        (pid.trim() == me).then(|| stem.to_owned())
+    })
 }
 
 /// Resolves once the vhost-user session is over (QEMU gone). A thread

@@ -113,9 +113,9 @@ pub fn run(args: &InstallArgs) -> anyhow::Result<()> {
         binary.display()
     );
     println!(
-        "The backend prints its viewer URL (with its token) on stderr, which libvirt keeps in \
-         the domain's log (/var/log/libvirt/qemu/DOMAIN.log). Its defaults come from {} \
-         (see docs/libvirt.md).",
+        "Each backend writes its viewer URLs (with their tokens) to {}/ID-DOMAIN-VIDEO.txt \
+         (libvirt discards its stderr). Its defaults come from {} (see docs/libvirt.md).",
+        crate::gpu_backend::ROOT_ANNOUNCE_DIR,
         crate::gpu_backend::DEFAULT_CONFIG
     );
     Ok(())

@@ -148,6 +148,11 @@ impl Backend {
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--hxfr", "tcp:127.0.0.1:0"])
             .args(["--fps", "30"])
+            // Not root's /run/zerocast/vms: a failed test leaves nothing there.
+            .arg(format!(
+                "--announce-dir={}",
+                harness::tmp("announce").display()
+            ))
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
