@@ -13,6 +13,8 @@ have chromium || need+=(chromium)               # headless browser for the WebCo
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx cpio || need+=(busybox-static)
 [ -f /usr/lib/x86_64-linux-gnu/libx264.a ] || need+=(libx264-dev) # static x264 for the guest agent's baseline
 have qemu-system-x86_64 || need_qemu=1
+# libvirt starting zerocast's GPU backend (the libvirt test runs its own libvirtd, no systemd).
+have libvirtd && have virsh || need+=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
 
 # Real vsock for guests where /dev/vhost-vsock is missing: rust-vmm's
 # vhost-device-vsock, from crates.io.
@@ -21,7 +23,17 @@ if ! command -v vhost-device-vsock >/dev/null 2>&1; then
   cargo install --locked --quiet vhost-device-vsock
 fi
 
+# libvirtd without libvirt-daemon-system (which wants systemd) still needs the
+# user it would run QEMU as, even when the test's qemu.conf names root.
+libvirt_user() {
+  if have libvirtd && ! getent passwd libvirt-qemu >/dev/null; then
+    $([ "$(id -u)" -eq 0 ] || echo sudo) useradd --system --no-create-home --user-group \
+      --shell /usr/sbin/nologin libvirt-qemu
+  fi
+}
+
 if [ ${#need[@]} -eq 0 ] && [ -z "${need_qemu:-}" ]; then
+  libvirt_user
   exit 0
 fi
 
@@ -42,3 +54,4 @@ fi
 if [ -n "${need_qemu:-}" ]; then
   $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86
 fi
+libvirt_user
