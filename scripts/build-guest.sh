@@ -183,6 +183,14 @@ for m in $(cat /etc/modules); do
   modprobe "$m" || echo "zerocast-guest: modprobe $m failed"
 done
 echo "zerocast-guest: modules loaded $(up)"
+# The modes each connector offers, as the EDID gave them (what xrandr would
+# list). Writing "detect" probes the connector now: with fbdev emulation off
+# nothing else has yet.
+for conn in /sys/class/drm/card*-*; do
+  [ -f "$conn/modes" ] || continue
+  echo detect >"$conn/status"
+  echo "zerocast-guest: ${conn##*/} modes: $(tr '\n' ' ' <"$conn/modes")"
+done
 
 run=flipper
 also=

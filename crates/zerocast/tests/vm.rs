@@ -2,7 +2,8 @@
 //! zerocast-flipper page-flipping stamped frames) with our vhost-user-gpu
 //! backend as its display. Frames are encoded from guest memory, decoded by
 //! ffmpeg and by Chromium; input typed in the page reaches the guest, and
-//! what a vanished viewer held is let go.
+//! what a vanished viewer held is let go. The guest's DRM lists the modes
+//! our EDID offers.
 
 mod harness;
 
@@ -27,7 +28,19 @@ async fn guest_screen_streams_from_guest_memory_and_input_reaches_the_guest() {
         .serial
         .clone()
         .expect("zerocast vm prints its serial log");
-    wait_for_text(&serial, "zerocast-flipper: frame", Duration::from_secs(120));
+    let log = wait_for_text(&serial, "zerocast-flipper: frame", Duration::from_secs(120));
+
+    // The guest's DRM offers the usual modes from our EDID, the configured
+    // one first (preferred), not that one alone.
+    let modes = log
+        .lines()
+        .find_map(|l| l.split_once("-Virtual-1 modes: ").map(|(_, m)| m))
+        .unwrap_or_else(|| panic!("the guest lists its connector's modes:\n{log}"));
+    let modes: Vec<&str> = modes.split_whitespace().collect();
+    assert_eq!(modes.first(), Some(&"1280x800"), "{modes:?}");
+    for mode in ["1920x1080", "1366x768", "1024x768", "640x480"] {
+        assert!(modes.contains(&mode), "{mode} offered: {modes:?}");
+    }
 
     // HXFR: the guest's scanout, decoded by ffmpeg, frame numbers advancing.
     let (out, p) = record(&["--connect", &vm.hxfr, "--frames", "40"], "guest.h264");
