@@ -208,10 +208,17 @@ impl PipelineCore {
             Outcome::Published { keyframe: false } => self.keyframe_requested |= request,
             // Nothing to encode until the source has a new picture, and
             // the encoder's last picture is not known to be the one before.
-            Outcome::NoPicture | Outcome::Failed => {
+            Outcome::NoPicture => {
                 self.picture = false;
                 self.area = Damage::full();
                 self.keyframe_requested |= request;
+            }
+            // The encoder's state after a failure is unknown: the stream
+            // resumes with a keyframe, no restart.
+            Outcome::Failed => {
+                self.picture = false;
+                self.area = Damage::full();
+                self.keyframe_requested = true;
             }
         }
     }
@@ -403,6 +410,25 @@ mod tests {
         assert_eq!(s.poll(), Action::Idle);
         s.at_ms(500).damage();
         assert!(s.encode(), "the waiting subscriber still gets its keyframe");
+    }
+
+    #[test]
+    fn after_a_failed_encode_the_stream_resumes_with_a_keyframe() {
+        let mut s = Sim::new();
+        s.damage().event(Event::Joined(1));
+        assert!(s.encode());
+        s.event(Event::Resumed(1));
+        s.at_ms(20).damage();
+        assert!(matches!(
+            s.poll(),
+            Action::Encode {
+                force_keyframe: false,
+                ..
+            }
+        ));
+        s.event(Event::Encoded(Outcome::Failed));
+        s.at_ms(400).damage();
+        assert!(s.encode(), "the next picture is a keyframe");
     }
 
     #[test]
