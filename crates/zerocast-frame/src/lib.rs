@@ -1,6 +1,8 @@
 //! Frame types that every zerocast part agrees on.
 //!
 //! Design map:
+//! - [`cursor`]: [`Cursor`], a scanout's hardware cursor (image, hotspot, position), and the
+//!   [`CursorSink`] a source publishes it to.
 //! - [`damage`]: [`Damage`], the rectangles that changed between two pictures.
 //! - [`format`](mod@format): DRM fourcc pixel formats and their byte layout.
 //! - [`frame`]: a borrowed, bounds-checked view of one picture ([`Frame`]).
@@ -11,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cursor;
 pub mod damage;
 pub mod format;
 pub mod frame;
@@ -18,6 +21,7 @@ pub mod i420;
 pub mod source;
 pub mod stamp;
 
+pub use cursor::{Cursor, CursorImage, CursorImageError, CursorSink};
 pub use damage::{Damage, Rect};
 pub use format::PixelFormat;
 pub use frame::{Frame, FrameError};

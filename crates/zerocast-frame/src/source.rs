@@ -4,7 +4,7 @@
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
-use crate::{Damage, Frame};
+use crate::{CursorSink, Damage, Frame};
 
 /// What a source has for its pipeline right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,16 @@ pub trait FrameSource: Send {
 
     /// One line for logs and the viewer, e.g. `synthetic desktop 1920x1080@60`.
     fn describe(&self) -> String;
+
+    /// A source with a hardware cursor publishes it to `sink` (at once, then
+    /// on every change, from the thread that changes it: not through the
+    /// encoder thread, so a moving pointer never waits for a frame) and
+    /// returns true. Called at most once, before the first poll. By default
+    /// there is none: a picture that draws its own pointer needs none.
+    fn attach_cursor(&mut self, sink: Arc<dyn CursorSink>) -> bool {
+        let _ = sink;
+        false
+    }
 }
 
 /// Wakes one sleeping thread: rung by whoever has news for it, waited on by

@@ -14,6 +14,7 @@ use zerocast_encode::{new_encoder, EncodeError, EncoderKind, EncoderSettings, Vi
 use zerocast_frame::{Damage, Doorbell, FrameSource, SourceEvent};
 
 use crate::core::{Action, Event, Outcome, PipelineCore};
+use crate::cursor::CursorChannel;
 use crate::fanout::Fanout;
 use crate::inbox::{Command, Inbox};
 use crate::stats::thread_cpu_time;
@@ -43,6 +44,8 @@ pub struct ScanoutPipeline {
     pub(crate) describe: String,
     /// The settings in force, or the ones about to be.
     settings: Arc<Mutex<EncoderSettings>>,
+    /// The source's hardware cursor, if it has one.
+    cursor: Option<Arc<CursorChannel>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -57,6 +60,8 @@ impl ScanoutPipeline {
         let settings = Arc::new(Mutex::new(encoder.settings()));
         let bell = Doorbell::new();
         source.attach(bell.clone());
+        let cursor = Arc::new(CursorChannel::new());
+        let cursor = source.attach_cursor(cursor.clone()).then_some(cursor);
         let (inbox, rx) = Inbox::new(bell.clone());
         let fanout = Arc::new(Fanout::new(config.scanout_id, inbox));
         let fps = encoder.settings().fps.as_f32();
@@ -79,6 +84,7 @@ impl ScanoutPipeline {
             fanout,
             describe,
             settings,
+            cursor,
             thread: Some(thread),
         })
     }
@@ -92,6 +98,11 @@ impl ScanoutPipeline {
     /// The settings in force, or the ones about to be.
     pub fn settings(&self) -> EncoderSettings {
         *self.settings.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The source's hardware cursor; `None` if it has none.
+    pub fn cursor(&self) -> Option<&CursorChannel> {
+        self.cursor.as_deref()
     }
 }
 
@@ -277,6 +288,7 @@ mod tests {
             settings: EncoderSettings::default(),
         };
         let stream = Stream::Encoded(ScanoutPipeline::start(Box::new(desktop), config).unwrap());
+        assert!(stream.cursor().is_none(), "it draws its own pointer");
         let mut first = stream.subscribe();
         let f = next(&mut first).await;
         assert!(f.keyframe);

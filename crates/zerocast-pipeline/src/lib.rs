@@ -11,6 +11,8 @@
 //! - [`published`]: [`PublishedStream`], frames encoded elsewhere (a guest agent).
 //! - [`stream`]: [`Stream`], either kind, as viewers and the registry see it.
 //! - [`subscription`]: one subscriber's frames, skipping to a keyframe after a loss.
+//! - [`cursor`]: [`CursorChannel`], a stream's hardware cursor, latest state wins,
+//!   published by the source beside the frames, not through the encoder.
 //! - `fanout` and `inbox`: frames out to subscribers, events back in.
 //! - [`frame`]: [`EncodedFrame`], an access unit with no transport's framing.
 //! - [`registry`]: the streams, resources and display switch a host exposes.
@@ -38,6 +40,7 @@
 //!    the next keyframe and tells the core, which makes one.
 
 pub mod core;
+pub mod cursor;
 pub mod driver;
 mod fanout;
 pub mod frame;
@@ -49,6 +52,7 @@ pub mod stream;
 pub mod subscription;
 
 pub use crate::core::{Action, Event, Outcome, PipelineCore, KEYFRAME_IN_FLIGHT};
+pub use cursor::CursorChannel;
 pub use driver::{PipelineConfig, ScanoutPipeline, StartError};
 pub use frame::EncodedFrame;
 pub use published::{PublishedFrame, PublishedStream};

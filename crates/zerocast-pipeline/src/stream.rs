@@ -1,6 +1,9 @@
 //! [`Stream`]: what viewers subscribe to: a scanout encoded here, or a
 //! stream a guest agent encoded and publishes.
 
+use tokio::sync::watch;
+use zerocast_frame::Cursor;
+
 use crate::fanout::Fanout;
 use crate::published::PublishedStream;
 use crate::stats::PipelineStats;
@@ -34,6 +37,16 @@ impl Stream {
     /// producer).
     pub fn subscribe(&self) -> Subscription {
         self.fanout().subscribe()
+    }
+
+    /// The hardware cursor's latest state and its changes; `None` when the
+    /// stream has none (a picture that draws its own pointer, or one
+    /// encoded elsewhere).
+    pub fn cursor(&self) -> Option<watch::Receiver<Cursor>> {
+        match self {
+            Stream::Encoded(p) => p.cursor().map(|c| c.subscribe()),
+            Stream::Published(_) => None,
+        }
     }
 
     pub fn request_keyframe(&self) {
