@@ -39,14 +39,19 @@ pub enum Gpu {
 /// Everything needed to start one VM.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VmConfig {
-    /// Kernel to boot directly (`-kernel`); `None` boots `disk`.
+    /// Kernel to boot directly (`-kernel`), with `disk` (if any) as its
+    /// root device's drive; `None` boots `disk`.
     pub kernel: Option<PathBuf>,
     /// Initramfs for `kernel`.
     pub initrd: Option<PathBuf>,
     /// Kernel command line; `console=ttyS0` is always added.
     pub append: String,
-    /// Disk image to boot instead of a kernel: `*.qcow2`, `*.raw` or `*.img`.
+    /// Disk image, a virtio-blk drive (`/dev/vda`): `*.qcow2`, `*.raw` or
+    /// `*.img`. Booted itself when there is no kernel.
     pub disk: Option<PathBuf>,
+    /// Open `disk` with `snapshot=on`: the guest's writes go to a
+    /// temporary file QEMU drops at exit, so the image is never modified.
+    pub disk_snapshot: bool,
     pub memory_mb: u32,
     pub accel: Accel,
     pub gpu: Gpu,
@@ -70,8 +75,8 @@ pub struct VmConfig {
 pub enum ConfigError {
     #[error("nothing to boot: set a kernel (with its initrd) or a disk image")]
     NothingToBoot,
-    #[error("both a kernel and a disk image are set: boot one of them")]
-    KernelAndDisk,
+    #[error("a disk snapshot is asked for without a disk image: set the disk too")]
+    SnapshotWithoutDisk,
     #[error("an initrd is set without a kernel: set the kernel too, or drop the initrd")]
     InitrdWithoutKernel,
     #[error(
@@ -107,6 +112,7 @@ impl VmConfig {
             initrd: None,
             append: String::new(),
             disk: None,
+            disk_snapshot: false,
             memory_mb: 512,
             accel: Accel::default(),
             gpu,
@@ -121,10 +127,12 @@ impl VmConfig {
     /// Checks the configuration on its own (no file system access).
     pub fn validate(&self) -> Result<(), ConfigError> {
         match (&self.kernel, &self.initrd, &self.disk) {
-            (Some(_), _, Some(_)) => return Err(ConfigError::KernelAndDisk),
             (None, Some(_), _) => return Err(ConfigError::InitrdWithoutKernel),
             (None, None, None) => return Err(ConfigError::NothingToBoot),
             _ => {}
+        }
+        if self.disk_snapshot && self.disk.is_none() {
+            return Err(ConfigError::SnapshotWithoutDisk);
         }
         if let Some(disk) = &self.disk {
             disk_format(disk)?;
@@ -220,7 +228,15 @@ impl VmConfig {
         if let Some(disk) = &self.disk {
             let file = opt_value(utf8("disk image", disk)?);
             let format = disk_format(disk)?;
-            push(&["-drive", &format!("file={file},if=virtio,format={format}")]);
+            let snapshot = if self.disk_snapshot {
+                ",snapshot=on"
+            } else {
+                ""
+            };
+            push(&[
+                "-drive",
+                &format!("file={file},if=virtio,format={format}{snapshot}"),
+            ]);
         }
         args.extend(self.extra_args.iter().cloned());
         Ok(args)
@@ -400,6 +416,50 @@ mod tests {
     }
 
     #[test]
+    fn kernel_with_a_disk_for_its_root() {
+        let mut config = kernel_config();
+        config.append = "root=/dev/vda rw".into();
+        config.disk = Some("/images/desktop.raw".into());
+        let args = config.args().unwrap();
+        let tail = [
+            "-kernel",
+            "/guest/vmlinuz",
+            "-initrd",
+            "/guest/initrd.img",
+            "-append",
+            "console=ttyS0 root=/dev/vda rw",
+            "-drive",
+            "file=/images/desktop.raw,if=virtio,format=raw",
+        ];
+        assert_eq!(&args[args.len() - tail.len()..], tail);
+
+        // Snapshot: the image is opened, never written.
+        config.disk_snapshot = true;
+        let args = config.args().unwrap();
+        assert_eq!(
+            values(&args, "-drive"),
+            ["file=/images/desktop.raw,if=virtio,format=raw,snapshot=on"]
+        );
+        assert_eq!(values(&args, "-kernel"), ["/guest/vmlinuz"]);
+    }
+
+    #[test]
+    fn a_disk_alone_in_snapshot_mode() {
+        let mut config = kernel_config();
+        config.kernel = None;
+        config.initrd = None;
+        config.disk = Some("/images/a,b.qcow2".into());
+        config.disk_snapshot = true;
+        let args = config.args().unwrap();
+        assert_eq!(
+            values(&args, "-drive"),
+            ["file=/images/a,,b.qcow2,if=virtio,format=qcow2,snapshot=on"]
+        );
+        assert!(values(&args, "-kernel").is_empty());
+        assert!(values(&args, "-append").is_empty());
+    }
+
+    #[test]
     fn commas_in_option_values_are_doubled() {
         let mut config = kernel_config();
         config.gpu = Gpu::VhostUser {
@@ -447,10 +507,7 @@ mod tests {
             ConfigError::NothingToBoot,
         );
         check(|c| c.kernel = None, ConfigError::InitrdWithoutKernel);
-        check(
-            |c| c.disk = Some("/d.qcow2".into()),
-            ConfigError::KernelAndDisk,
-        );
+        check(|c| c.disk_snapshot = true, ConfigError::SnapshotWithoutDisk);
         check(|c| c.memory_mb = 64, ConfigError::Memory { mb: 64 });
         check(|c| c.memory_mb = 65537, ConfigError::Memory { mb: 65537 });
         check(|c| c.scanouts = 0, ConfigError::NoScanouts);
