@@ -28,8 +28,8 @@ pub const GUEST_STREAM: u32 = 16;
 
 #[derive(Args, Debug)]
 pub struct VmArgs {
-    /// Linux kernel to boot (with --initrd), e.g. work/guest/vmlinuz from scripts/build-guest.sh.
-    #[arg(long, conflicts_with = "disk", required_unless_present = "disk")]
+    /// Linux kernel to boot (with --initrd), e.g. work/guest/vmlinuz from scripts/build-guest.sh; with --disk, that image is its /dev/vda (say root=/dev/vda in --append).
+    #[arg(long, required_unless_present = "disk")]
     pub kernel: Option<PathBuf>,
     /// Initial ramdisk for --kernel.
     #[arg(long, requires = "kernel")]
@@ -37,9 +37,12 @@ pub struct VmArgs {
     /// Kernel command line (console=ttyS0 is always added).
     #[arg(long, default_value = "")]
     pub append: String,
-    /// A disk image to boot instead (qcow2 or raw), e.g. a Debian cloud image with a desktop.
+    /// A disk image (qcow2 or raw), the guest's /dev/vda: booted itself without --kernel, e.g. a Debian cloud image with a desktop.
     #[arg(long)]
     pub disk: Option<PathBuf>,
+    /// Open --disk with QEMU's snapshot=on: the guest's writes are dropped at exit and the image is never modified.
+    #[arg(long, requires = "disk")]
+    pub disk_snapshot: bool,
     /// Guest memory in MiB (shared with zerocast through a memfd).
     #[arg(long, default_value_t = 1024)]
     pub memory: u32,
@@ -100,6 +103,7 @@ impl VmArgs {
             initrd: Some(initrd.into()),
             append: append.into(),
             disk: None,
+            disk_snapshot: false,
             memory: 512,
             accel: AccelArg::Tcg,
             scanouts: 1,
@@ -181,6 +185,7 @@ impl VmStack {
         config.initrd = args.initrd.clone();
         config.append = args.append.clone();
         config.disk = args.disk.clone();
+        config.disk_snapshot = args.disk_snapshot;
         config.memory_mb = args.memory;
         config.accel = match args.accel {
             AccelArg::Tcg => Accel::Tcg,
@@ -256,5 +261,48 @@ pub async fn run(args: VmArgs) -> anyhow::Result<()> {
         Some(Ok(status)) if status.success() => Ok(()),
         Some(Ok(status)) => anyhow::bail!("QEMU ended by itself ({status}): the VM is gone"),
         Some(Err(e)) => Err(e).context("waiting for QEMU"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        vm: VmArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<VmArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("vm").chain(args.iter().copied())).map(|c| c.vm)
+    }
+
+    #[test]
+    fn a_disk_goes_with_a_kernel_or_alone() {
+        let a = parse(&[
+            "--disk",
+            "desktop.raw",
+            "--disk-snapshot",
+            "--kernel",
+            "vmlinuz",
+            "--initrd",
+            "initrd.img",
+            "--append",
+            "root=/dev/vda rw",
+        ])
+        .unwrap();
+        assert_eq!(a.disk, Some("desktop.raw".into()));
+        assert_eq!(a.kernel, Some("vmlinuz".into()));
+        assert_eq!(a.append, "root=/dev/vda rw");
+        assert!(a.disk_snapshot);
+
+        let a = parse(&["--disk", "desktop.qcow2"]).unwrap();
+        assert_eq!((a.kernel, a.disk_snapshot), (None, false));
+
+        // A snapshot of no disk, and nothing to boot, are refused.
+        assert!(parse(&["--kernel", "vmlinuz", "--disk-snapshot"]).is_err());
+        assert!(parse(&[]).is_err());
     }
 }
