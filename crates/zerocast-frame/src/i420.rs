@@ -28,6 +28,11 @@ pub struct I420 {
     y: Vec<u8>,
     u: Vec<u8>,
     v: Vec<u8>,
+    /// A rectangle's last row pair when it goes through a packed copy (see
+    /// `convert_rect`): its two source rows, and its Y, U and V samples.
+    /// Kept, so that path allocates nothing after the first frame either.
+    tail_rows: Vec<u8>,
+    tail_planes: Vec<u8>,
 }
 
 impl I420 {
@@ -110,23 +115,26 @@ impl I420 {
         // copied into place.
         let (row, cw) = (rw as usize * bpp, rw as usize / 2);
         let first = stride * direct as usize;
-        let mut rows = Vec::with_capacity(2 * row);
-        rows.extend_from_slice(&src[first..first + row]);
-        rows.extend_from_slice(&src[first + stride..first + stride + row]);
-        let (mut py, mut pu, mut pv) = (vec![0; 2 * rw as usize], vec![0; cw], vec![0; cw]);
+        self.tail_rows.clear();
+        self.tail_rows.extend_from_slice(&src[first..first + row]);
+        self.tail_rows
+            .extend_from_slice(&src[first + stride..first + stride + row]);
+        self.tail_planes.resize(2 * rw as usize + 2 * cw, 0);
+        let (py, chroma) = self.tail_planes.split_at_mut(2 * rw as usize);
+        let (pu, pv) = chroma.split_at_mut(cw);
         let mut packed = YuvPlanarImageMut {
-            y_plane: BufferStoreMut::Borrowed(&mut py),
+            y_plane: BufferStoreMut::Borrowed(py),
             y_stride: rw,
-            u_plane: BufferStoreMut::Borrowed(&mut pu),
+            u_plane: BufferStoreMut::Borrowed(pu),
             u_stride: rw / 2,
-            v_plane: BufferStoreMut::Borrowed(&mut pv),
+            v_plane: BufferStoreMut::Borrowed(pv),
             v_stride: rw / 2,
             width: rw,
             height: 2,
         };
         convert(
             &mut packed,
-            &rows,
+            &self.tail_rows,
             rw * frame.format().bytes_per_pixel(),
             YuvRange::Limited,
             YuvStandardMatrix::Bt601,
@@ -136,8 +144,8 @@ impl I420 {
         let rw = rw as usize;
         self.y[ly..ly + rw].copy_from_slice(&py[..rw]);
         self.y[ly + w..ly + w + rw].copy_from_slice(&py[rw..]);
-        self.u[lc..lc + cw].copy_from_slice(&pu);
-        self.v[lc..lc + cw].copy_from_slice(&pv);
+        self.u[lc..lc + cw].copy_from_slice(pu);
+        self.v[lc..lc + cw].copy_from_slice(pv);
         Ok(())
     }
 }
