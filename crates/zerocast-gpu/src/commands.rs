@@ -459,6 +459,28 @@ pub mod build {
         };
         request(type_, b.as_slice())
     }
+
+    /// UPDATE_CURSOR with a hotspot.
+    pub fn update_cursor(
+        scanout_id: u32,
+        at: (u32, u32),
+        resource_id: u32,
+        hot: (u32, u32),
+    ) -> Vec<u8> {
+        let b = UpdateCursor {
+            pos: protocol::CursorPos {
+                scanout_id: scanout_id.into(),
+                x: at.0.into(),
+                y: at.1.into(),
+                padding: Le32::default(),
+            },
+            resource_id: resource_id.into(),
+            hot_x: hot.0.into(),
+            hot_y: hot.1.into(),
+            padding: Le32::default(),
+        };
+        request(protocol::CMD_UPDATE_CURSOR, b.as_slice())
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! in, response bytes out, state changes published to readers. The vring
 //! plumbing lives in `backend`; tests drive this directly.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tracing::{trace, warn};
@@ -103,6 +103,7 @@ impl Shared {
             state.resources.clear();
             for s in &mut state.scanouts {
                 s.unbind();
+                s.hide_cursor();
             }
         }
         self.notify();
@@ -325,10 +326,14 @@ impl GpuState {
         match cmd {
             Command::UpdateCursor(c) => {
                 let index = self.scanout_index(c.scanout_id)?;
-                if c.resource_id != 0 {
-                    self.resources.get(c.resource_id)?;
-                }
-                self.scanouts[index].update_cursor(c);
+                let image = match c.resource_id {
+                    0 => None,
+                    id => {
+                        let resource = self.resources.get(id)?;
+                        Some(Arc::new(resource.cursor_image(id, (c.hot_x, c.hot_y))?))
+                    }
+                };
+                self.scanouts[index].update_cursor(c, image);
                 Ok(())
             }
             Command::MoveCursor(c) => {
@@ -618,15 +623,37 @@ mod tests {
         assert_eq!(dev.stats.snapshot().transfers, 1);
     }
 
+    /// A 64x64 cursor resource 2 (`format`) backed by 16 KiB at 64 KiB,
+    /// each pixel's bytes 1, 2, 3 and its row as byte 3.
+    fn cursor_resource(dev: &Shared, mem: &GuestMemoryMmap, format: u32) {
+        let mut pixels = Vec::new();
+        for y in 0..64u8 {
+            for _ in 0..64 {
+                pixels.extend_from_slice(&[1, 2, 3, y]);
+            }
+        }
+        mem.write_slice(&pixels, GuestAddress(0x10000)).unwrap();
+        for request in [
+            build::create_2d(2, format, 64, 64),
+            build::attach(2, &[(0x10000, 16384)]),
+        ] {
+            assert_eq!(send(dev, mem, request), RESP_OK_NODATA);
+        }
+    }
+
     #[test]
     fn cursor_commands_track_position_and_refuse_bad_ids() {
         let dev = device(vec![(1280, 800)]);
         let mem = anon_memory();
-        backed_resource(&dev, &mem);
-        dev.cursor(&build::cursor(CMD_UPDATE_CURSOR, 0, 10, 20, 1));
+        cursor_resource(&dev, &mem, XRGB);
+        dev.cursor(&build::update_cursor(0, (10, 20), 2, (3, 4)));
         dev.cursor(&build::cursor(CMD_MOVE_CURSOR, 0, 30, 40, 0));
         let c = dev.lock().scanouts[0].cursor();
-        assert_eq!((c.resource_id, c.x, c.y), (1, 30, 40));
+        assert!(c.image.is_some());
+        assert_eq!(
+            (c.x, c.y, c.hot_x, c.hot_y, c.generation),
+            (30, 40, 3, 4, 1)
+        );
         dev.cursor(&build::cursor(CMD_MOVE_CURSOR, 5, 1, 1, 0));
         dev.cursor(&build::cursor(CMD_UPDATE_CURSOR, 0, 1, 1, 77));
         dev.cursor(&build::get_display_info());
@@ -638,6 +665,78 @@ mod tests {
             RESP_ERR_UNSPEC
         );
         assert_eq!(send(&dev, &mem, vec![0; 3]), RESP_ERR_UNSPEC);
+        // Resource 0 hides it.
+        dev.cursor(&build::cursor(CMD_UPDATE_CURSOR, 0, 1, 1, 0));
+        let c = dev.lock().scanouts[0].cursor();
+        assert!(c.image.is_none());
+        assert_eq!(c.generation, 2);
+    }
+
+    #[test]
+    fn the_cursor_image_is_copied_once_as_rgba_and_outlives_its_resource() {
+        const RGBA: u32 = 67; // VIRTIO_GPU_FORMAT_R8G8B8A8_UNORM
+        for (format, want) in [(XRGB, [3, 2, 1]), (RGBA, [1, 2, 3])] {
+            let dev = device(vec![(1280, 800)]);
+            let mem = memfd_memory(1 << 20);
+            cursor_resource(&dev, &mem, format);
+            dev.cursor(&build::update_cursor(0, (100, 50), 2, (63, 0)));
+            assert_eq!(dev.stats.snapshot().errors, 0);
+            let image = dev.lock().scanouts[0].cursor().image.unwrap();
+            assert_eq!(
+                (image.width(), image.height(), image.hotspot()),
+                (64, 64, (63, 0))
+            );
+            let rgba = image.rgba();
+            assert_eq!(rgba.len(), 64 * 64 * 4);
+            // Byte 3 is alpha even in an X format; row 9's pixels carry 9.
+            assert_eq!(&rgba[..4], &[want[0], want[1], want[2], 0]);
+            assert_eq!(
+                &rgba[9 * 256 + 4..9 * 256 + 8],
+                &[want[0], want[1], want[2], 9]
+            );
+            // The guest frees and reuses the pages: the image stays.
+            assert_eq!(send(&dev, &mem, build::unref(2)), RESP_OK_NODATA);
+            mem.write_slice(&[0xEE; 16384], GuestAddress(0x10000))
+                .unwrap();
+            let kept = dev.lock().scanouts[0].cursor().image.unwrap();
+            assert_eq!(kept.rgba(), rgba);
+        }
+    }
+
+    #[test]
+    fn hostile_cursor_updates_are_refused_counted_and_change_nothing() {
+        let dev = device(vec![(1280, 800)]);
+        let mem = memfd_memory(1 << 20);
+        cursor_resource(&dev, &mem, XRGB);
+        dev.cursor(&build::update_cursor(0, (1, 1), 2, (0, 0)));
+        let before = dev.lock().scanouts[0].cursor();
+        // Resource 1 is 64x16: not a cursor. Resource 3 has no backing,
+        // resource 4 a backing of one page for four.
+        backed_resource(&dev, &mem);
+        for request in [
+            build::create_2d(3, XRGB, 64, 64),
+            build::create_2d(4, XRGB, 64, 64),
+            build::attach(4, &[(0x20000, 4096)]),
+        ] {
+            assert_eq!(send(&dev, &mem, request), RESP_OK_NODATA);
+        }
+        let hostile = [
+            build::update_cursor(0, (5, 5), 1, (0, 0)),
+            build::update_cursor(0, (5, 5), 3, (0, 0)),
+            build::update_cursor(0, (5, 5), 4, (0, 0)),
+            build::update_cursor(0, (5, 5), 9, (0, 0)),
+            build::update_cursor(0, (5, 5), 2, (64, 0)),
+            build::update_cursor(0, (5, 5), 2, (0, u32::MAX)),
+            build::update_cursor(1, (5, 5), 2, (0, 0)),
+        ];
+        let n = hostile.len();
+        for request in hostile {
+            dev.cursor(&request);
+        }
+        assert_eq!(dev.stats.snapshot().errors, u64::try_from(n).unwrap());
+        let after = dev.lock().scanouts[0].cursor();
+        assert_eq!((after.x, after.generation), (before.x, before.generation));
+        assert_eq!(after.image, before.image);
     }
 
     #[test]

@@ -318,10 +318,15 @@ impl Harness {
             }
             7 => self.reset(),
             8 => {
-                let kind = [protocol::CMD_UPDATE_CURSOR, protocol::CMD_MOVE_CURSOR]
-                    [usize::from(s.u8() % 2)];
+                let update = s.u8() % 2 == 0;
                 let (scanout, id, x, y) = (s.scanout(), s.id(), s.u32(), s.u32());
-                let request = build::cursor(kind, scanout, x, y, id);
+                let request = if update {
+                    // Hotspots inside and outside the 64x64 image.
+                    let hot = (u32::from(s.u8() % 80), u32::from(s.u8() % 80));
+                    build::update_cursor(scanout, (x, y), id, hot)
+                } else {
+                    build::cursor(protocol::CMD_MOVE_CURSOR, scanout, x, y, id)
+                };
                 if s.u8() % 4 == 0 {
                     // On the wrong queue: refused.
                     self.control(request);

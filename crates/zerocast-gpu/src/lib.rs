@@ -14,7 +14,9 @@
 //!   readable until the guest takes the pages back (UNREF, DETACH_BACKING, reset).
 //! - `resource`: the resource table with its checks and limits.
 //! - `refusal`: why a guest command was refused, and the `RESP_ERR_*` for it.
-//! - `scanout`: scanout state: the resource shown, whether its picture is still valid, the cursor.
+//! - `scanout`: scanout state: the resource shown, whether its picture is still valid, the
+//!   cursor (its 64x64 image copied out of the guest's resource on UPDATE_CURSOR, pushed with
+//!   every move to the streams' [`zerocast_frame::CursorSink`]s, not through the encoder).
 //! - `source`: [`ScanoutSource`], the [`zerocast_frame::FrameSource`] of a scanout: the
 //!   guest's pages, or a "no signal" picture once they are taken back or the scanout is off.
 //! - `device`: the device, sans I/O: requests in, responses out, readers woken.

@@ -40,6 +40,12 @@ pub enum Refusal {
     BadScanout { id: u32, count: usize },
     #[error("{0} is not valid on this queue")]
     WrongQueue(&'static str),
+    #[error("cursor resource {id} is {width}x{height}; virtio-gpu cursors are {side}x{side}", side = crate::resource::CURSOR_SIDE)]
+    CursorSize { id: u32, width: u32, height: u32 },
+    #[error("cursor resource {0} has no backing that holds its pixels")]
+    CursorUnreadable(u32),
+    #[error("{0}")]
+    CursorImage(#[from] zerocast_frame::CursorImageError),
 }
 
 impl Refusal {
@@ -55,15 +61,19 @@ impl Refusal {
             | R::BadSize { .. }
             | R::RectOutside { .. }
             | R::TransferOutsideBacking { .. }
-            | R::TransferPastBacking { .. } => protocol::RESP_ERR_INVALID_PARAMETER,
+            | R::TransferPastBacking { .. }
+            | R::CursorSize { .. }
+            | R::CursorImage(_) => protocol::RESP_ERR_INVALID_PARAMETER,
             R::TooManyResources(_)
             | R::OutOfMemory(_)
             | R::Backing(BackingError::OutOfMemory { .. }) => protocol::RESP_ERR_OUT_OF_MEMORY,
             R::Backing(e) if e.is_bad_parameter() => protocol::RESP_ERR_INVALID_PARAMETER,
             R::BadScanout { .. } => protocol::RESP_ERR_INVALID_SCANOUT_ID,
-            R::Backing(_) | R::AlreadyBacked(_) | R::NotBacked(_) | R::WrongQueue(_) => {
-                protocol::RESP_ERR_UNSPEC
-            }
+            R::Backing(_)
+            | R::AlreadyBacked(_)
+            | R::NotBacked(_)
+            | R::WrongQueue(_)
+            | R::CursorUnreadable(_) => protocol::RESP_ERR_UNSPEC,
         }
     }
 

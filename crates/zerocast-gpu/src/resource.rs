@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tracing::debug;
 use vm_memory::GuestMemoryMmap;
 use zerocast_frame::frame::MAX_DIMENSION;
-use zerocast_frame::PixelFormat;
+use zerocast_frame::{CursorImage, PixelFormat};
 
 use crate::backing::Backing;
 use crate::budget::{Budget, HostBuffer};
@@ -23,6 +23,9 @@ use crate::stats::Stats;
 pub const MAX_RESOURCES: usize = 4096;
 
 const BYTES_PER_PIXEL: u32 = 4;
+
+/// The side of a virtio-gpu cursor image (QEMU takes no other size).
+pub const CURSOR_SIDE: u32 = 64;
 
 /// One 2D resource.
 #[derive(Debug)]
@@ -72,6 +75,44 @@ impl Resource {
             revocation: revocation.clone(),
         };
         snapshot.frame().is_some().then_some(snapshot)
+    }
+
+    /// The resource as a cursor image with hotspot `hot`, copied (16 KiB)
+    /// so that it outlives the resource. Byte 3 of each pixel is alpha
+    /// whatever the format says: Linux makes cursors from XRGB dumb buffers
+    /// and means ARGB (QEMU reads them so too).
+    pub fn cursor_image(&self, id: u32, hot: (u32, u32)) -> Result<CursorImage, Refusal> {
+        if (self.width, self.height) != (CURSOR_SIDE, CURSOR_SIDE) {
+            return Err(Refusal::CursorSize {
+                id,
+                width: self.width,
+                height: self.height,
+            });
+        }
+        // The snapshot's frame is checked against the backing's length: no
+        // row read below can pass its end.
+        let snapshot = self
+            .snapshot(id, self.full_rect())
+            .ok_or(Refusal::CursorUnreadable(id))?;
+        let frame = snapshot.frame().ok_or(Refusal::CursorUnreadable(id))?;
+        let (side, stride) = (CURSOR_SIDE as usize, frame.stride() as usize);
+        let row_len = side * BYTES_PER_PIXEL as usize;
+        let mut rgba = Vec::with_capacity(row_len * side);
+        for y in 0..side {
+            let row = frame
+                .data()
+                .get(y * stride..y * stride + row_len)
+                .ok_or(Refusal::CursorUnreadable(id))?;
+            for px in row.chunks_exact(4) {
+                let [r, g, b] = if self.format.is_bgr_order() {
+                    [px[2], px[1], px[0]]
+                } else {
+                    [px[0], px[1], px[2]]
+                };
+                rgba.extend_from_slice(&[r, g, b, px[3]]);
+            }
+        }
+        Ok(CursorImage::new(CURSOR_SIDE, CURSOR_SIDE, hot, rgba)?)
     }
 
     /// The whole resource.

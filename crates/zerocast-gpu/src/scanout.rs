@@ -3,9 +3,10 @@
 //! cursor is.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use zerocast_frame::Damage;
+use zerocast_frame::{Cursor, CursorImage, CursorSink, Damage};
 
 use crate::commands::{CursorCommand, DisplayMode, Rect};
 
@@ -18,14 +19,33 @@ use crate::resource::Resources;
 use crate::snapshot::ResourceSnapshot;
 
 /// The guest's cursor on one scanout, as its last cursor commands set it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct CursorState {
-    /// Cursor image resource (0: hidden).
-    pub resource_id: u32,
+    /// The image's top-left corner, as Linux's driver sends it (its plane's
+    /// position); the hotspot is at `x + hot_x`.
     pub x: u32,
     pub y: u32,
     pub hot_x: u32,
     pub hot_y: u32,
+    /// The image read at the last UPDATE_CURSOR; `None` when hidden.
+    pub image: Option<Arc<CursorImage>>,
+    /// Bumped by every UPDATE_CURSOR and reset: readers tell a new image
+    /// from a move by it.
+    pub generation: u64,
+}
+
+impl CursorState {
+    /// As viewers get it: the hotspot's position, in scanout pixels.
+    fn published(&self) -> Cursor {
+        // The guest's u32 fields carry the plane's signed position.
+        let signed = |v: u32| i32::from_ne_bytes(v.to_ne_bytes());
+        Cursor {
+            serial: self.generation,
+            x: signed(self.x).wrapping_add(signed(self.hot_x)),
+            y: signed(self.y).wrapping_add(signed(self.hot_y)),
+            image: self.image.clone(),
+        }
+    }
 }
 
 /// One scanout's state.
@@ -54,6 +74,10 @@ pub(crate) struct Scanout {
     /// one damages everything, whatever the guest flushes.
     rebound: bool,
     cursor: CursorState,
+    /// Where each change of the cursor goes (streams' cursor channels),
+    /// published under the device lock so they see changes in order; a
+    /// sink whose stream has gone is dropped at the next change.
+    cursor_sinks: Vec<Weak<dyn CursorSink>>,
 }
 
 impl Scanout {
@@ -69,6 +93,7 @@ impl Scanout {
             damage_log: VecDeque::with_capacity(DAMAGE_LOG),
             rebound: false,
             cursor: CursorState::default(),
+            cursor_sinks: Vec::new(),
         }
     }
 
@@ -184,26 +209,60 @@ impl Scanout {
         zerocast_frame::Rect::new(x0 - s.x, y0 - s.y, len(x0, x1), len(y0, y1))
     }
 
-    /// Tracked so cursor commands are checked and applied; no viewer sees
-    /// the cursor yet, so only tests read it.
     #[cfg(test)]
     pub fn cursor(&self) -> CursorState {
-        self.cursor
+        self.cursor.clone()
     }
 
-    pub fn update_cursor(&mut self, c: &CursorCommand) {
+    #[cfg(test)]
+    pub fn cursor_sinks_is_empty(&self) -> bool {
+        self.cursor_sinks.is_empty()
+    }
+
+    /// Sends the cursor to `sink` now and on every later change.
+    pub fn add_cursor_sink(&mut self, sink: &Arc<dyn CursorSink>) {
+        sink.publish(self.cursor.published());
+        self.cursor_sinks.push(Arc::downgrade(sink));
+    }
+
+    fn publish_cursor(&mut self) {
+        let cursor = self.cursor.published();
+        self.cursor_sinks.retain(|sink| match sink.upgrade() {
+            Some(sink) => {
+                sink.publish(cursor.clone());
+                true
+            }
+            None => false,
+        });
+    }
+
+    /// A new cursor image (read and checked by the caller), or none
+    /// (resource 0: hidden).
+    pub fn update_cursor(&mut self, c: &CursorCommand, image: Option<Arc<CursorImage>>) {
         self.cursor = CursorState {
-            resource_id: c.resource_id,
             x: c.x,
             y: c.y,
             hot_x: c.hot_x,
             hot_y: c.hot_y,
+            image,
+            generation: self.cursor.generation + 1,
         };
+        self.publish_cursor();
     }
 
     pub fn move_cursor(&mut self, c: &CursorCommand) {
         self.cursor.x = c.x;
         self.cursor.y = c.y;
+        self.publish_cursor();
+    }
+
+    /// A new driver session starts without a cursor.
+    pub fn hide_cursor(&mut self) {
+        self.cursor = CursorState {
+            generation: self.cursor.generation + 1,
+            ..CursorState::default()
+        };
+        self.publish_cursor();
     }
 
     /// The picture readers should show: the shown part of the shown

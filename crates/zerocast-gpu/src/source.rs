@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::debug;
-use zerocast_frame::{Damage, Doorbell, Frame, FrameSource, PixelFormat, SourceEvent};
+use zerocast_frame::{CursorSink, Damage, Doorbell, Frame, FrameSource, PixelFormat, SourceEvent};
 
 use crate::device::Shared;
 use crate::snapshot::ResourceSnapshot;
@@ -151,6 +151,19 @@ impl FrameSource for ScanoutSource {
         } else {
             // The same grey again: nothing to encode.
             idle
+        }
+    }
+
+    /// The guest's hardware cursor on this scanout: published by the
+    /// device as the cursor queue changes it, never through this reader.
+    fn attach_cursor(&mut self, sink: Arc<dyn CursorSink>) -> bool {
+        let mut state = self.shared.lock();
+        match state.scanouts.get_mut(self.index as usize) {
+            Some(s) => {
+                s.add_cursor_sink(&sink);
+                true
+            }
+            None => false,
         }
     }
 
@@ -320,6 +333,71 @@ mod tests {
         shared.close();
         assert!(bell.wait(no_wait));
         assert_eq!(source.poll(now()), SourceEvent::Closed);
+    }
+
+    /// Keeps what a source publishes.
+    #[derive(Default)]
+    struct Sink(std::sync::Mutex<Vec<zerocast_frame::Cursor>>);
+
+    impl CursorSink for Sink {
+        fn publish(&self, cursor: zerocast_frame::Cursor) {
+            self.0.lock().unwrap().push(cursor);
+        }
+    }
+
+    impl Sink {
+        fn take(&self) -> Vec<(u64, i32, i32, bool)> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+                .into_iter()
+                .map(|c| (c.serial, c.x, c.y, c.image.is_some()))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn cursor_changes_are_pushed_to_the_sink_and_never_ring_the_encoder() {
+        use crate::protocol::CMD_MOVE_CURSOR;
+        let (shared, mem) = showing();
+        mem.write_slice(&[0x80; 16384], GuestAddress(0x10000))
+            .unwrap();
+        for request in [
+            build::create_2d(2, XRGB, 64, 64),
+            build::attach(2, &[(0x10000, 16384)]),
+        ] {
+            shared.control(&request, &mem);
+        }
+        let mut source = ScanoutSource::new(shared.clone(), 0);
+        let bell = Doorbell::new();
+        source.attach(bell.clone());
+        let sink = Arc::new(Sink::default());
+        assert!(source.attach_cursor(sink.clone()));
+        // At once: no cursor yet.
+        assert_eq!(sink.take(), [(0, 0, 0, false)]);
+        let no_wait = Some(Instant::now());
+        shared.cursor(&build::update_cursor(0, (100, 200), 2, (4, 6)));
+        shared.cursor(&build::cursor(CMD_MOVE_CURSOR, 0, 110, 210, 0));
+        // The hotspot's position: the image's corner plus the hotspot.
+        assert_eq!(sink.take(), [(1, 104, 206, true), (1, 114, 216, true)]);
+        // A plane partly off the top-left: the guest's u32s are signed.
+        shared.cursor(&build::cursor(CMD_MOVE_CURSOR, 0, u32::MAX - 9, 0, 0));
+        assert_eq!(sink.take(), [(1, -6, 6, true)]);
+        assert!(
+            !bell.wait(no_wait),
+            "the encoder is not woken by the cursor"
+        );
+        // A new driver session starts without one.
+        shared.reset();
+        assert_eq!(sink.take(), [(2, 0, 0, false)]);
+        // A sink whose stream has gone is dropped.
+        let weak = Arc::downgrade(&sink);
+        drop(sink);
+        shared.cursor(&build::cursor(CMD_MOVE_CURSOR, 0, 1, 1, 0));
+        assert!(weak.upgrade().is_none());
+        assert!(shared.lock().scanouts[0].cursor_sinks_is_empty());
+        // No such scanout: no cursor.
+        let mut other = ScanoutSource::new(shared, 7);
+        assert!(!other.attach_cursor(Arc::new(Sink::default())));
+        assert_eq!(other.poll(now()), idle());
     }
 
     /// The bytes the guest draws in the tests below.
