@@ -2,7 +2,10 @@
 // decoded with WebCodecs, drawn on a canvas; keyboard and mouse go back.
 "use strict";
 
-const MSG = { VIDEO: 0x01, KEY: 0x10, CLICK: 0x11, ABS: 0x12, INIT: 0x30, PING: 0x40, PONG: 0x41 };
+const MSG = {
+  VIDEO: 0x01, KEY: 0x10, CLICK: 0x11, ABS: 0x12, INIT: 0x30, PING: 0x40, PONG: 0x41,
+  CURSOR_IMAGE: 0x50, CURSOR_POS: 0x51,
+};
 const params = new URLSearchParams(location.search);
 const scanout = Number(params.get("scanout") || 0);
 const canvas = document.getElementById("screen");
@@ -16,6 +19,9 @@ const stats = window.zerocastStats = {
   received: 0, decoded: 0, keyframes: 0, dropped: 0, errors: 0, lastError: "",
   fps: 0, bitrate_bps: 0, latency_p50_ms: 0, latency_p95_ms: 0, clockOffsetUs: 0, rttMs: 0,
   latencies: [],           // recent capture -> decoded latencies, ms
+  // The guest's hardware cursor (zerocast's 0x50/0x51): images and moves
+  // received, its size, hotspot and last hotspot position.
+  cursor: { images: 0, moves: 0, visible: false, width: 0, height: 0, hotX: 0, hotY: 0, x: 0, y: 0 },
 };
 
 let ws = null, decoder = null, waitingForKey = true, reconnects = 0;
@@ -44,6 +50,7 @@ function onDecoded(frame) {
   if (canvas.width !== frame.displayWidth || canvas.height !== frame.displayHeight) {
     canvas.width = frame.displayWidth;
     canvas.height = frame.displayHeight;
+    applyCursor();  // the picture's scale changed, so does the cursor's
   }
   ctx.drawImage(frame, 0, 0);
   frame.close();
@@ -87,6 +94,64 @@ function onVideo(b) {
   }
 }
 
+// The guest's cursor is drawn by the browser as the canvas's CSS cursor, so
+// the pointer moves at the browser's speed, not the video's. Without one
+// (none sent, or hidden) the page shows the normal arrow.
+let cursorPixels = null;      // a canvas holding the guest's image, full size
+let cursorCss = { key: "", value: "default" };
+
+function onCursorImage(b) {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const hotX = v.getUint16(1), hotY = v.getUint16(3), w = v.getUint16(5), h = v.getUint16(7);
+  if (w === 0 || h === 0 || b.length !== 9 + w * h * 4) return;
+  const img = document.createElement("canvas");
+  img.width = w;
+  img.height = h;
+  img.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(b.slice(9)), w, h), 0, 0);
+  cursorPixels = img;
+  Object.assign(stats.cursor, { width: w, height: h, hotX, hotY });
+  stats.cursor.images++;
+  cursorCss.key = "";
+  applyCursor();
+}
+
+function onCursorPos(b) {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  stats.cursor.visible = b[1] !== 0;
+  stats.cursor.x = v.getInt32(2);
+  stats.cursor.y = v.getInt32(6);
+  stats.cursor.moves++;
+  applyCursor();
+}
+
+// Sets the CSS cursor: the guest's image scaled as the picture is (at most
+// the 128x128 browsers show), made into a PNG data: URL once per image and
+// scale.
+function applyCursor() {
+  const c = stats.cursor;
+  if (!c.visible || !cursorPixels) {
+    cursorCss.key = "";
+    canvas.style.cursor = "default";
+    return;
+  }
+  const r = canvas.getBoundingClientRect();
+  const fit = Math.min(r.width / canvas.width, r.height / canvas.height) || 1;
+  const scale = Math.min(fit, 128 / c.width, 128 / c.height);
+  const w = Math.max(1, Math.round(c.width * scale)), h = Math.max(1, Math.round(c.height * scale));
+  const key = `${c.images}:${w}x${h}`;
+  if (key !== cursorCss.key) {
+    const small = document.createElement("canvas");
+    small.width = w;
+    small.height = h;
+    small.getContext("2d").drawImage(cursorPixels, 0, 0, w, h);
+    const hx = Math.min(w - 1, Math.round(c.hotX * scale)), hy = Math.min(h - 1, Math.round(c.hotY * scale));
+    cursorCss = { key, value: `url(${small.toDataURL("image/png")}) ${hx} ${hy}, default` };
+  }
+  if (canvas.style.cursor !== cursorCss.value) canvas.style.cursor = cursorCss.value;
+}
+
+addEventListener("resize", applyCursor);
+
 function onMessage(ev) {
   const b = new Uint8Array(ev.data);
   if (b.length === 0) return;
@@ -99,6 +164,8 @@ function onMessage(ev) {
       break;
     }
     case MSG.VIDEO: onVideo(b); break;
+    case MSG.CURSOR_IMAGE: onCursorImage(b); break;
+    case MSG.CURSOR_POS: onCursorPos(b); break;
     case MSG.PONG: {
       const v = new DataView(b.buffer);
       const sent = Number(v.getBigUint64(5)), server = Number(v.getBigUint64(13));
@@ -167,7 +234,9 @@ setInterval(() => {
     `latency    p50 ${stats.latency_p50_ms.toFixed(1)} ms  p95 ${stats.latency_p95_ms.toFixed(1)} ms\n` +
     `bitrate    ${(stats.bitrate_bps / 1e6).toFixed(2)} Mbit/s\n` +
     `decoded    ${stats.decoded}  keyframes ${stats.keyframes}\n` +
-    `dropped    ${stats.dropped}  errors ${stats.errors}`;
+    `dropped    ${stats.dropped}  errors ${stats.errors}\n` +
+    `cursor     ${!cursorPixels ? "none (arrow)" : !stats.cursor.visible ? "hidden (arrow)" :
+      `${stats.cursor.width}x${stats.cursor.height} at ${stats.cursor.x},${stats.cursor.y}`}`;
   if (ws && ws.readyState === WebSocket.OPEN) {
     ws.send(JSON.stringify({
       type: "stats", decoded: stats.decoded, keyframes: stats.keyframes, dropped: stats.dropped,

@@ -1,5 +1,6 @@
 //! HTTP and WebSocket: the viewer page, `/api/stats`, and one WebSocket per
-//! viewer (`/ws?scanout=N`) fed from that scanout's subscription.
+//! viewer (`/ws?scanout=N`) fed from that scanout's subscription and, when
+//! the scanout has a hardware cursor, its cursor channel.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -18,7 +19,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use zerocast_frame::Cursor;
 use zerocast_input::{Held, InputEvent, InputSink};
 use zerocast_pipeline::{EncodedFrame, Registry};
 
@@ -538,8 +541,26 @@ async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32, role: Role
     }
     // Sent again whenever the picture size or the frame rate changes.
     let mut shape = (0, 0, 0);
+    // The hardware cursor, if the stream has one: its current state at
+    // once, then the latest whenever the viewer gets to it.
+    let mut cursor = stream.cursor();
+    if let Some(rx) = &mut cursor {
+        rx.mark_changed();
+    }
+    let mut cursor_feed = protocol::CursorFeed::default();
     loop {
         tokio::select! {
+            latest = next_cursor(&mut cursor) => {
+                let Some(latest) = latest else {
+                    cursor = None;
+                    continue;
+                };
+                for msg in cursor_feed.update(&latest) {
+                    if !send(&mut socket, Bytes::from(msg)).await {
+                        return;
+                    }
+                }
+            }
             frame = sub.next() => {
                 let Some(frame) = frame else {
                     return close_with(socket, close::NORMAL, "scanout stopped").await;
@@ -564,6 +585,17 @@ async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32, role: Role
             () = until(input.budget.ready_at()) => input.poll(),
         }
     }
+}
+
+/// The cursor's latest state once it changed; `None` once its stream has
+/// gone; never without a cursor.
+async fn next_cursor(cursor: &mut Option<watch::Receiver<Cursor>>) -> Option<Cursor> {
+    let Some(rx) = cursor else {
+        return std::future::pending().await;
+    };
+    rx.changed().await.ok()?;
+    let latest = rx.borrow_and_update().clone();
+    Some(latest)
 }
 
 /// Reads messages until the JSON init; pings before it are answered.

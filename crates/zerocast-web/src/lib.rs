@@ -5,7 +5,8 @@
 //!   `view` roles, Host and Origin checks), sans I/O.
 //! - [`protocol`]: helix's browser stream protocol (`ws_stream.go`), sans-IO:
 //!   stream init, video frames and pongs out; pings and input in, every
-//!   length and value checked.
+//!   length and value checked; the hardware cursor's image and position
+//!   out (zerocast's extension).
 //! - [`gateway`]: HTTP (viewer page, stats) and one WebSocket per viewer,
 //!   fed from a scanout subscription, with input sent on to an
 //!   [`zerocast_input::InputSink`]; over plain TCP or TLS.
@@ -14,7 +15,8 @@
 //! - [`tls`]: the certificate and key (PEM) the gateway serves HTTPS/WSS with.
 //! - `fuzzing` (feature `fuzzing`, not API): the fuzz target's checks,
 //!   shared by `fuzz/` and the corpus replay test.
-//! - `assets/`: the viewer: WebCodecs `VideoDecoder`, stats overlay, input capture.
+//! - `assets/`: the viewer: WebCodecs `VideoDecoder`, stats overlay, input capture,
+//!   the guest's cursor as the canvas's CSS cursor.
 
 #![forbid(unsafe_code)]
 

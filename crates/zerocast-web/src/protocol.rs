@@ -3,8 +3,11 @@
 //! wheel's floats, which are little-endian (as helix's client sends them).
 //! The full layout is in `docs/browser-protocol.md`. Text messages are
 //! JSON: `{"type":"init"}` and `{"type":"stats",...}` ([`ViewerReport`]).
+//! Cursor messages (0x50, 0x51) are zerocast's extension: helix's client
+//! ignores types it does not know.
 
 use serde::{Deserialize, Serialize};
+use zerocast_frame::{Cursor, CursorImage};
 use zerocast_input::{Button, InputEvent, KEY_MAX};
 
 pub const VIDEO_FRAME: u8 = 0x01;
@@ -16,6 +19,13 @@ pub const CONTROL: u8 = 0x20;
 pub const STREAM_INIT: u8 = 0x30;
 pub const PING: u8 = 0x40;
 pub const PONG: u8 = 0x41;
+pub const CURSOR_IMAGE: u8 = 0x50;
+pub const CURSOR_POSITION: u8 = 0x51;
+
+/// Length of a cursor image message's header before the pixels.
+pub const CURSOR_IMAGE_HEADER_LEN: usize = 9;
+/// Length of a cursor position message.
+pub const CURSOR_POSITION_LEN: usize = 10;
 
 /// Codec byte for H.264 (helix's `0x01`).
 pub const CODEC_H264: u8 = 0x01;
@@ -128,6 +138,94 @@ pub fn pong(seq: u32, client_time: u64, server_time_us: u64, encode_ms: u16) -> 
     b[13..21].copy_from_slice(&server_time_us.to_be_bytes());
     b[21..23].copy_from_slice(&encode_ms.to_be_bytes());
     b
+}
+
+/// 0x50: a new cursor image: hotspot, size, then straight-alpha RGBA rows.
+pub fn cursor_image(image: &CursorImage) -> Vec<u8> {
+    let (hot_x, hot_y) = image.hotspot();
+    let mut b = Vec::with_capacity(CURSOR_IMAGE_HEADER_LEN + image.rgba().len());
+    b.push(CURSOR_IMAGE);
+    for v in [hot_x, hot_y, image.width(), image.height()] {
+        // A cursor image is at most 128x128: every value fits.
+        b.extend_from_slice(&clamp_u16(v).to_be_bytes());
+    }
+    b.extend_from_slice(image.rgba());
+    b
+}
+
+/// 0x51: whether the guest shows a hardware cursor and where its hotspot
+/// is, in picture pixels.
+pub fn cursor_position(visible: bool, x: i32, y: i32) -> [u8; CURSOR_POSITION_LEN] {
+    let mut b = [0u8; CURSOR_POSITION_LEN];
+    b[0] = CURSOR_POSITION;
+    b[1] = u8::from(visible);
+    b[2..6].copy_from_slice(&x.to_be_bytes());
+    b[6..10].copy_from_slice(&y.to_be_bytes());
+    b
+}
+
+/// A cursor message as a viewer reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorMessage {
+    Image(CursorImage),
+    Position { visible: bool, x: i32, y: i32 },
+}
+
+/// Parses a cursor message (what a viewer receives), every length checked.
+pub fn parse_cursor(b: &[u8]) -> Result<CursorMessage, ProtocolError> {
+    let kind = *b.first().ok_or(ProtocolError::Empty)?;
+    let be32 = |at: usize| i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    match kind {
+        CURSOR_IMAGE => {
+            need(b, CURSOR_IMAGE_HEADER_LEN)?;
+            let [hot_x, hot_y, width, height] = [1, 3, 5, 7].map(|at| u32::from(be16(b, at)));
+            let pixels = b[CURSOR_IMAGE_HEADER_LEN..].to_vec();
+            CursorImage::new(width, height, (hot_x, hot_y), pixels)
+                .map(CursorMessage::Image)
+                .map_err(|_| ProtocolError::Value {
+                    kind,
+                    what: "cursor size, hotspot or pixel count",
+                })
+        }
+        CURSOR_POSITION => {
+            need(b, CURSOR_POSITION_LEN)?;
+            Ok(CursorMessage::Position {
+                visible: b[1] != 0,
+                x: be32(2),
+                y: be32(6),
+            })
+        }
+        other => Err(ProtocolError::UnknownType(other)),
+    }
+}
+
+/// What one viewer has been sent of a stream's cursor, and so what to send
+/// it next: the image only when it changed, the position when it moved.
+/// Fed the latest state only, so moves a slow viewer missed cost nothing.
+#[derive(Debug, Default)]
+pub struct CursorFeed {
+    serial: Option<u64>,
+    position: Option<(bool, i32, i32)>,
+}
+
+impl CursorFeed {
+    /// The messages that bring the viewer to `cursor`, in order.
+    pub fn update(&mut self, cursor: &Cursor) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        if self.serial != Some(cursor.serial) {
+            self.serial = Some(cursor.serial);
+            if let Some(image) = &cursor.image {
+                out.push(cursor_image(image));
+            }
+        }
+        let position = (cursor.image.is_some(), cursor.x, cursor.y);
+        if self.position != Some(position) || !out.is_empty() {
+            self.position = Some(position);
+            let (visible, x, y) = position;
+            out.push(cursor_position(visible, x, y).to_vec());
+        }
+        out
+    }
 }
 
 fn clamp_u16(v: u32) -> u16 {
@@ -264,6 +362,101 @@ mod tests {
         assert_eq!(p[12], 9);
         assert_eq!(p[20], 11);
         assert_eq!(p[22], 3);
+    }
+
+    fn image(serial: u64, x: i32, y: i32) -> Cursor {
+        let rgba = (0..=255u8).cycle().take(64 * 64 * 4).collect();
+        let image = CursorImage::new(64, 64, (3, 60), rgba).unwrap();
+        Cursor {
+            serial,
+            x,
+            y,
+            image: Some(std::sync::Arc::new(image)),
+        }
+    }
+
+    #[test]
+    fn cursor_messages_round_trip_with_their_layout() {
+        let cursor = image(1, 0, 0);
+        let b = cursor_image(cursor.image.as_deref().unwrap());
+        assert_eq!(b.len(), 9 + 64 * 64 * 4);
+        assert_eq!(b[..9], [0x50, 0, 3, 0, 60, 0, 64, 0, 64]);
+        assert_eq!(
+            parse_cursor(&b),
+            Ok(CursorMessage::Image(
+                cursor.image.as_deref().unwrap().clone()
+            ))
+        );
+        let p = cursor_position(true, -2, 800);
+        assert_eq!(p, [0x51, 1, 0xFF, 0xFF, 0xFF, 0xFE, 0, 0, 3, 0x20]);
+        assert_eq!(
+            parse_cursor(&p),
+            Ok(CursorMessage::Position {
+                visible: true,
+                x: -2,
+                y: 800
+            })
+        );
+    }
+
+    #[test]
+    fn bad_cursor_messages_are_refused() {
+        assert_eq!(parse_cursor(&[]), Err(ProtocolError::Empty));
+        assert!(matches!(
+            parse_cursor(&[0x51, 1, 0, 0]),
+            Err(ProtocolError::Length { need: 10, .. })
+        ));
+        assert!(matches!(
+            parse_cursor(&[0x50, 0, 0]),
+            Err(ProtocolError::Length { need: 9, .. })
+        ));
+        // Pixels missing, a hotspot outside, an empty image.
+        let mut short = cursor_image(image(1, 0, 0).image.as_deref().unwrap());
+        short.pop();
+        let mut hot = cursor_image(image(1, 0, 0).image.as_deref().unwrap());
+        hot[2] = 64;
+        for bad in [short, hot, vec![0x50, 0, 0, 0, 0, 0, 0, 0, 0]] {
+            assert!(matches!(
+                parse_cursor(&bad),
+                Err(ProtocolError::Value { kind: 0x50, .. })
+            ));
+        }
+        assert_eq!(parse_cursor(&[0x01]), Err(ProtocolError::UnknownType(1)));
+    }
+
+    #[test]
+    fn a_viewer_is_sent_the_image_once_and_then_only_moves() {
+        let mut feed = CursorFeed::default();
+        // No hardware cursor yet: the viewer learns it is hidden.
+        assert_eq!(
+            feed.update(&Cursor::default()),
+            [cursor_position(false, 0, 0).to_vec()]
+        );
+        assert!(feed.update(&Cursor::default()).is_empty());
+        let sent = feed.update(&image(1, 10, 20));
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[0][0], CURSOR_IMAGE);
+        assert_eq!(sent[1], cursor_position(true, 10, 20));
+        // Moves: position only; the same state again: nothing.
+        assert_eq!(
+            feed.update(&image(1, 11, 20)),
+            [cursor_position(true, 11, 20).to_vec()]
+        );
+        assert!(feed.update(&image(1, 11, 20)).is_empty());
+        // A new image at the same place: image and position again.
+        let sent = feed.update(&image(2, 11, 20));
+        assert_eq!(sent.iter().map(|m| m[0]).collect::<Vec<_>>(), [0x50, 0x51]);
+        // Hidden.
+        let hidden = Cursor {
+            serial: 3,
+            x: 11,
+            y: 20,
+            image: None,
+        };
+        assert_eq!(
+            feed.update(&hidden),
+            [cursor_position(false, 11, 20).to_vec()]
+        );
     }
 
     #[test]
