@@ -1,6 +1,7 @@
 //! Prints the guest's key, button, pointer and wheel events to stdout (the
 //! serial console), so a host test can check that input sent to the VM
-//! arrives in it.
+//! arrives in it, and keeps the absolute pointer's position for the
+//! hardware cursor to follow.
 //!
 //! Each `/dev/input/event*` device gets a thread doing blocking reads: there
 //! are only a handful of devices, and it keeps this free of `poll` and of
@@ -9,15 +10,53 @@
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
 use std::thread;
 
 /// Size of `struct input_event` on 64-bit Linux: a `struct timeval` (two
 /// 64-bit fields), then type u16, code u16, value i32.
 const EVENT_SIZE: usize = 24;
 
+/// QEMU's absolute axes run from 0 to this.
+pub const ABS_MAX: i32 = 0x7fff;
+
+/// The absolute pointer as the guest's devices last reported it (`ABS_X`,
+/// `ABS_Y`, 0..=[`ABS_MAX`]).
+#[derive(Debug, Default)]
+pub struct Pointer {
+    x: AtomicI32,
+    y: AtomicI32,
+    moved: AtomicBool,
+}
+
+impl Pointer {
+    fn note(&self, kind: u16, code: u16, value: i32) {
+        let axis = match (kind, code) {
+            (EV_ABS, 0) => &self.x,
+            (EV_ABS, 1) => &self.y,
+            _ => return,
+        };
+        axis.store(value, Ordering::Relaxed);
+        self.moved.store(true, Ordering::Release);
+    }
+
+    /// The position, if it moved since the last call.
+    pub fn take_moved(&self) -> Option<(i32, i32)> {
+        self.moved.swap(false, Ordering::Acquire).then(|| {
+            (
+                self.x.load(Ordering::Relaxed),
+                self.y.load(Ordering::Relaxed),
+            )
+        })
+    }
+}
+
+const EV_ABS: u16 = 3;
+
 /// Starts a reader for every input device present now and returns how many
 /// started. Devices that appear later are not watched.
-pub fn spawn_readers() -> usize {
+pub fn spawn_readers(pointer: &Arc<Pointer>) -> usize {
     let mut devices: Vec<PathBuf> = match fs::read_dir("/dev/input") {
         Ok(dir) => dir
             .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -44,9 +83,10 @@ pub fn spawn_readers() -> usize {
             path.display(),
             device_name(&path)
         );
+        let pointer = pointer.clone();
         let spawned = thread::Builder::new()
             .name(format!("input-{}", file_name(&path)))
-            .spawn(move || read_events(&path, file));
+            .spawn(move || read_events(&path, file, &pointer));
         match spawned {
             Ok(_) => started += 1,
             Err(e) => println!("zerocast-input: cannot start a reader thread: {e}"),
@@ -69,7 +109,7 @@ fn device_name(dev: &Path) -> String {
         .unwrap_or_else(|_| "?".to_owned())
 }
 
-fn read_events(path: &Path, mut dev: File) {
+fn read_events(path: &Path, mut dev: File, pointer: &Pointer) {
     // An evdev read returns whole events, so reading exactly one never splits one.
     let mut raw = [0u8; EVENT_SIZE];
     loop {
@@ -77,19 +117,28 @@ fn read_events(path: &Path, mut dev: File) {
             println!("zerocast-input: {} stopped: {e}", path.display());
             return;
         }
+        let (kind, code, value) = fields(&raw);
+        pointer.note(kind, code, value);
         if let Some(line) = describe(&raw) {
             println!("{line}");
         }
     }
 }
 
+/// An event's type, code and value.
+fn fields(raw: &[u8; EVENT_SIZE]) -> (u16, u16, i32) {
+    (
+        u16::from_ne_bytes([raw[16], raw[17]]),
+        u16::from_ne_bytes([raw[18], raw[19]]),
+        i32::from_ne_bytes([raw[20], raw[21], raw[22], raw[23]]),
+    )
+}
+
 /// The line for one raw event, or `None` for the kinds a test does not
 /// care about (sync reports, scan codes, LEDs...). Buttons are EV_KEY, the
 /// wheel is EV_REL.
 fn describe(raw: &[u8; EVENT_SIZE]) -> Option<String> {
-    let kind = u16::from_ne_bytes([raw[16], raw[17]]);
-    let code = u16::from_ne_bytes([raw[18], raw[19]]);
-    let value = i32::from_ne_bytes([raw[20], raw[21], raw[22], raw[23]]);
+    let (kind, code, value) = fields(raw);
     let kind = match kind {
         1 => "EV_KEY",
         2 => "EV_REL",
@@ -127,6 +176,18 @@ mod tests {
             describe(&event(2, 8, -1)).as_deref(),
             Some("zerocast-input: type=EV_REL code=8 value=-1")
         );
+    }
+
+    #[test]
+    fn the_pointer_keeps_absolute_moves_only() {
+        let p = Pointer::default();
+        assert_eq!(p.take_moved(), None);
+        p.note(2, 0, 5); // relative: not the tablet
+        assert_eq!(p.take_moved(), None);
+        p.note(3, 0, 100);
+        p.note(3, 1, 200);
+        assert_eq!(p.take_moved(), Some((100, 200)));
+        assert_eq!(p.take_moved(), None);
     }
 
     #[test]
