@@ -1,4 +1,4 @@
-//! `zerocast soak` for a short while: every healthy viewer gets every frame
+//! `zerocast soak` for a minute: every healthy viewer gets every frame
 //! while a throttled viewer, a reconnecting one and a hostile client do
 //! their worst, and the server's descriptors come back to where they were.
 
@@ -15,7 +15,7 @@ fn a_short_soak_loses_nothing_and_leaks_no_descriptor() {
         .args([
             "soak",
             "--seconds",
-            "20",
+            "60",
             "--width",
             "640",
             "--height",
