@@ -23,12 +23,12 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
 use zerocast_frame::{Doorbell, FrameSource, SourceEvent};
-use zerocast_gpu::{GpuBackendHandle, GpuConfig};
+use zerocast_gpu::GpuBackendHandle;
 use zerocast_hxfr_server::Endpoint;
 use zerocast_web::Gateway;
 
 use crate::gpu_streams::{self, GpuStreams};
-use crate::options::{HxfrArgs, VideoArgs};
+use crate::options::{DisplayArgs, HxfrArgs, VideoArgs};
 use crate::runtime_dir::RuntimeDir;
 use crate::serving::Serving;
 use crate::web_access::WebAccessArgs;
@@ -70,15 +70,8 @@ pub struct GpuBackendArgs {
     /// A DRM render node for 3D: not supported; refused at once.
     #[arg(long, value_name = "PATH")]
     pub render_node: Option<PathBuf>,
-    /// Displays (scanouts) the device has; the front end's `max_outputs`
-    /// (libvirt's `heads`) must match.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(zerocast_gpu::MAX_SCANOUTS)))]
-    pub scanouts: u32,
-    /// Preferred display mode the guest is offered.
-    #[arg(long, default_value_t = 1280)]
-    pub mode_width: u32,
-    #[arg(long, default_value_t = 800)]
-    pub mode_height: u32,
+    #[command(flatten)]
+    pub display: DisplayArgs,
     #[command(flatten)]
     pub video: VideoArgs,
     /// Where the web viewer listens. Default: the config file's `listen`,
@@ -247,10 +240,7 @@ pub async fn run(mut args: GpuBackendArgs) -> anyhow::Result<()> {
     let private = RuntimeDir::create("zerocast-gpu").context("creating the backend's folder")?;
     let endpoints = args.hxfr.endpoints(private.path())?;
 
-    let config = GpuConfig {
-        scanouts: vec![(args.mode_width, args.mode_height); args.scanouts as usize],
-        ..GpuConfig::default()
-    };
+    let config = args.display.gpu_config();
     let gpu = match connection {
         Connection::Fd(fd) => GpuBackendHandle::from_stream(connected_socket(fd)?, config),
         Connection::Socket(path) => GpuBackendHandle::start(path, config),
@@ -259,7 +249,8 @@ pub async fn run(mut args: GpuBackendArgs) -> anyhow::Result<()> {
     let gpu = Arc::new(gpu);
     let ended = session_end(&gpu)?;
 
-    let GpuStreams { registry, scanouts } = GpuStreams::start(&gpu, args.scanouts, &args.video)?;
+    let GpuStreams { registry, scanouts } =
+        GpuStreams::start(&gpu, args.display.scanouts, &args.video)?;
     // Input for libvirt's VMs needs a way into the guest that libvirt does
     // not give a GPU backend (docs/libvirt.md); until then, watch only.
     let gateway = Gateway::new(registry.clone(), None, access)

@@ -31,6 +31,42 @@ impl VideoArgs {
     }
 }
 
+/// The displays our virtio-gpu offers a guest.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct DisplayArgs {
+    /// Displays (scanouts) the guest gets, 1 up to the GPU backend's limit
+    /// (a value past it is refused with the limit). Under libvirt, the
+    /// video device's `heads` must match.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(zerocast_gpu::MAX_SCANOUTS)))]
+    pub scanouts: u32,
+    /// Preferred display mode the guest is offered (the usual others too).
+    #[arg(long, default_value_t = 1280)]
+    pub mode_width: u32,
+    #[arg(long, default_value_t = 800)]
+    pub mode_height: u32,
+}
+
+impl Default for DisplayArgs {
+    fn default() -> Self {
+        DisplayArgs {
+            scanouts: 1,
+            mode_width: 1280,
+            mode_height: 800,
+        }
+    }
+}
+
+impl DisplayArgs {
+    /// The GPU device's configuration for these displays.
+    pub fn gpu_config(&self) -> zerocast_gpu::GpuConfig {
+        let count = usize::try_from(self.scanouts).unwrap_or(usize::MAX);
+        zerocast_gpu::GpuConfig {
+            scanouts: vec![(self.mode_width, self.mode_height); count],
+            ..zerocast_gpu::GpuConfig::default()
+        }
+    }
+}
+
 /// The size of the synthetic desktop (a VM's size is the guest's choice).
 #[derive(Args, Debug, Clone, Copy)]
 pub struct DesktopSize {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use zerocast_gpu::{GpuBackendHandle, GpuConfig};
+use zerocast_gpu::GpuBackendHandle;
 use zerocast_hxfr_server::{Endpoint, ListenerRole};
 use zerocast_input::InputSink;
 use zerocast_pipeline::{PublishedStream, Stream};
@@ -17,7 +17,7 @@ use zerocast_qemu::{Accel, Gpu, Qmp, QmpInput, Vm, VmConfig, VsockDevice};
 use zerocast_web::Gateway;
 
 use crate::gpu_streams::{self, GpuStreams};
-use crate::options::{HxfrArgs, VideoArgs};
+use crate::options::{DisplayArgs, HxfrArgs, VideoArgs};
 use crate::runtime_dir::RuntimeDir;
 use crate::serving::Serving;
 use crate::web_access::WebAccessArgs;
@@ -49,14 +49,8 @@ pub struct VmArgs {
     /// CPU virtualisation: tcg works everywhere; kvm needs a working /dev/kvm.
     #[arg(long, value_enum, default_value_t = AccelArg::Tcg)]
     pub accel: AccelArg,
-    /// Number of displays (scanouts) the guest gets, 1 up to the GPU backend's limit (a value past it is refused with the limit).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(zerocast_gpu::MAX_SCANOUTS)))]
-    pub scanouts: u32,
-    /// Preferred display mode the guest is offered.
-    #[arg(long, default_value_t = 1280)]
-    pub mode_width: u32,
-    #[arg(long, default_value_t = 800)]
-    pub mode_height: u32,
+    #[command(flatten)]
+    pub display: DisplayArgs,
     #[command(flatten)]
     pub video: VideoArgs,
     /// Where the web viewer listens.
@@ -106,9 +100,7 @@ impl VmArgs {
             disk_snapshot: false,
             memory: 512,
             accel: AccelArg::Tcg,
-            scanouts: 1,
-            mode_width: 1280,
-            mode_height: 800,
+            display: DisplayArgs::default(),
             video: video.clone(),
             listen,
             access: WebAccessArgs::default(),
@@ -156,15 +148,8 @@ impl VmStack {
         let qmp_socket = work.join("qmp.sock");
         let serial_log = work.join("serial.log");
 
-        let mode = (args.mode_width, args.mode_height);
-        let gpu = GpuBackendHandle::start(
-            &gpu_socket,
-            GpuConfig {
-                scanouts: vec![mode; args.scanouts as usize],
-                ..GpuConfig::default()
-            },
-        )
-        .context("starting the GPU backend")?;
+        let gpu = GpuBackendHandle::start(&gpu_socket, args.display.gpu_config())
+            .context("starting the GPU backend")?;
         let gpu = Arc::new(gpu);
         let vsock = match args.vsock {
             true => Some(
@@ -191,7 +176,7 @@ impl VmStack {
             AccelArg::Tcg => Accel::Tcg,
             AccelArg::Kvm => Accel::Kvm,
         };
-        config.scanouts = args.scanouts;
+        config.scanouts = args.display.scanouts;
         config.vsock = vsock.as_ref().map(|v| v.socket().to_owned());
         config.extra_args = args.qemu_args.clone();
         let vm = Vm::spawn(&config).context("starting QEMU")?;
@@ -202,7 +187,7 @@ impl VmStack {
             Arc::new(QmpInput::start(qmp, &qmp_socket).context("starting QMP input")?);
 
         let GpuStreams { registry, scanouts } =
-            GpuStreams::start(&gpu, args.scanouts, &args.video)?;
+            GpuStreams::start(&gpu, args.display.scanouts, &args.video)?;
         let mut endpoints = args.hxfr.endpoints(&work)?;
         let limits = args.hxfr.limits();
         let mut guest_stream = None;
