@@ -34,6 +34,10 @@ pub enum Gpu {
     /// QEMU's built-in `virtio-gpu-pci`: no backend needed, frames stay
     /// inside QEMU (tests, `screendump`).
     VirtioGpu,
+    /// QEMU's built-in `virtio-gpu-pci` shown by QEMU's own VNC server on
+    /// the Unix socket `socket` (no TCP port, so no other user reaches it):
+    /// the display users get for free, which the benchmark compares with.
+    VirtioVnc { socket: PathBuf },
 }
 
 /// Everything needed to start one VM.
@@ -144,8 +148,10 @@ impl VmConfig {
             return Err(ConfigError::NoScanouts);
         }
         socket_path("QMP socket", &self.qmp_socket)?;
-        if let Gpu::VhostUser { socket } = &self.gpu {
-            socket_path("vhost-user-gpu socket", socket)?;
+        match &self.gpu {
+            Gpu::VhostUser { socket } => socket_path("vhost-user-gpu socket", socket)?,
+            Gpu::VirtioVnc { socket } => socket_path("VNC socket", socket)?,
+            Gpu::VirtioGpu => {}
         }
         if let Some(socket) = &self.vsock {
             socket_path("vhost-user-vsock socket", socket)?;
@@ -197,6 +203,16 @@ impl VmConfig {
                 "-device",
                 &format!("virtio-gpu-pci,max_outputs={}", self.scanouts),
             ]),
+            Gpu::VirtioVnc { socket } => {
+                let socket = opt_value(utf8("VNC socket", socket)?);
+                push(&[
+                    "-device",
+                    &format!("virtio-gpu-pci,max_outputs={}", self.scanouts),
+                ]);
+                // `-display none` below only drops the local window; VNC
+                // is a display of its own and still serves the console.
+                push(&["-vnc", &format!("unix:{socket}")]);
+            }
         }
         push(&[
             "-device",
@@ -388,6 +404,49 @@ mod tests {
         assert!(values(&args, "-initrd").is_empty());
         assert_eq!(values(&args, "-append"), ["console=ttyS0 root=/dev/vda"]);
         assert_eq!(&args[args.len() - 2..], ["-smp", "2"]);
+    }
+
+    #[test]
+    fn builtin_gpu_with_qemus_vnc_server_on_a_unix_socket() {
+        let vhost_user = kernel_config().args().unwrap();
+        let mut config = kernel_config();
+        config.gpu = Gpu::VirtioVnc {
+            socket: "/run/zc,1/vnc.sock".into(),
+        };
+        let args = config.args().unwrap();
+        assert!(values(&args, "-device").contains(&"virtio-gpu-pci,max_outputs=1"));
+        assert_eq!(values(&args, "-vnc"), ["unix:/run/zc,,1/vnc.sock"]);
+        assert!(values(&args, "-chardev").is_empty());
+        // The same command line apart from the display: what a side-by-side
+        // comparison with our GPU needs.
+        let strip = |args: &[String]| {
+            let mut out = Vec::new();
+            let mut words = args.iter();
+            while let Some(w) = words.next() {
+                match w.as_str() {
+                    "-chardev" | "-device" | "-vnc" => {
+                        let value = words.next().map(String::as_str).unwrap_or("");
+                        if !value.contains("gpu") && w != "-vnc" {
+                            out.extend([w.clone(), value.to_owned()]);
+                        }
+                    }
+                    _ => out.push(w.clone()),
+                }
+            }
+            out
+        };
+        assert_eq!(strip(&args), strip(&vhost_user));
+
+        config.gpu = Gpu::VirtioVnc {
+            socket: PathBuf::from(format!("/{}", "v".repeat(120))),
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::SocketPathTooLong {
+                what: "VNC socket",
+                ..
+            })
+        ));
     }
 
     #[test]

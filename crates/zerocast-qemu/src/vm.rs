@@ -137,6 +137,11 @@ impl Vm {
         })
     }
 
+    /// QEMU's process id while it runs (the benchmark reads its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
     pub fn qmp_socket(&self) -> &Path {
         &self.qmp_socket
     }
