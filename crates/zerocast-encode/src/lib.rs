@@ -1,0 +1,28 @@
+//! Video encoders for zerocast.
+//!
+//! Design map:
+//! - [`settings`]: what an encoder is asked for (size, bitrate, frame rate, keyframe interval).
+//! - [`encoder`]: the [`VideoEncoder`] trait every backend implements, and its errors.
+//! - [`openh264`]: the default software H.264 backend (builds from crates.io alone).
+//! - [`openh264_build`]: whether that backend runs OpenH264's SIMD assembly or
+//!   plain C, and the advice to rebuild once `nasm` is installed.
+//! - [`annexb`]: walking an Annex B byte stream (NAL types, keyframe checks).
+
+pub mod annexb;
+pub mod encoder;
+pub mod openh264;
+pub mod openh264_build;
+pub mod settings;
+
+pub use encoder::{EncodeError, Encoded, EncoderKind, VideoEncoder};
+pub use settings::{EncoderSettings, Fps};
+
+/// Builds the encoder of the given kind.
+pub fn new_encoder(
+    kind: EncoderKind,
+    settings: EncoderSettings,
+) -> Result<Box<dyn VideoEncoder>, EncodeError> {
+    match kind {
+        EncoderKind::OpenH264 => Ok(Box::new(openh264::OpenH264Encoder::new(settings)?)),
+    }
+}

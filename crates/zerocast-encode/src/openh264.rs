@@ -1,0 +1,379 @@
+//! The default encoder: Cisco's OpenH264 built from source by `openh264-sys2`.
+
+use std::os::raw::c_int;
+
+use openh264::encoder::{
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
+    RateControlMode, SpsPpsStrategy, UsageType,
+};
+use openh264::formats::YUVSource;
+use openh264::OpenH264API;
+use openh264_sys2::{
+    TagBitrateInfo, ENCODER_OPTION_BITRATE, ENCODER_OPTION_FRAME_RATE, ENCODER_OPTION_MAX_BITRATE,
+    ENCODER_OPTION_TRACE_LEVEL, SPATIAL_LAYER_ALL, WELS_LOG_ERROR,
+};
+use zerocast_frame::{Damage, Frame};
+
+use crate::openh264_build::{self, Build};
+use crate::{EncodeError, Encoded, EncoderSettings, VideoEncoder};
+use zerocast_frame::I420;
+
+const NAME: &str = "openh264";
+/// OpenH264 encodes up to level 5.2.
+const MAX_SIZE: (u32, u32) = (3840, 2160);
+
+/// Software H.264, constrained baseline, tuned for screen content in real time.
+pub struct OpenH264Encoder {
+    /// Built on the first frame and again when the size changes, always from
+    /// the settings in force (OpenH264 would otherwise restore its initial
+    /// bitrate when it re-initialises for a new size).
+    session: Option<Session>,
+    settings: EncoderSettings,
+    /// The picture last encoded: damage is converted into it in place.
+    i420: I420,
+    /// `i420` holds the whole previous picture (false at start and after a
+    /// failed conversion), so damage alone brings it up to date.
+    i420_valid: bool,
+    frames_since_keyframe: u64,
+}
+
+impl OpenH264Encoder {
+    pub fn new(settings: EncoderSettings) -> Result<Self, EncodeError> {
+        openh264_build::warn_once_if_rebuild_helps();
+        Ok(OpenH264Encoder {
+            session: None,
+            settings: settings.sanitized(),
+            i420: I420::default(),
+            i420_valid: false,
+            frames_since_keyframe: 0,
+        })
+    }
+}
+
+struct Session {
+    encoder: Encoder,
+    size: (u32, u32),
+}
+
+impl Session {
+    fn new(settings: &EncoderSettings, size: (u32, u32)) -> Result<Self, EncodeError> {
+        let config = EncoderConfig::new()
+            .usage_type(UsageType::ScreenContentRealTime)
+            .rate_control_mode(RateControlMode::Bitrate)
+            .bitrate(BitRate::from_bps(settings.bitrate_bps))
+            .max_frame_rate(FrameRate::from_hz(settings.fps.as_f32()))
+            // Skipping frames would break "one frame in, one access unit out".
+            .skip_frames(false)
+            // OpenH264 ignores these two for screen content and warns if set.
+            .adaptive_quantization(false)
+            .background_detection(false)
+            .complexity(Complexity::Low)
+            .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+            // Keyframes come from our own counter and from requests, so that
+            // an interval change applies at once.
+            .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+            // One thread: CPU per frame is what a host running many VMs pays.
+            .num_threads(1);
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| backend_error(&e))?;
+        let mut session = Session { encoder, size };
+        // Only errors on stderr: OpenH264 warns at every start about settings
+        // that are deliberate here (no frame skipping for one-in-one-out).
+        let mut level: c_int = WELS_LOG_ERROR as c_int;
+        session.set_option(ENCODER_OPTION_TRACE_LEVEL, &mut level)?;
+        Ok(session)
+    }
+
+    fn set_option<T>(
+        &mut self,
+        option: openh264_sys2::ENCODER_OPTION,
+        value: &mut T,
+    ) -> Result<(), EncodeError> {
+        // SAFETY: the encoder object exists (created in `Session::new`; the
+        // options used here are accepted before and after initialisation);
+        // `option` is one whose argument type is `T` (`TagBitrateInfo` for the
+        // bitrate options, `f32` for the frame rate, `c_int` for the trace
+        // level); `value` is a live exclusive borrow for the duration of the
+        // call, which copies it.
+        let rc = unsafe {
+            self.encoder
+                .raw_api()
+                .set_option(option, (value as *mut T).cast())
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(EncodeError::Backend {
+                encoder: NAME,
+                message: format!("SetOption({option}) returned {rc}"),
+            })
+        }
+    }
+}
+
+fn backend_error(e: &openh264::Error) -> EncodeError {
+    EncodeError::Backend {
+        encoder: NAME,
+        message: e.to_string(),
+    }
+}
+
+/// The converter's planes, as OpenH264 reads them.
+struct Planes<'a>(&'a I420);
+
+impl YUVSource for Planes<'_> {
+    fn dimensions(&self) -> (usize, usize) {
+        (self.0.width() as usize, self.0.height() as usize)
+    }
+
+    fn strides(&self) -> (usize, usize, usize) {
+        let w = self.0.width() as usize;
+        (w, w / 2, w / 2)
+    }
+
+    fn y(&self) -> &[u8] {
+        self.0.y()
+    }
+
+    fn u(&self) -> &[u8] {
+        self.0.u()
+    }
+
+    fn v(&self) -> &[u8] {
+        self.0.v()
+    }
+}
+
+impl VideoEncoder for OpenH264Encoder {
+    fn describe(&self) -> String {
+        format!("{NAME} (software H.264, {})", Build::current().describe())
+    }
+
+    fn encode(
+        &mut self,
+        frame: &Frame<'_>,
+        damage: &Damage,
+        force_keyframe: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<Encoded, EncodeError> {
+        if frame.width() > MAX_SIZE.0 || frame.height() > MAX_SIZE.1 {
+            return Err(EncodeError::UnsupportedSize {
+                encoder: NAME,
+                width: frame.width(),
+                height: frame.height(),
+                max_width: MAX_SIZE.0,
+                max_height: MAX_SIZE.1,
+            });
+        }
+        let same_size =
+            (frame.width() & !1, frame.height() & !1) == (self.i420.width(), self.i420.height());
+        let valid = std::mem::replace(&mut self.i420_valid, false);
+        if valid && same_size && !damage.is_full() {
+            self.i420.convert_rects(frame, damage.rects())?;
+        } else {
+            self.i420.convert(frame)?;
+        }
+        self.i420_valid = true;
+        let size = (self.i420.width(), self.i420.height());
+        let session = match &mut self.session {
+            Some(s) if s.size == size => s,
+            slot => slot.insert(Session::new(&self.settings, size)?),
+        };
+        let interval = u64::from(self.settings.keyframe_interval);
+        if force_keyframe || (interval > 0 && self.frames_since_keyframe + 1 >= interval) {
+            session.encoder.force_intra_frame();
+        }
+        let start = out.len();
+        let bitstream = session
+            .encoder
+            .encode(&Planes(&self.i420))
+            .map_err(|e| backend_error(&e))?;
+        bitstream.write_vec(out);
+        let keyframe = matches!(bitstream.frame_type(), FrameType::IDR);
+        self.frames_since_keyframe = if keyframe {
+            0
+        } else {
+            self.frames_since_keyframe + 1
+        };
+        Ok(Encoded {
+            keyframe,
+            len: out.len() - start,
+        })
+    }
+
+    fn reconfigure(&mut self, settings: EncoderSettings) -> Result<(), EncodeError> {
+        let settings = settings.sanitized();
+        let Some(session) = &mut self.session else {
+            // Not started yet: the first frame builds the encoder from these.
+            self.settings = settings;
+            return Ok(());
+        };
+        let old = self.settings;
+        let applied = apply_rate(session, &old, &settings);
+        if applied.is_err() {
+            // All or nothing: put back what was set before the refusal, so
+            // the settings in force are the ones reported.
+            let _ = apply_rate(session, &settings, &old);
+        }
+        applied?;
+        self.settings = settings;
+        Ok(())
+    }
+
+    fn settings(&self) -> EncoderSettings {
+        self.settings
+    }
+}
+
+/// Moves a running encoder's bitrate and frame rate from `from` to `to`.
+fn apply_rate(
+    session: &mut Session,
+    from: &EncoderSettings,
+    to: &EncoderSettings,
+) -> Result<(), EncodeError> {
+    if to.bitrate_bps != from.bitrate_bps {
+        let bitrate = c_int::try_from(to.bitrate_bps).unwrap_or(c_int::MAX);
+        for option in [ENCODER_OPTION_MAX_BITRATE, ENCODER_OPTION_BITRATE] {
+            let mut info = TagBitrateInfo {
+                iLayer: SPATIAL_LAYER_ALL,
+                iBitrate: bitrate,
+            };
+            session.set_option(option, &mut info)?;
+        }
+    }
+    if to.fps != from.fps {
+        let mut fps = to.fps.as_f32();
+        session.set_option(ENCODER_OPTION_FRAME_RATE, &mut fps)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::annexb::{self, nal_type};
+    use zerocast_frame::PixelFormat;
+
+    fn picture(w: u32, h: u32, seed: u32) -> Vec<u8> {
+        (0..w * h * 4)
+            .map(|i| ((i / 4 + seed * 7) % 251) as u8)
+            .collect()
+    }
+
+    fn encode(
+        enc: &mut OpenH264Encoder,
+        w: u32,
+        h: u32,
+        seed: u32,
+        key: bool,
+    ) -> (Encoded, Vec<u8>) {
+        let px = picture(w, h, seed);
+        let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
+        let mut out = Vec::new();
+        let e = enc.encode(&frame, &Damage::full(), key, &mut out).unwrap();
+        (e, out)
+    }
+
+    #[test]
+    fn first_frame_is_idr_with_parameter_sets_then_p_frames() {
+        let mut enc = OpenH264Encoder::new(EncoderSettings::default()).unwrap();
+        let (e, au) = encode(&mut enc, 320, 240, 0, false);
+        assert!(e.keyframe);
+        assert_eq!(e.len, au.len());
+        let types: Vec<_> = annexb::nal_units(&au)
+            .filter_map(annexb::unit_type)
+            .collect();
+        assert!(
+            types.contains(&nal_type::SPS) && types.contains(&nal_type::PPS),
+            "{types:?}"
+        );
+        assert!(annexb::is_keyframe(&au));
+        for seed in 1..5 {
+            let (e, au) = encode(&mut enc, 320, 240, seed, false);
+            assert!(!e.keyframe && !au.is_empty() && !annexb::is_keyframe(&au));
+        }
+        let (e, _) = encode(&mut enc, 320, 240, 9, true);
+        assert!(e.keyframe, "a forced keyframe is an IDR");
+    }
+
+    #[test]
+    fn keyframe_interval_and_runtime_reconfigure() {
+        let mut enc = OpenH264Encoder::new(EncoderSettings {
+            keyframe_interval: 3,
+            ..EncoderSettings::default()
+        })
+        .unwrap();
+        let keys: Vec<bool> = (0..7)
+            .map(|i| encode(&mut enc, 320, 240, i, false).0.keyframe)
+            .collect();
+        assert_eq!(keys, [true, false, false, true, false, false, true]);
+        let new = EncoderSettings {
+            bitrate_bps: 500_000,
+            fps: crate::Fps::new(30),
+            keyframe_interval: 0,
+        };
+        enc.reconfigure(new).unwrap();
+        assert_eq!(enc.settings(), new);
+        let keys: Vec<bool> = (0..5)
+            .map(|i| encode(&mut enc, 320, 240, i, false).0.keyframe)
+            .collect();
+        assert_eq!(
+            keys, [false; 5],
+            "reconfiguring does not restart the stream"
+        );
+    }
+
+    #[test]
+    fn damage_alone_gives_the_same_stream_as_whole_frames() {
+        let (w, h) = (320u32, 240u32);
+        let mut px = picture(w, h, 0);
+        let (mut whole, mut part) = (
+            OpenH264Encoder::new(EncoderSettings::default()).unwrap(),
+            OpenH264Encoder::new(EncoderSettings::default()).unwrap(),
+        );
+        for n in 0..6u32 {
+            // A 9x13 block moves and changes colour; the rest stays.
+            let r = zerocast_frame::Rect::new(3 + n * 17, 5 + n * 11, 9, 13);
+            if n > 0 {
+                for y in r.y..r.y + r.height {
+                    for x in r.x..r.x + r.width {
+                        let i = ((y * w + x) * 4) as usize;
+                        px[i..i + 4].copy_from_slice(&[u8::try_from(n * 40).unwrap(), 200, 30, 0]);
+                    }
+                }
+            }
+            let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
+            let damage = if n == 0 {
+                Damage::full()
+            } else {
+                Damage::rect(r)
+            };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            whole
+                .encode(&frame, &Damage::full(), false, &mut a)
+                .unwrap();
+            part.encode(&frame, &damage, false, &mut b).unwrap();
+            assert_eq!(a, b, "frame {n}: the same picture reaches the encoder");
+        }
+        // Nothing changed: the previous picture again, even as a keyframe.
+        let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        whole.encode(&frame, &Damage::full(), true, &mut a).unwrap();
+        part.encode(&frame, &Damage::none(), true, &mut b).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn size_change_restarts_with_keyframe_and_huge_frames_are_refused() {
+        let mut enc = OpenH264Encoder::new(EncoderSettings::default()).unwrap();
+        encode(&mut enc, 320, 240, 0, false);
+        assert!(!encode(&mut enc, 320, 240, 1, false).0.keyframe);
+        assert!(encode(&mut enc, 640, 240, 2, false).0.keyframe);
+        let px = vec![0u8; 4096 * 4 * 2];
+        let wide = Frame::new(4096, 2, 4096 * 4, PixelFormat::Xrgb8888, &px).unwrap();
+        assert!(matches!(
+            enc.encode(&wide, &Damage::full(), false, &mut Vec::new()),
+            Err(EncodeError::UnsupportedSize { .. })
+        ));
+    }
+}

@@ -1,0 +1,107 @@
+//! [`PublishedStream`]: a stream encoded elsewhere (a guest agent's own
+//! encoder) and handed in frame by frame; subscribers see it like a scanout.
+
+use std::sync::mpsc::Receiver;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use zerocast_frame::Doorbell;
+
+use crate::core::{Event, Outcome, PipelineCore};
+use crate::fanout::Fanout;
+use crate::inbox::{Command, Inbox};
+use crate::EncodedFrame;
+
+/// One access unit of a published stream, as its producer sent it.
+#[derive(Debug, Clone)]
+pub struct PublishedFrame {
+    pub access_unit: Bytes,
+    pub keyframe: bool,
+    /// When it arrived, in nanoseconds since the Unix epoch (the producer's
+    /// clock is not ours).
+    pub captured_unix_ns: i64,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+#[derive(Debug)]
+pub struct PublishedStream {
+    pub(crate) fanout: Fanout,
+    pub(crate) describe: String,
+    /// The keyframe rules, run when a frame comes in (no thread of its own).
+    core: Mutex<(PipelineCore, Receiver<Command>)>,
+}
+
+impl PublishedStream {
+    pub fn new(id: u32, describe: impl Into<String>) -> Self {
+        let (inbox, rx) = Inbox::new(Doorbell::new());
+        PublishedStream {
+            fanout: Fanout::new(id, inbox),
+            describe: describe.into(),
+            core: Mutex::new((PipelineCore::new(Duration::ZERO), rx)),
+        }
+    }
+
+    /// Hands one access unit to the subscribers. Returns true when the
+    /// producer should make its next frame a keyframe (a new or lagging
+    /// subscriber, a decoder reset).
+    pub fn publish(&self, frame: PublishedFrame) -> bool {
+        let now = Instant::now();
+        let mut guard = self.core.lock().unwrap_or_else(PoisonError::into_inner);
+        let (core, rx) = &mut *guard;
+        for command in rx.try_iter() {
+            if let Command::Core(event) = command {
+                core.handle(now, event);
+            }
+        }
+        let keyframe = frame.keyframe;
+        self.fanout.publish(EncodedFrame {
+            seq: 0,
+            keyframe,
+            captured_unix_ns: frame.captured_unix_ns,
+            captured_at: now,
+            width: frame.width,
+            height: frame.height,
+            fps: frame.fps,
+            encode_time: Duration::ZERO,
+            access_unit: frame.access_unit,
+        });
+        core.handle(now, Event::Encoded(Outcome::Published { keyframe }));
+        self.fanout.count(core.counters());
+        core.keyframe_due(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(keyframe: bool) -> PublishedFrame {
+        PublishedFrame {
+            access_unit: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+            keyframe,
+            captured_unix_ns: 1,
+            width: 64,
+            height: 32,
+            fps: 30,
+        }
+    }
+
+    #[tokio::test]
+    async fn subscribers_start_at_a_keyframe_and_ask_the_producer_for_one() {
+        let stream = PublishedStream::new(16, "agent");
+        assert!(!stream.publish(frame(false)), "nobody watches");
+        let mut sub = stream.fanout.subscribe();
+        assert!(
+            stream.publish(frame(false)),
+            "a new subscriber needs a keyframe"
+        );
+        assert!(!stream.publish(frame(true)));
+        let got = sub.next().await.unwrap();
+        assert!(got.keyframe, "the delta frame before it was skipped");
+        assert_eq!((got.seq, got.width, got.fps), (3, 64, 30));
+        assert_eq!(stream.fanout.stats().frames, 3);
+    }
+}

@@ -1,0 +1,321 @@
+// zerocast viewer: H.264 over WebSocket (helix's browser stream protocol),
+// decoded with WebCodecs, drawn on a canvas; keyboard and mouse go back.
+"use strict";
+
+const MSG = {
+  VIDEO: 0x01, KEY: 0x10, CLICK: 0x11, ABS: 0x12, INIT: 0x30, PING: 0x40, PONG: 0x41,
+  CURSOR_IMAGE: 0x50, CURSOR_POS: 0x51,
+};
+const params = new URLSearchParams(location.search);
+const scanout = Number(params.get("scanout") || 0);
+const canvas = document.getElementById("screen");
+const ctx = canvas.getContext("2d", { alpha: false, desynchronized: true });
+const statsBox = document.getElementById("stats");
+const statusBox = document.getElementById("status");
+
+// Everything the page measures; read by tests and the benchmark (DevTools).
+const stats = window.zerocastStats = {
+  connected: false, configured: false, codec: "", width: 0, height: 0,
+  received: 0, decoded: 0, keyframes: 0, dropped: 0, errors: 0, lastError: "",
+  fps: 0, bitrate_bps: 0, latency_p50_ms: 0, latency_p95_ms: 0, clockOffsetUs: 0, rttMs: 0,
+  latencies: [],           // recent capture -> decoded latencies, ms
+  // The guest's hardware cursor (zerocast's 0x50/0x51): images and moves
+  // received, its size, hotspot and last hotspot position.
+  cursor: { images: 0, moves: 0, visible: false, width: 0, height: 0, hotX: 0, hotY: 0, x: 0, y: 0 },
+};
+
+let ws = null, decoder = null, waitingForKey = true, reconnects = 0;
+let clockOffsetUs = 0, bestRttUs = Infinity, pingSeq = 0;
+let secondFrames = 0, secondBytes = 0;
+
+const nowEpochUs = () => (performance.timeOrigin + performance.now()) * 1000;
+
+function avcCodecString(au) {
+  // Profile, constraints and level straight from the SPS (NAL type 7).
+  for (let i = 0; i + 4 < au.length; i++) {
+    if (au[i] === 0 && au[i + 1] === 0 && au[i + 2] === 1 && (au[i + 3] & 0x1f) === 7) {
+      const hex = (b) => b.toString(16).padStart(2, "0");
+      return "avc1." + hex(au[i + 4]) + hex(au[i + 5]) + hex(au[i + 6]);
+    }
+  }
+  return "avc1.42e033";
+}
+
+function onDecoded(frame) {
+  const lat = (nowEpochUs() + clockOffsetUs - frame.timestamp) / 1000;
+  stats.latencies.push(lat);
+  if (stats.latencies.length > 600) stats.latencies.shift();
+  stats.decoded++;
+  secondFrames++;
+  if (canvas.width !== frame.displayWidth || canvas.height !== frame.displayHeight) {
+    canvas.width = frame.displayWidth;
+    canvas.height = frame.displayHeight;
+    applyCursor();  // the picture's scale changed, so does the cursor's
+  }
+  ctx.drawImage(frame, 0, 0);
+  frame.close();
+}
+
+function onDecoderError(e) {
+  stats.errors++;
+  stats.lastError = String(e && e.message || e);
+  resetDecoder();
+  // Ask the host for a fresh keyframe rather than wait for one.
+  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "init" }));
+}
+
+function resetDecoder() {
+  if (decoder && decoder.state !== "closed") decoder.close();
+  decoder = new VideoDecoder({ output: onDecoded, error: onDecoderError });
+  stats.configured = false;
+  waitingForKey = true;
+}
+
+function onVideo(b) {
+  const key = (b[2] & 1) === 1;
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const pts = Number(view.getBigUint64(3));
+  const au = b.subarray(15);
+  stats.received++;
+  secondBytes += b.length;
+  if (waitingForKey && !key) { stats.dropped++; return; }
+  if (key) stats.keyframes++;
+  if (!stats.configured) {
+    const codec = avcCodecString(au);
+    decoder.configure({ codec, optimizeForLatency: true, avc: { format: "annexb" } });
+    stats.codec = codec;
+    stats.configured = true;
+  }
+  waitingForKey = false;
+  try {
+    decoder.decode(new EncodedVideoChunk({ type: key ? "key" : "delta", timestamp: pts, data: au }));
+  } catch (e) {
+    onDecoderError(e);
+  }
+}
+
+// The guest's cursor is drawn by the browser as the canvas's CSS cursor, so
+// the pointer moves at the browser's speed, not the video's. Without one
+// (none sent, or hidden) the page shows the normal arrow.
+let cursorPixels = null;      // a canvas holding the guest's image, full size
+let cursorCss = { key: "", value: "default" };
+
+function onCursorImage(b) {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const hotX = v.getUint16(1), hotY = v.getUint16(3), w = v.getUint16(5), h = v.getUint16(7);
+  if (w === 0 || h === 0 || b.length !== 9 + w * h * 4) return;
+  const img = document.createElement("canvas");
+  img.width = w;
+  img.height = h;
+  img.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(b.slice(9)), w, h), 0, 0);
+  cursorPixels = img;
+  Object.assign(stats.cursor, { width: w, height: h, hotX, hotY });
+  stats.cursor.images++;
+  cursorCss.key = "";
+  applyCursor();
+}
+
+function onCursorPos(b) {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  stats.cursor.visible = b[1] !== 0;
+  stats.cursor.x = v.getInt32(2);
+  stats.cursor.y = v.getInt32(6);
+  stats.cursor.moves++;
+  applyCursor();
+}
+
+// Sets the CSS cursor: the guest's image scaled as the picture is (at most
+// the 128x128 browsers show), made into a PNG data: URL once per image and
+// scale.
+function applyCursor() {
+  const c = stats.cursor;
+  if (!c.visible || !cursorPixels) {
+    cursorCss.key = "";
+    canvas.style.cursor = "default";
+    return;
+  }
+  const r = canvas.getBoundingClientRect();
+  const fit = Math.min(r.width / canvas.width, r.height / canvas.height) || 1;
+  const scale = Math.min(fit, 128 / c.width, 128 / c.height);
+  const w = Math.max(1, Math.round(c.width * scale)), h = Math.max(1, Math.round(c.height * scale));
+  const key = `${c.images}:${w}x${h}`;
+  if (key !== cursorCss.key) {
+    const small = document.createElement("canvas");
+    small.width = w;
+    small.height = h;
+    small.getContext("2d").drawImage(cursorPixels, 0, 0, w, h);
+    const hx = Math.min(w - 1, Math.round(c.hotX * scale)), hy = Math.min(h - 1, Math.round(c.hotY * scale));
+    cursorCss = { key, value: `url(${small.toDataURL("image/png")}) ${hx} ${hy}, default` };
+  }
+  if (canvas.style.cursor !== cursorCss.value) canvas.style.cursor = cursorCss.value;
+}
+
+addEventListener("resize", applyCursor);
+
+function onMessage(ev) {
+  const b = new Uint8Array(ev.data);
+  if (b.length === 0) return;
+  switch (b[0]) {
+    case MSG.INIT: {
+      const v = new DataView(b.buffer);
+      stats.width = v.getUint16(2);
+      stats.height = v.getUint16(4);
+      resetDecoder();
+      break;
+    }
+    case MSG.VIDEO: onVideo(b); break;
+    case MSG.CURSOR_IMAGE: onCursorImage(b); break;
+    case MSG.CURSOR_POS: onCursorPos(b); break;
+    case MSG.PONG: {
+      const v = new DataView(b.buffer);
+      const sent = Number(v.getBigUint64(5)), server = Number(v.getBigUint64(13));
+      const now = performance.now() * 1000, rtt = now - sent;
+      // Offset from the fastest round trip: least queueing, best estimate.
+      if (rtt <= bestRttUs * 1.5) {
+        bestRttUs = Math.min(bestRttUs, rtt);
+        clockOffsetUs = server + rtt / 2 - nowEpochUs();
+        stats.clockOffsetUs = Math.round(clockOffsetUs);
+        stats.rttMs = rtt / 1000;
+      }
+      break;
+    }
+  }
+}
+
+function send(bytes) {
+  if (ws && ws.readyState === WebSocket.OPEN) ws.send(bytes);
+}
+
+function ping() {
+  const b = new Uint8Array(13), v = new DataView(b.buffer);
+  b[0] = MSG.PING;
+  v.setUint32(1, ++pingSeq);
+  v.setBigUint64(5, BigInt(Math.round(performance.now() * 1000)));
+  send(b);
+}
+
+function connect() {
+  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws?scanout=" + scanout +
+    "&token=" + encodeURIComponent(params.get("token") || "");
+  ws = new WebSocket(url);
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => {
+    stats.connected = true;
+    statusBox.textContent = "connected";
+    ws.send(JSON.stringify({ type: "init", width: innerWidth, height: innerHeight }));
+    ping();
+  };
+  ws.onmessage = onMessage;
+  ws.onclose = (ev) => {
+    stats.connected = false;
+    statusBox.textContent = "disconnected" + (ev.reason ? ": " + ev.reason : "") + " — retrying";
+    if (reconnects++ < 100) setTimeout(connect, 1000);
+  };
+}
+
+function percentile(values, p) {
+  if (values.length === 0) return 0;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p / 100 * s.length) - 1))];
+}
+
+setInterval(ping, 500);
+setInterval(() => {
+  stats.fps = secondFrames;
+  stats.bitrate_bps = secondBytes * 8;
+  secondFrames = 0;
+  secondBytes = 0;
+  const recent = stats.latencies.slice(-120);
+  stats.latency_p50_ms = percentile(recent, 50);
+  stats.latency_p95_ms = percentile(recent, 95);
+  statsBox.textContent =
+    `${stats.width}x${stats.height}  ${stats.codec}\n` +
+    `fps        ${stats.fps}\n` +
+    `latency    p50 ${stats.latency_p50_ms.toFixed(1)} ms  p95 ${stats.latency_p95_ms.toFixed(1)} ms\n` +
+    `bitrate    ${(stats.bitrate_bps / 1e6).toFixed(2)} Mbit/s\n` +
+    `decoded    ${stats.decoded}  keyframes ${stats.keyframes}\n` +
+    `dropped    ${stats.dropped}  errors ${stats.errors}\n` +
+    `cursor     ${!cursorPixels ? "none (arrow)" : !stats.cursor.visible ? "hidden (arrow)" :
+      `${stats.cursor.width}x${stats.cursor.height} at ${stats.cursor.x},${stats.cursor.y}`}`;
+  if (ws && ws.readyState === WebSocket.OPEN) {
+    ws.send(JSON.stringify({
+      type: "stats", decoded: stats.decoded, keyframes: stats.keyframes, dropped: stats.dropped,
+      errors: stats.errors, fps: stats.fps, latency_p50_ms: stats.latency_p50_ms,
+      latency_p95_ms: stats.latency_p95_ms, bitrate_bps: stats.bitrate_bps,
+      width: stats.width, height: stats.height,
+    }));
+  }
+}, 1000);
+
+// Input: Linux evdev key codes (what helix sends and what guests read).
+const EVDEV = {
+  Escape: 1, Digit1: 2, Digit2: 3, Digit3: 4, Digit4: 5, Digit5: 6, Digit6: 7, Digit7: 8, Digit8: 9,
+  Digit9: 10, Digit0: 11, Minus: 12, Equal: 13, Backspace: 14, Tab: 15, KeyQ: 16, KeyW: 17, KeyE: 18,
+  KeyR: 19, KeyT: 20, KeyY: 21, KeyU: 22, KeyI: 23, KeyO: 24, KeyP: 25, BracketLeft: 26,
+  BracketRight: 27, Enter: 28, ControlLeft: 29, KeyA: 30, KeyS: 31, KeyD: 32, KeyF: 33, KeyG: 34,
+  KeyH: 35, KeyJ: 36, KeyK: 37, KeyL: 38, Semicolon: 39, Quote: 40, Backquote: 41, ShiftLeft: 42,
+  Backslash: 43, KeyZ: 44, KeyX: 45, KeyC: 46, KeyV: 47, KeyB: 48, KeyN: 49, KeyM: 50, Comma: 51,
+  Period: 52, Slash: 53, ShiftRight: 54, AltLeft: 56, Space: 57, CapsLock: 58, F1: 59, F2: 60,
+  F3: 61, F4: 62, F5: 63, F6: 64, F7: 65, F8: 66, F9: 67, F10: 68, F11: 87, F12: 88,
+  ControlRight: 97, AltRight: 100, Home: 102, ArrowUp: 103, PageUp: 104, ArrowLeft: 105,
+  ArrowRight: 106, End: 107, ArrowDown: 108, PageDown: 109, Insert: 110, Delete: 111,
+  MetaLeft: 125, MetaRight: 126,
+};
+
+function key(ev, down) {
+  const code = EVDEV[ev.code];
+  if (!code) return;
+  ev.preventDefault();
+  const b = new Uint8Array(6), v = new DataView(b.buffer);
+  b[0] = MSG.KEY;
+  b[2] = down ? 1 : 0;
+  b[3] = (ev.shiftKey ? 1 : 0) | (ev.ctrlKey ? 2 : 0) | (ev.altKey ? 4 : 0) | (ev.metaKey ? 8 : 0);
+  v.setUint16(4, code);
+  send(b);
+}
+
+function pointer(ev) {
+  const r = canvas.getBoundingClientRect();
+  // The picture is letterboxed inside the canvas box (object-fit: contain).
+  const scale = Math.min(r.width / canvas.width, r.height / canvas.height);
+  const w = canvas.width * scale, h = canvas.height * scale;
+  const x = (ev.clientX - r.left - (r.width - w) / 2) / w;
+  const y = (ev.clientY - r.top - (r.height - h) / 2) / h;
+  const b = new Uint8Array(10), v = new DataView(b.buffer);
+  b[0] = MSG.ABS;
+  b[1] = 1;
+  v.setInt16(2, Math.round(Math.min(1, Math.max(0, x)) * 4096));
+  v.setInt16(4, Math.round(Math.min(1, Math.max(0, y)) * 4096));
+  v.setInt16(6, 4096);
+  v.setInt16(8, 4096);
+  send(b);
+}
+
+function button(ev, down) {
+  pointer(ev);
+  send(new Uint8Array([MSG.CLICK, 2, down ? 1 : 0, [1, 2, 3, 4, 5][ev.button] || 1]));
+  ev.preventDefault();
+}
+
+canvas.addEventListener("keydown", (e) => key(e, true));
+canvas.addEventListener("keyup", (e) => key(e, false));
+canvas.addEventListener("mousemove", pointer);
+canvas.addEventListener("mousedown", (e) => { canvas.focus(); button(e, true); });
+canvas.addEventListener("mouseup", (e) => button(e, false));
+canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+canvas.addEventListener("wheel", (e) => {
+  e.preventDefault();
+  const b = new Uint8Array(10), v = new DataView(b.buffer);
+  b[0] = MSG.CLICK;
+  b[1] = 3;
+  v.setFloat32(2, e.deltaX, true);
+  v.setFloat32(6, e.deltaY, true);
+  send(b);
+}, { passive: false });
+
+if (typeof VideoDecoder === "undefined") {
+  statusBox.textContent = "this browser has no WebCodecs VideoDecoder (use Chromium, or serve over https/localhost)";
+} else {
+  connect();
+  canvas.focus();
+}

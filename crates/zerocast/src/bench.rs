@@ -1,0 +1,377 @@
+//! `zerocast bench`: two measurements of the synthetic desktop, printed and
+//! written as JSON. Numbers, not pass/fail: compare runs on the same machine.
+//!
+//! - encode: frames converted and encoded back to back on one core:
+//!   throughput, encode time percentiles, CPU per frame.
+//! - stream: the full path at the requested frame rate into a real headless
+//!   Chromium: frames per second decoded there, capture-to-decoded latency
+//!   percentiles, host CPU per frame (the whole zerocast process).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+use zerocast_chromium::Chromium;
+use zerocast_encode::new_encoder;
+use zerocast_frame::{Damage, FrameSource};
+use zerocast_pipeline::stats::{percentile, thread_cpu_time};
+use zerocast_synthetic::{Motion, SyntheticDesktop};
+
+use crate::demo::Stack;
+use crate::options::{DesktopSize, HxfrArgs, VideoArgs};
+use crate::web_access::WebAccessArgs;
+use zerocast_web::Role;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub size: DesktopSize,
+    #[command(flatten)]
+    pub video: VideoArgs,
+    /// Frames to encode.
+    #[arg(long, default_value_t = 600)]
+    pub frames: u32,
+    /// Stream a VM's screen instead of the synthetic desktop: the guest kernel
+    /// (e.g. work/guest/vmlinuz from scripts/build-guest.sh).
+    #[arg(long, requires = "initrd")]
+    pub kernel: Option<PathBuf>,
+    /// The guest's initramfs.
+    #[arg(long)]
+    pub initrd: Option<PathBuf>,
+    /// The guest's kernel command line (the test guest's flipper takes
+    /// zerocast.fps=N; 0 flips as fast as it can).
+    #[arg(
+        long,
+        default_value = "zerocast.fps=0 drm_kms_helper.fbdev_emulation=0"
+    )]
+    pub append: String,
+    /// With --kernel: run the guest agent beside the flipper and measure the
+    /// stream it publishes: `host` (zero-copy, the host encodes) or `x264`
+    /// (the baseline, the guest encodes).
+    #[arg(long, requires = "kernel")]
+    pub agent: Option<String>,
+    /// Seconds to measure the stream into the browser (0: encode only).
+    #[arg(long, default_value_t = 15.0)]
+    pub seconds: f64,
+    /// Where to write the JSON report.
+    #[arg(long, default_value = "bench.json")]
+    pub json: PathBuf,
+    /// Instead of the stream: a synthetic workload, encoded whole and by
+    /// damage side by side (typing, a clock, a window drag, a full-screen
+    /// scroll, video), with CPU, bytes and PSNR for each.
+    #[arg(long, value_enum, conflicts_with = "kernel")]
+    pub workload: Option<BenchWorkload>,
+    /// With --workload: runs of each workload; the medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: u32,
+}
+
+/// The benchmark's workloads.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchWorkload {
+    /// What damage-aware encoding saves on desktop activity.
+    DesktopDamage,
+}
+
+#[derive(Serialize)]
+struct Bench {
+    encode: Report,
+    stream: Option<StreamReport>,
+}
+
+#[derive(Serialize)]
+struct StreamReport {
+    seconds: f64,
+    target_fps: u32,
+    /// Frames decoded per second in Chromium.
+    delivered_fps: f64,
+    /// Host capture to decoded in the browser, over the measured frames.
+    latency_p50_ms: f64,
+    latency_p95_ms: f64,
+    latency_p99_ms: f64,
+    /// CPU time of the whole zerocast process (render, encode, network) per frame.
+    host_cpu_per_frame_ms: f64,
+    /// Cores the zerocast process kept busy.
+    host_cores: f64,
+    bitrate_bps: f64,
+    decoder_errors: u64,
+    /// VM only: frames the guest flushed per second, and pixel bytes the
+    /// host copied per encoded frame.
+    guest_flushes_per_second: Option<f64>,
+    bytes_copied_per_frame: Option<f64>,
+    /// With --agent: the agent's own figure of guest CPU per frame.
+    guest_cpu_per_frame_ms: Option<f64>,
+    agent: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    encoder: String,
+    width: u32,
+    height: u32,
+    frames: u32,
+    bitrate_bps: u32,
+    /// Frames per second the encoder sustains on one core.
+    encode_fps: f64,
+    encode_p50_ms: f64,
+    encode_p99_ms: f64,
+    cpu_per_frame_ms: f64,
+    /// CPU to draw one synthetic frame (the source, not the encoder).
+    render_cpu_per_frame_ms: f64,
+    /// Cores busy if streaming at the requested fps.
+    cores_at_target_fps: f64,
+    target_fps: u32,
+    mean_frame_bytes: u64,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(BenchWorkload::DesktopDamage) = args.workload {
+        return crate::damage_bench::run(&args);
+    }
+    let encode = encode(&args)?;
+    let stream = if args.seconds > 0.0 {
+        Some(stream(&args).await?)
+    } else {
+        None
+    };
+    let bench = Bench { encode, stream };
+    std::fs::write(&args.json, serde_json::to_string_pretty(&bench)?)
+        .with_context(|| format!("writing {}", args.json.display()))?;
+    println!("json              {}", args.json.display());
+    Ok(())
+}
+
+fn encode(args: &BenchArgs) -> anyhow::Result<Report> {
+    args.size.check()?;
+    let v = &args.video;
+    let size = args.size;
+    let mut source = SyntheticDesktop::new(size.width, size.height, v.fps, Motion::Static);
+    let mut encoder = new_encoder(v.encoder, v.settings()).context("building the encoder")?;
+    let mut out = Vec::new();
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    let mut bytes = 0u64;
+    let mut render = Duration::ZERO;
+    for i in 0..args.frames {
+        let r = thread_cpu_time();
+        source.render();
+        render += thread_cpu_time().saturating_sub(r);
+        let frame = source
+            .frame()
+            .context("the synthetic desktop drew nothing")?;
+        out.clear();
+        let (t, c) = (Instant::now(), thread_cpu_time());
+        encoder.encode(&frame, &Damage::full(), i == 0, &mut out)?;
+        wall.push(duration_micros(t.elapsed()));
+        cpu.push(duration_micros(thread_cpu_time().saturating_sub(c)));
+        bytes += out.len() as u64;
+    }
+    let n = f64::from(args.frames.max(1));
+    let mean_wall_ms = wall.iter().map(|&u| f64::from(u)).sum::<f64>() / n / 1000.0;
+    let cpu_ms = cpu.iter().map(|&u| f64::from(u)).sum::<f64>() / n / 1000.0;
+    let ms = |p| f64::from(percentile(wall.clone(), p).unwrap_or(0)) / 1000.0;
+    let report = Report {
+        encoder: encoder.describe(),
+        width: size.width,
+        height: size.height,
+        frames: args.frames,
+        bitrate_bps: v.bitrate,
+        encode_fps: 1000.0 / mean_wall_ms.max(1e-6),
+        encode_p50_ms: ms(50.0),
+        encode_p99_ms: ms(99.0),
+        cpu_per_frame_ms: cpu_ms,
+        render_cpu_per_frame_ms: render.as_secs_f64() * 1000.0 / n,
+        cores_at_target_fps: cpu_ms * f64::from(v.fps) / 1000.0,
+        target_fps: v.fps,
+        mean_frame_bytes: bytes / u64::from(args.frames.max(1)),
+    };
+    println!("encoder           {}", report.encoder);
+    println!(
+        "size              {}x{}, {} frames",
+        report.width, report.height, report.frames
+    );
+    println!(
+        "encode            {:.1} fps on one core; p50 {:.2} ms, p99 {:.2} ms",
+        report.encode_fps, report.encode_p50_ms, report.encode_p99_ms
+    );
+    println!(
+        "cpu per frame     {:.2} ms ({:.2} cores at {} fps)",
+        report.cpu_per_frame_ms, report.cores_at_target_fps, report.target_fps
+    );
+    println!(
+        "render (source)   {:.2} ms CPU per frame",
+        report.render_cpu_per_frame_ms
+    );
+    println!("frame size        {} bytes mean", report.mean_frame_bytes);
+    Ok(report)
+}
+
+/// A duration in whole microseconds, saturating at u32::MAX (71 minutes,
+/// far past one frame's encode).
+fn duration_micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// Milliseconds (from the page) in whole microseconds.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped at 0; `as` saturates at u32::MAX and maps NaN to 0
+fn ms_to_micros(ms: f64) -> u32 {
+    (ms.max(0.0) * 1000.0) as u32
+}
+
+/// The last `cpu_ms_per_frame=` the guest agent printed on the serial console.
+fn agent_cpu(serial_log: &std::path::Path) -> Option<f64> {
+    let log = std::fs::read_to_string(serial_log).ok()?;
+    log.lines()
+        .rev()
+        .filter(|l| l.starts_with("zerocast-guest: frames="))
+        .find_map(|l| {
+            l.split("cpu_ms_per_frame=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+}
+
+async fn page(c: &mut Chromium) -> anyhow::Result<serde_json::Value> {
+    Ok(
+        c.eval("JSON.parse(JSON.stringify(window.zerocastStats || null))")
+            .await?,
+    )
+}
+
+async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
+    let v = &args.video;
+    let listen: SocketAddr = "127.0.0.1:0".parse()?;
+    let (url, pipeline, vm) = match (&args.kernel, &args.initrd) {
+        (Some(kernel), Some(initrd)) => {
+            let mut vm_args = crate::vm::VmArgs::for_bench(kernel, initrd, &args.append, v, listen);
+            if let Some(mode) = &args.agent {
+                vm_args.vsock = true;
+                vm_args.append = format!(
+                    "{} zerocast.also=guest zerocast.also.encoder={mode} zerocast.also.publish={} zerocast.also.fps={}",
+                    vm_args.append,
+                    crate::vm::GUEST_STREAM,
+                    v.fps
+                );
+            }
+            let vm = crate::vm::VmStack::start(&vm_args).await?;
+            let pipeline = match &vm.guest_stream {
+                Some(stream) => stream.clone(),
+                None => vm.scanouts[0].clone(),
+            };
+            let query = format!("scanout={}&", pipeline.id());
+            (vm.serving.url(Role::View, &query), pipeline, Some(vm))
+        }
+        _ => {
+            let access = WebAccessArgs::default();
+            let hxfr = HxfrArgs::default();
+            let stack =
+                Stack::start(args.size, v, Motion::Animated, listen, &access, &hxfr).await?;
+            let query = format!("scanout={}&", stack.stream.id());
+            (stack.serving.url(Role::View, &query), stack.stream, None)
+        }
+    };
+    let gpu_counters = || vm.as_ref().map(|vm| vm.gpu.stats());
+    let mut chromium = Chromium::open(&url)
+        .await
+        .context("starting headless Chromium (scripts/install-deps.sh installs it)")?;
+    // Warm up: the decoder configured and a couple of seconds of frames.
+    let warm_until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = page(&mut chromium).await?;
+        if p["decoded"].as_u64().unwrap_or(0) >= u64::from(v.fps) * 2 {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < warm_until,
+            "Chromium decoded nothing within 60 s: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (p0, f0, cpu0, g0, t0) = (
+        page(&mut chromium).await?,
+        pipeline.stats().frames,
+        crate::process::cpu_time(),
+        gpu_counters(),
+        Instant::now(),
+    );
+    tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
+    let (p1, f1, cpu1, g1, elapsed) = (
+        page(&mut chromium).await?,
+        pipeline.stats().frames,
+        crate::process::cpu_time(),
+        gpu_counters(),
+        t0.elapsed(),
+    );
+    let decoded = p1["decoded"]
+        .as_u64()
+        .unwrap_or(0)
+        .saturating_sub(p0["decoded"].as_u64().unwrap_or(0));
+    let all: Vec<f64> = p1["latencies"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+        .unwrap_or_default();
+    let recent = usize::try_from(decoded).unwrap_or(usize::MAX);
+    let window = &all[all.len().saturating_sub(recent)..];
+    let micros: Vec<u32> = window.iter().map(|&ms| ms_to_micros(ms)).collect();
+    let pct = |p| f64::from(percentile(micros.clone(), p).unwrap_or(0)) / 1000.0;
+    let frames = f1.saturating_sub(f0).max(1);
+    let cpu = cpu1.saturating_sub(cpu0).as_secs_f64();
+    let mut report = StreamReport {
+        seconds: elapsed.as_secs_f64(),
+        target_fps: v.fps,
+        delivered_fps: decoded as f64 / elapsed.as_secs_f64(),
+        latency_p50_ms: pct(50.0),
+        latency_p95_ms: pct(95.0),
+        latency_p99_ms: pct(99.0),
+        host_cpu_per_frame_ms: cpu * 1000.0 / frames as f64,
+        host_cores: cpu / elapsed.as_secs_f64(),
+        bitrate_bps: p1["bitrate_bps"].as_f64().unwrap_or(0.0),
+        decoder_errors: p1["errors"].as_u64().unwrap_or(0),
+        guest_flushes_per_second: g0
+            .zip(g1)
+            .map(|(a, b)| b.flushes.saturating_sub(a.flushes) as f64 / elapsed.as_secs_f64()),
+        bytes_copied_per_frame: g0
+            .zip(g1)
+            .map(|(a, b)| b.bytes_copied.saturating_sub(a.bytes_copied) as f64 / frames as f64),
+        guest_cpu_per_frame_ms: None,
+        agent: None,
+    };
+    if let Some(vm) = vm {
+        report.guest_cpu_per_frame_ms = agent_cpu(&vm.serial_log);
+        report.agent = args.agent.clone();
+        vm.stop().await?;
+    }
+    println!(
+        "stream            {:.1} fps decoded in Chromium (target {})",
+        report.delivered_fps, report.target_fps
+    );
+    println!(
+        "latency           capture to decoded: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+        report.latency_p50_ms, report.latency_p95_ms, report.latency_p99_ms
+    );
+    println!(
+        "host cpu          {:.2} ms per frame, {:.2} cores",
+        report.host_cpu_per_frame_ms, report.host_cores
+    );
+    println!(
+        "bitrate           {:.2} Mbit/s, decoder errors {}",
+        report.bitrate_bps / 1e6,
+        report.decoder_errors
+    );
+    if let (Some(f), Some(c)) = (
+        report.guest_flushes_per_second,
+        report.bytes_copied_per_frame,
+    ) {
+        println!("guest             {f:.1} flushes/s; {c:.0} pixel bytes copied per frame");
+    }
+    if let Some(cpu) = report.guest_cpu_per_frame_ms {
+        let mode = report.agent.as_deref().unwrap_or("?");
+        println!("guest agent       {cpu:.2} ms guest CPU per frame ({mode})");
+    }
+    Ok(report)
+}

@@ -1,0 +1,358 @@
+//! `zerocast gpu-backend` (and `zerocast-vhost-user-gpu`, the same
+//! program under the name a vhost-user descriptor points at): zerocast's
+//! virtio-gpu as a backend program that QEMU's management starts, following
+//! the "Backend program conventions" of QEMU's docs/interop/vhost-user.rst:
+//! `--print-capabilities`, `--fd=N` or `--socket-path=PATH`, no
+//! daemonizing, a quick end on SIGTERM, an early non-zero exit for what it
+//! cannot do. It serves the guest's scanouts like `zerocast vm` does, from
+//! its own web viewer and HXFR endpoint. libvirt passes nothing but `--fd`
+//! and sends a backend's stdout and stderr to /dev/null (libvirt 9.0), so
+//! besides stderr the backend announces its addresses in a file named
+//! after the domain, in a private folder (`/run/zerocast/vms` for root).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Deserialize;
+use zerocast_frame::{Doorbell, FrameSource, SourceEvent};
+use zerocast_gpu::GpuBackendHandle;
+use zerocast_hxfr_server::Endpoint;
+use zerocast_web::Gateway;
+
+use crate::gpu_streams::{self, GpuStreams};
+use crate::options::{DisplayArgs, HxfrArgs, VideoArgs};
+use crate::runtime_dir::RuntimeDir;
+use crate::serving::Serving;
+use crate::web_access::WebAccessArgs;
+
+/// What `--print-capabilities` answers. QEMU's vhost-user.json knows two
+/// gpu features, `render-node` and `virgl`; both are for 3D rendering,
+/// which this backend does not do, so it claims neither.
+pub const CAPABILITIES: &str = r#"{"type":"gpu","features":[]}"#;
+
+/// Where the defaults libvirt cannot pass on the command line are read from.
+pub const DEFAULT_CONFIG: &str = "/etc/zerocast/gpu-backend.json";
+
+/// Where root's backends announce themselves by default.
+pub const ROOT_ANNOUNCE_DIR: &str = "/run/zerocast/vms";
+
+/// Where libvirt keeps a vhost-user-gpu backend's pid file,
+/// `ID-NAME-VIDEO-vhost-user-gpu.pid` (the domain's short name: its id and
+/// its name cut to 20 characters, then the video device's alias).
+const LIBVIRT_PID_DIR: &str = "/run/libvirt/qemu";
+const LIBVIRT_PID_SUFFIX: &str = "-vhost-user-gpu.pid";
+
+#[derive(Args, Debug)]
+pub struct GpuBackendArgs {
+    /// Print the backend's capabilities as JSON and exit; every other
+    /// option is then ignored.
+    #[arg(long)]
+    pub print_capabilities: bool,
+    /// Serve the vhost-user connection already open as this file
+    /// descriptor (libvirt starts backends so). Not with --socket-path.
+    #[arg(long, value_name = "FDNUM", value_parser = clap::value_parser!(RawFd).range(0..))]
+    pub fd: Option<RawFd>,
+    /// Listen for QEMU on this Unix socket (mode 0600, a stale one
+    /// replaced) and serve the first connection. Not with --fd.
+    #[arg(long, value_name = "PATH")]
+    pub socket_path: Option<PathBuf>,
+    /// 3D rendering with virgl: not supported; asking for it is refused at once.
+    #[arg(long)]
+    pub virgl: bool,
+    /// A DRM render node for 3D: not supported; refused at once.
+    #[arg(long, value_name = "PATH")]
+    pub render_node: Option<PathBuf>,
+    #[command(flatten)]
+    pub display: DisplayArgs,
+    #[command(flatten)]
+    pub video: VideoArgs,
+    /// Where the web viewer listens. Default: the config file's `listen`,
+    /// else a free port on loopback; the URL is printed on stderr.
+    #[arg(long, env = "ZEROCAST_BACKEND_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// A private folder (0700, created if missing) where the backend also
+    /// writes its addresses and viewer URLs, as `DOMAIN.txt` (0600, removed
+    /// at exit). Default: the config file's `announce_dir`, else
+    /// /run/zerocast/vms when root, else none.
+    #[arg(long, env = "ZEROCAST_BACKEND_ANNOUNCE_DIR")]
+    pub announce_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub access: WebAccessArgs,
+    #[command(flatten)]
+    pub hxfr: HxfrArgs,
+    /// A JSON file of defaults for what libvirt cannot pass: `listen`,
+    /// `hxfr` (endpoints), `token_file`, `view_token_file`, `announce_dir`.
+    /// A missing file is no error.
+    #[arg(long, env = "ZEROCAST_BACKEND_CONFIG", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+}
+
+/// The config file: defaults the command line and environment override.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<SocketAddr>,
+    #[serde(default)]
+    hxfr: Vec<String>,
+    token_file: Option<PathBuf>,
+    view_token_file: Option<PathBuf>,
+    announce_dir: Option<PathBuf>,
+}
+
+impl ConfigFile {
+    fn read(path: &Path) -> anyhow::Result<ConfigFile> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ConfigFile::default()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: expected {{\"listen\": \"127.0.0.1:0\", \"hxfr\": [\"tcp:127.0.0.1:0\"], \
+                 \"token_file\": PATH, \"view_token_file\": PATH, \"announce_dir\": PATH}}, \
+                 each optional",
+                path.display()
+            )
+        })
+    }
+
+    /// Fills in what the command line left out.
+    fn apply(self, args: &mut GpuBackendArgs) -> anyhow::Result<()> {
+        if args.listen.is_none() {
+            args.listen = self.listen;
+        }
+        if args.hxfr.subscriber.is_empty() {
+            for e in &self.hxfr {
+                let endpoint = e
+                    .parse::<Endpoint>()
+                    .map_err(|err| anyhow::anyhow!("config hxfr {e:?}: {err}"))?;
+                args.hxfr.subscriber.push(endpoint);
+            }
+        }
+        if args.access.token_file.is_none() {
+            args.access.token_file = self.token_file;
+        }
+        if args.access.view_token_file.is_none() {
+            args.access.view_token_file = self.view_token_file;
+        }
+        if args.announce_dir.is_none() {
+            args.announce_dir = self.announce_dir;
+        }
+        Ok(())
+    }
+}
+
+/// Where QEMU's vhost-user connection comes from.
+enum Connection {
+    Fd(RawFd),
+    Socket(PathBuf),
+}
+
+impl GpuBackendArgs {
+    /// Refuses, before anything starts, what the conventions say must fail
+    /// early: features it cannot give, and no or two ways to reach QEMU.
+    fn connection(&self) -> anyhow::Result<Connection> {
+        if self.virgl {
+            bail!(
+                "--virgl: zerocast's GPU does 2D only (it encodes the guest's framebuffers); \
+                 use QEMU's vhost-user-gpu for virgl"
+            );
+        }
+        if let Some(node) = &self.render_node {
+            bail!(
+                "--render-node {}: zerocast's GPU does 2D only and uses no render node",
+                node.display()
+            );
+        }
+        match (self.fd, &self.socket_path) {
+            (Some(fd), None) => Ok(Connection::Fd(fd)),
+            (None, Some(path)) => Ok(Connection::Socket(path.clone())),
+            (Some(_), Some(_)) => {
+                bail!("--fd and --socket-path both given: QEMU's connection comes from one of them")
+            }
+            (None, None) => bail!(
+                "no vhost-user connection: give --fd=FDNUM (an open, connected socket, as libvirt \
+                 passes) or --socket-path=PATH (to listen on)"
+            ),
+        }
+    }
+}
+
+/// Takes the connected socket `fd` the process was started with.
+fn connected_socket(fd: RawFd) -> anyhow::Result<UnixStream> {
+    let int_opt = |opt| -> anyhow::Result<libc::c_int> {
+        let mut value: libc::c_int = 0;
+        let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>())?;
+        // SAFETY: getsockopt writes at most `len` bytes into `value`, an int
+        // we own; an fd that is not an open socket only makes it fail.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                std::ptr::addr_of_mut!(value).cast(),
+                &mut len,
+            )
+        };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            bail!("--fd={fd} is not an open socket ({e}): libvirt passes the vhost-user socket");
+        }
+        Ok(value)
+    };
+    if int_opt(libc::SO_DOMAIN)? != libc::AF_UNIX || int_opt(libc::SO_TYPE)? != libc::SOCK_STREAM {
+        bail!("--fd={fd} is not a Unix stream socket, as a vhost-user connection is");
+    }
+    if int_opt(libc::SO_ACCEPTCONN)? != 0 {
+        bail!("--fd={fd} is a listening socket: pass a connected one, or use --socket-path");
+    }
+    // SAFETY: the fd is an open socket (checked above) that this process
+    // was started with; nothing else in the process refers to it, so the
+    // stream may own and close it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let stream = UnixStream::from(owned);
+    // Nothing we start later should inherit QEMU's connection.
+    // SAFETY: F_SETFD on the fd the stream owns; no memory is involved.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    Ok(stream)
+}
+
+pub async fn run(mut args: GpuBackendArgs) -> anyhow::Result<()> {
+    if args.print_capabilities {
+        println!("{CAPABILITIES}");
+        return Ok(());
+    }
+    let connection = args.connection()?;
+    ConfigFile::read(&args.config)?.apply(&mut args)?;
+    let listen = args
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let tls = args.access.tls(listen)?;
+    let access = args.access.config()?;
+    let private = RuntimeDir::create("zerocast-gpu").context("creating the backend's folder")?;
+    let endpoints = args.hxfr.endpoints(private.path())?;
+
+    let config = args.display.gpu_config();
+    let gpu = match connection {
+        Connection::Fd(fd) => GpuBackendHandle::from_stream(connected_socket(fd)?, config),
+        Connection::Socket(path) => GpuBackendHandle::start(path, config),
+    }
+    .context("starting the GPU backend")?;
+    let gpu = Arc::new(gpu);
+    let ended = session_end(&gpu)?;
+
+    let GpuStreams { registry, scanouts } =
+        GpuStreams::start(&gpu, args.display.scanouts, &args.video)?;
+    // Input for libvirt's VMs needs a way into the guest that libvirt does
+    // not give a GPU backend (docs/libvirt.md); until then, watch only.
+    let gateway = Gateway::new(registry.clone(), None, access)
+        .with_source_stats(gpu_streams::source_stats(gpu.clone()));
+    let serving = crate::serving::start(
+        registry,
+        gateway,
+        &endpoints,
+        args.hxfr.limits(),
+        listen,
+        tls,
+    )
+    .await?;
+    serving.announce_to(&mut std::io::stderr().lock(), &[])?;
+    let announce_dir = args.announce_dir.or_else(|| {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        root.then(|| PathBuf::from(ROOT_ANNOUNCE_DIR))
+    });
+    let _announced = match announce_dir {
+        Some(dir) => Some(Announcement::write(&dir, &serving)?),
+        None => None,
+    };
+
+    tokio::select! {
+        _ = crate::stop::stopped(None) => tracing::info!("stopping the GPU backend"),
+        _ = ended => tracing::info!("QEMU closed the vhost-user connection"),
+    }
+    gpu_streams::log_totals(&gpu, &scanouts);
+    // The device stops when its last holder (the registry, served by tasks
+    // the runtime drops at exit) lets go; the folder goes with `private`.
+    Ok(())
+}
+
+/// The backend's announcement in a file, for whoever cannot see its
+/// stderr; removed when the backend ends.
+struct Announcement {
+    path: PathBuf,
+    _dir: RuntimeDir,
+}
+
+impl Announcement {
+    fn write(dir: &Path, serving: &Serving) -> anyhow::Result<Announcement> {
+        // The viewer URLs carry their tokens: a folder and a file only we may read.
+        let dir = RuntimeDir::given(dir).context("checking the announcement folder")?;
+        let name = libvirt_instance(Path::new(LIBVIRT_PID_DIR))
+            .unwrap_or_else(|| format!("gpu-backend-{}", std::process::id()));
+        let path = dir.path().join(format!("{name}.txt"));
+        let mut text = Vec::new();
+        serving.announce_to(&mut text, &[format!("pid: {}", std::process::id())])?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&text))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("announced in {}", path.display());
+        Ok(Announcement { path, _dir: dir })
+    }
+}
+
+impl Drop for Announcement {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::warn!("cannot remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// The libvirt instance this process serves (`ID-NAME-VIDEO`): libvirt
+/// writes a backend's pid file, named after the domain and its video
+/// device, before running it.
+fn libvirt_instance(pid_dir: &Path) -> Option<String> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir(pid_dir).ok()?.find_map(|entry| {
+        let path = entry.ok()?.path();
+        let stem = path
+            .file_name()?
+            .to_str()?
+            .strip_suffix(LIBVIRT_PID_SUFFIX)?;
+        let pid = std::fs::read_to_string(&path).ok()?;
+        (pid.trim() == me).then(|| stem.to_owned())
+    })
+}
+
+/// Resolves once the vhost-user session is over (QEMU gone). A thread
+/// waits on a scanout source of its own, which reports `Closed` then.
+fn session_end(gpu: &GpuBackendHandle) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>> {
+    let mut source = gpu.scanout(0)?;
+    let bell = Doorbell::new();
+    source.attach(bell.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("zerocast-gpu-end".into())
+        .spawn(move || {
+            while !matches!(source.poll(Instant::now()), SourceEvent::Closed) {
+                bell.wait(None);
+            }
+            let _ = tx.send(());
+        })
+        .context("starting a thread")?;
+    Ok(rx)
+}

@@ -1,0 +1,92 @@
+//! `zerocast`: stream a desktop to a browser.
+//!
+//! Design map:
+//! - [`options`]: command-line options shared by the commands.
+//! - [`process`]: this process's CPU time, memory and file descriptors.
+//! - [`serving`]: HXFR listeners and the web gateway, opened the same way by every command.
+//! - [`stop`]: when a long-running command stops (duration, Ctrl-C, SIGTERM).
+//! - [`web_access`]: the viewer's tokens and allowed Hosts and Origins, from options.
+//! - [`demo`]: `zerocast demo`, the synthetic desktop served to browsers and HXFR peers.
+//! - [`client`]: `zerocast client`, an HXFR subscriber or requester that writes raw H.264.
+//! - [`vm`]: `zerocast vm`, a QEMU guest displayed through our GPU backend, streamed with input back.
+//! - [`gpu_backend`]: `zerocast gpu-backend`, the vhost-user-gpu backend program libvirt starts.
+//! - [`install_libvirt`]: `zerocast install-libvirt`, the vhost-user descriptor that points libvirt at it.
+//! - `zerocast kubevirt-hook`: KubeVirt's onDefineDomain domain XML rewrite, from the `zerocast-kubevirt` crate.
+//! - [`gpu_streams`]: a GPU backend's scanouts as encoded streams, for `vm` and `gpu-backend`.
+//! - [`runtime_dir`]: the VM's private folder for its sockets and serial log (0700, new or checked).
+//! - [`bench`]: `zerocast bench`, encoder throughput and the stream into a real browser, as JSON.
+//! - [`damage_bench`]: `zerocast bench --workload desktop-damage`, whole-frame against damage-aware encoding per desktop workload.
+//! - [`soak`]: `zerocast soak`, one scanout under many viewers, churn and floods, with its costs.
+
+mod bench;
+mod client;
+mod damage_bench;
+mod demo;
+mod gpu_backend;
+mod gpu_streams;
+mod install_libvirt;
+mod options;
+mod process;
+mod runtime_dir;
+mod serving;
+mod soak;
+mod stop;
+mod vm;
+mod web_access;
+
+use clap::{Parser, Subcommand};
+
+/// Zero-copy VM desktop streaming: frames encoded to H.264 on the host,
+/// decoded in the browser with WebCodecs.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stream the built-in synthetic desktop: open the printed URL in a browser.
+    Demo(demo::DemoArgs),
+    /// Connect to an HXFR server and write the H.264 stream to a file.
+    Client(client::ClientArgs),
+    /// Boot a VM whose display is zerocast's own virtio-gpu, and stream it.
+    Vm(Box<vm::VmArgs>),
+    /// Measure encoding at a given size: throughput, latency, CPU per frame.
+    Bench(bench::BenchArgs),
+    /// Be a vhost-user-gpu backend program, as libvirt starts one (QEMU's
+    /// backend program conventions): --fd=N or --socket-path=PATH.
+    GpuBackend(Box<gpu_backend::GpuBackendArgs>),
+    /// Install the vhost-user descriptor that makes libvirt start zerocast's
+    /// GPU backend, and print the domain XML that uses it.
+    InstallLibvirt(install_libvirt::InstallArgs),
+    /// Rewrite a libvirt domain XML (--domain, or standard input) for
+    /// zerocast's GPU, as KubeVirt's onDefineDomain hook does.
+    KubevirtHook(zerocast_kubevirt::hook::HookArgs),
+    /// Run one scanout under many viewers, churn and floods; report what it cost.
+    Soak(soak::SoakArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        // No colour codes where stderr is a log (libvirt's domain log, a pipe).
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::Demo(a) => rt.block_on(demo::run(a)),
+        Command::Client(a) => rt.block_on(client::run(a)),
+        Command::Vm(a) => rt.block_on(vm::run(*a)),
+        Command::Bench(a) => rt.block_on(bench::run(a)),
+        Command::GpuBackend(a) => rt.block_on(gpu_backend::run(*a)),
+        Command::InstallLibvirt(a) => install_libvirt::run(&a),
+        Command::KubevirtHook(a) => Ok(zerocast_kubevirt::hook::run_stdio(&a)?),
+        Command::Soak(a) => rt.block_on(soak::run(a)),
+    }
+}
