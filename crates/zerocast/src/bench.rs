@@ -42,12 +42,10 @@ pub struct BenchArgs {
     #[arg(long)]
     pub initrd: Option<PathBuf>,
     /// The guest's kernel command line (the test guest's flipper takes
-    /// zerocast.fps=N; 0 flips as fast as it can).
-    #[arg(
-        long,
-        default_value = "zerocast.fps=0 drm_kms_helper.fbdev_emulation=0"
-    )]
-    pub append: String,
+    /// zerocast.fps=N; 0 flips as fast as it can). Default: flipping as
+    /// fast as it can; with --peer, at --fps.
+    #[arg(long)]
+    pub append: Option<String>,
     /// With --kernel: run the guest agent beside the flipper and measure the
     /// stream it publishes: `host` (zero-copy, the host encodes) or `x264`
     /// (the baseline, the guest encodes).
@@ -64,9 +62,26 @@ pub struct BenchArgs {
     /// scroll, video), with CPU, bytes and PSNR for each.
     #[arg(long, value_enum, conflicts_with = "kernel")]
     pub workload: Option<BenchWorkload>,
-    /// With --workload: runs of each workload; the medians are reported.
+    /// With --workload or --peer: runs of each; the medians are reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: u32,
+    /// With --kernel: the same guest on another display server, side by
+    /// side with zerocast in the same run (QEMU's own GPU and VNC server).
+    #[arg(long, value_enum, requires = "kernel", conflicts_with = "agent")]
+    pub peer: Option<crate::peer_bench::Peer>,
+}
+
+impl BenchArgs {
+    /// The kernel command line the guest boots with.
+    pub fn guest_append(&self) -> String {
+        let fps = match self.peer {
+            Some(_) => self.video.fps,
+            None => 0,
+        };
+        self.append
+            .clone()
+            .unwrap_or_else(|| format!("zerocast.fps={fps} drm_kms_helper.fbdev_emulation=0"))
+    }
 }
 
 /// The benchmark's workloads.
@@ -130,6 +145,9 @@ struct Report {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(BenchWorkload::DesktopDamage) = args.workload {
         return crate::damage_bench::run(&args);
+    }
+    if let Some(peer) = args.peer {
+        return crate::peer_bench::run(&args, peer).await;
     }
     let encode = encode(&args)?;
     let stream = if args.seconds > 0.0 {
@@ -248,7 +266,8 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
     let listen: SocketAddr = "127.0.0.1:0".parse()?;
     let (url, pipeline, vm) = match (&args.kernel, &args.initrd) {
         (Some(kernel), Some(initrd)) => {
-            let mut vm_args = crate::vm::VmArgs::for_bench(kernel, initrd, &args.append, v, listen);
+            let append = args.guest_append();
+            let mut vm_args = crate::vm::VmArgs::for_bench(kernel, initrd, &append, v, listen);
             if let Some(mode) = &args.agent {
                 vm_args.vsock = true;
                 vm_args.append = format!(

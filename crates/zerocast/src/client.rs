@@ -45,10 +45,10 @@ pub struct ClientArgs {
     pub timeout: f64,
 }
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-async fn connect(endpoint: &Endpoint) -> anyhow::Result<Box<dyn Stream>> {
+pub(crate) async fn connect(endpoint: &Endpoint) -> anyhow::Result<Box<dyn Stream>> {
     Ok(match endpoint {
         Endpoint::Tcp(a) => Box::new(
             TcpStream::connect(a)
@@ -63,7 +63,11 @@ async fn connect(endpoint: &Endpoint) -> anyhow::Result<Box<dyn Stream>> {
     })
 }
 
-async fn send(s: &mut Box<dyn Stream>, session_id: u16, message: Message) -> anyhow::Result<()> {
+pub(crate) async fn send(
+    s: &mut Box<dyn Stream>,
+    session_id: u16,
+    message: Message,
+) -> anyhow::Result<()> {
     let mut b = BytesMut::new();
     encode(&Packet::new(session_id, message), &mut b);
     s.write_all(&b).await?;
