@@ -169,6 +169,8 @@ cat >"$STAGE/init" <<'EOF'
 #   zerocast.also=NAME  a second program started in the background first,
 #                       with zerocast.also.KEY=VALUE as its --KEY VALUE
 #   zerocast.ip=A/P     address for eth0 (virtio-net), e.g. 10.0.2.15/24
+#   zerocast.reboot_after=N  reboot (reboot -f) N seconds after start, at
+#                       every boot: tests of a guest rebooting mid-stream
 # Module options work too (busybox modprobe reads them from the command
 # line), e.g. drm_kms_helper.fbdev_emulation=0. It powers off when the
 # program exits.
@@ -196,6 +198,7 @@ run=flipper
 also=
 also_args=
 ip=
+reboot_after=
 set --
 for word in $(cat /proc/cmdline); do
   case "$word" in
@@ -203,6 +206,7 @@ for word in $(cat /proc/cmdline); do
     zerocast.also=*) also=${word#zerocast.also=} ;;
     zerocast.also.*=*) kv=${word#zerocast.also.}; also_args="$also_args --${kv%%=*} ${kv#*=}" ;;
     zerocast.ip=*) ip=${word#zerocast.ip=} ;;
+    zerocast.reboot_after=*) reboot_after=${word#zerocast.reboot_after=} ;;
     zerocast.*=*) kv=${word#zerocast.}; set -- "$@" "--${kv%%=*}" "${kv#*=}" ;;
   esac
 done
@@ -218,6 +222,10 @@ if [ -n "$also" ]; then
   # Words on the kernel command line hold no spaces: splitting is safe.
   # shellcheck disable=SC2086
   "$aprog" $also_args &
+fi
+
+if [ -n "$reboot_after" ]; then
+  (sleep "$reboot_after" && echo "zerocast-guest: rebooting $(up)" && reboot -f) &
 fi
 
 if [ "$run" = shell ]; then

@@ -17,6 +17,11 @@ pub enum SourceEvent {
         captured_at: Instant,
         damage: Damage,
     },
+    /// New content that continues nothing shown before it (a guest that
+    /// booted again, a display switched back on): the whole picture
+    /// changed, and viewers start it at a keyframe rather than from
+    /// pictures of a screen that is gone.
+    Restarted { captured_at: Instant },
     /// Nothing new. A source driven by a timer says when to ask again; a
     /// source driven by damage says `None` and rings the doorbell instead.
     Idle { wake_at: Option<Instant> },

@@ -131,9 +131,16 @@ impl FrameSource for ScanoutSource {
         };
         self.seen_changes = changes;
         if let Some(picture) = s.picture(&state.resources) {
+            // After "no signal" (a reset, a reboot, a scanout off) the
+            // guest's picture starts afresh.
+            let fresh = matches!(self.showing, Showing::NoSignal);
             self.showing = Showing::Guest(picture);
+            let captured_at = flushed_at.unwrap_or(now);
+            if fresh {
+                return SourceEvent::Restarted { captured_at };
+            }
             return SourceEvent::Changed {
-                captured_at: flushed_at.unwrap_or(now),
+                captured_at,
                 damage,
             };
         }
@@ -533,14 +540,15 @@ mod tests {
             assert!(matches!(late.poll(now()), SourceEvent::Changed { .. }));
             assert_no_signal(&late);
 
+            // Back from "no signal": a picture to start afresh.
             way.undo(&shared, &mem);
             assert!(bell.wait(no_wait), "{way:?}: no ring");
             assert!(
-                matches!(source.poll(now()), SourceEvent::Changed { .. }),
+                matches!(source.poll(now()), SourceEvent::Restarted { .. }),
                 "{way:?}"
             );
             assert_guest_picture(&source);
-            assert!(matches!(late.poll(now()), SourceEvent::Changed { .. }));
+            assert!(matches!(late.poll(now()), SourceEvent::Restarted { .. }));
             assert_guest_picture(&late);
             assert_eq!(shared.stats.snapshot().errors, 0, "{way:?}");
         }
@@ -555,7 +563,7 @@ mod tests {
         let buffer = source.frame().unwrap().data().as_ptr();
         shared.control(&build::set_scanout(0, 1, rect(0, 0, 64, 16)), &mem);
         draw(&shared, &mem);
-        assert!(matches!(source.poll(now()), SourceEvent::Changed { .. }));
+        assert!(matches!(source.poll(now()), SourceEvent::Restarted { .. }));
         assert_guest_picture(&source);
         shared.reset();
         assert!(matches!(source.poll(now()), SourceEvent::Changed { .. }));
@@ -603,7 +611,7 @@ mod tests {
         assert_no_signal(&source);
         // On again: its latest picture at once.
         shared.lock().scanouts[0].set_enabled(true);
-        assert!(matches!(source.poll(now()), SourceEvent::Changed { .. }));
+        assert!(matches!(source.poll(now()), SourceEvent::Restarted { .. }));
         assert_guest_picture(&source);
     }
 

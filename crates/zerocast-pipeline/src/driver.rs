@@ -175,6 +175,12 @@ impl Driver {
                     // Ask again at once: the source may have more, or a timer.
                     Some(now)
                 }
+                SourceEvent::Restarted { captured_at } => {
+                    let area = Damage::full();
+                    self.core.handle(now, Event::Damage { captured_at, area });
+                    self.core.handle(now, Event::KeyframeRequested);
+                    Some(now)
+                }
                 SourceEvent::Idle { wake_at } => wake_at,
                 SourceEvent::Closed => {
                     tracing::info!(scanout = id, "frame source closed");

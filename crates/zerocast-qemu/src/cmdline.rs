@@ -173,7 +173,9 @@ impl VmConfig {
         let mut push = |words: &[&str]| args.extend(words.iter().map(|w| w.to_string()));
         let mb = self.memory_mb;
 
-        push(&["-nodefaults", "-no-reboot"]);
+        // No -no-reboot: a guest that reboots (a desktop after its updates)
+        // comes back on the same display, and its viewers stay connected.
+        push(&["-nodefaults"]);
         push(&[
             "-accel",
             match self.accel {
@@ -345,7 +347,6 @@ mod tests {
         let args = kernel_config().args().unwrap();
         let expected = [
             "-nodefaults",
-            "-no-reboot",
             "-accel",
             "tcg",
             "-m",

@@ -3,6 +3,8 @@
 //! killed when its handle drops; every wait has a deadline.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod subscriber;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
