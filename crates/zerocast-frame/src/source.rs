@@ -57,6 +57,12 @@ pub trait FrameSource: Send {
         let _ = sink;
         false
     }
+
+    /// After [`SourceEvent::Closed`]: why, in words for viewers (the
+    /// stream's end reason).
+    fn closed_reason(&self) -> &'static str {
+        "the source stopped"
+    }
 }
 
 /// Wakes one sleeping thread: rung by whoever has news for it, waited on by

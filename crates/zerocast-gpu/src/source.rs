@@ -174,6 +174,11 @@ impl FrameSource for ScanoutSource {
         }
     }
 
+    /// Sources close when QEMU (the vhost-user frontend) has gone.
+    fn closed_reason(&self) -> &'static str {
+        "the VM stopped"
+    }
+
     fn frame(&self) -> Option<Frame<'_>> {
         match &self.showing {
             Showing::Nothing => None,

@@ -12,7 +12,10 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Semaphore};
-use zerocast_hxfr::{encode, frame_response_prefix, Decoder, Limits, FRAME_RESPONSE_PREFIX_LEN};
+use zerocast_hxfr::{
+    encode, frame_response_prefix, Decoder, ErrorCode, ErrorMsg, Limits, Message, Packet,
+    FRAME_RESPONSE_PREFIX_LEN,
+};
 use zerocast_pipeline::{EncodedFrame, Registry, Subscription};
 
 use crate::budget::EncoderMemory;
@@ -194,6 +197,10 @@ async fn carry_out(
 async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Outgoing>, name: String) {
     tokio::pin!(wr);
     let mut sub: Option<(u16, Subscription)> = None;
+    // An ended subscription, held until its ERROR is written: whoever
+    // waits for subscribers to leave (zerocast vm before it exits) waits
+    // for that too.
+    let mut ended: Option<Subscription> = None;
     loop {
         let outgoing = tokio::select! {
             biased;
@@ -207,10 +214,16 @@ async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Outgoing>, name
             },
             f = next_frame(&mut sub) => match f {
                 Some((sid, frame)) => frame_message(sid, &frame),
-                None => {
-                    sub = None;
-                    continue;
-                }
+                None => match sub.take() {
+                    // The stream ended (the VM stopped): the peer is told
+                    // why rather than left waiting.
+                    Some((sid, s)) => {
+                        let message = ended_message(sid, s.end_reason());
+                        ended = Some(s);
+                        message
+                    }
+                    None => continue,
+                },
             },
         };
         let write = async {
@@ -227,7 +240,9 @@ async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Outgoing>, name
                 Outgoing::Subscribe(..) => Ok(()),
             }
         };
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        let written = tokio::time::timeout(WRITE_TIMEOUT, write).await;
+        drop(ended.take());
+        match written {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::debug!(peer = %name, "write failed: {e}");
@@ -240,6 +255,17 @@ async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Outgoing>, name
         }
     }
     let _ = wr.shutdown().await;
+}
+
+/// An ERROR on a subscription's session: its stream has ended.
+fn ended_message(session_id: u16, reason: &str) -> Outgoing {
+    let message = Message::Error(ErrorMsg {
+        code: ErrorCode::Internal.code(),
+        message: format!("scanout {session_id} ended: {reason}"),
+    });
+    let mut b = BytesMut::new();
+    encode(&Packet::new(session_id, message), &mut b);
+    Outgoing::Bytes(b.freeze())
 }
 
 /// A pushed frame as HXFR: session id = the stream id, pts = capture time.

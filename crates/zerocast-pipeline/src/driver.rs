@@ -183,7 +183,9 @@ impl Driver {
                 }
                 SourceEvent::Idle { wake_at } => wake_at,
                 SourceEvent::Closed => {
-                    tracing::info!(scanout = id, "frame source closed");
+                    let reason = self.source.closed_reason();
+                    tracing::info!(scanout = id, "frame source closed: {reason}");
+                    self.fanout.close(reason);
                     return;
                 }
             };

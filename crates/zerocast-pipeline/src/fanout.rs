@@ -1,8 +1,9 @@
 //! [`Fanout`]: the half every stream shares: frames out to the subscribers
 //! (one broadcast, each frame shared), events in from them, and counters.
+//! Closing it ends every subscription, with a reason.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use tokio::sync::broadcast;
 
@@ -18,7 +19,12 @@ const BACKLOG: usize = 32;
 #[derive(Debug)]
 pub(crate) struct Fanout {
     id: u32,
-    tx: broadcast::Sender<Arc<EncodedFrame>>,
+    /// `None` once closed: dropping the sender ends every subscription
+    /// after the frames already sent to it.
+    tx: Mutex<Option<broadcast::Sender<Arc<EncodedFrame>>>>,
+    /// Why the stream ended, for its subscribers; each holds a clone, so
+    /// it also counts them (after the end too, until they let go).
+    end: Arc<OnceLock<&'static str>>,
     inbox: Inbox,
     next_subscriber: AtomicU64,
     seq: AtomicU64,
@@ -30,7 +36,8 @@ impl Fanout {
         let (tx, _) = broadcast::channel(BACKLOG);
         Fanout {
             id,
-            tx,
+            tx: Mutex::new(Some(tx)),
+            end: Arc::new(OnceLock::new()),
             inbox,
             next_subscriber: AtomicU64::new(1),
             seq: AtomicU64::new(0),
@@ -47,13 +54,29 @@ impl Fanout {
     }
 
     pub fn subscribe(&self) -> Subscription {
-        let rx = self.tx.subscribe();
+        // After the end, a receiver whose sender is already gone: the
+        // subscription ends at once.
+        let rx = match &*self.sender() {
+            Some(tx) => tx.subscribe(),
+            None => broadcast::channel(1).1,
+        };
         let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
-        Subscription::new(id, self.id, rx, self.inbox.clone())
+        Subscription::new(id, self.id, rx, self.inbox.clone(), self.end.clone())
     }
 
     pub fn subscribers(&self) -> usize {
-        self.tx.receiver_count()
+        Arc::strong_count(&self.end) - 1
+    }
+
+    /// Ends the stream: each subscription gets what was already sent, then
+    /// `None`, and [`Subscription::end_reason`] gives `reason`.
+    pub fn close(&self, reason: &'static str) {
+        let _ = self.end.set(reason);
+        self.sender().take();
+    }
+
+    fn sender(&self) -> MutexGuard<'_, Option<broadcast::Sender<Arc<EncodedFrame>>>> {
+        self.tx.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Numbers `frame`, counts it and hands it to every subscriber.
@@ -65,8 +88,11 @@ impl Fanout {
             s.keyframes += u64::from(frame.keyframe);
             s.bytes += frame.access_unit.len() as u64;
         }
-        // Fails only when the last subscriber left meanwhile: nothing to do.
-        let _ = self.tx.send(Arc::new(frame));
+        // Fails only when the last subscriber left meanwhile (or the stream
+        // has ended): nothing to do.
+        if let Some(tx) = &*self.sender() {
+            let _ = tx.send(Arc::new(frame));
+        }
     }
 
     /// Copies the core's counters into the stats.

@@ -72,6 +72,12 @@ impl PublishedStream {
         self.fanout.count(core.counters());
         core.keyframe_due(now)
     }
+
+    /// Ends the stream for good (its VM stopped): subscribers get what was
+    /// sent, then the end with `reason`.
+    pub fn end(&self, reason: &'static str) {
+        self.fanout.close(reason);
+    }
 }
 
 #[cfg(test)]
@@ -103,5 +109,25 @@ mod tests {
         assert!(got.keyframe, "the delta frame before it was skipped");
         assert_eq!((got.seq, got.width, got.fps), (3, 64, 30));
         assert_eq!(stream.fanout.stats().frames, 3);
+    }
+
+    #[tokio::test]
+    async fn an_ended_stream_delivers_what_was_sent_then_says_why() {
+        let stream = PublishedStream::new(16, "agent");
+        let mut sub = stream.fanout.subscribe();
+        stream.publish(frame(true));
+        stream.end("the VM stopped");
+        assert!(sub.next().await.is_some(), "sent before the end");
+        assert!(sub.next().await.is_none());
+        assert_eq!(sub.end_reason(), "the VM stopped");
+        let mut late = stream.fanout.subscribe();
+        assert!(
+            late.next().await.is_none(),
+            "a late subscriber ends at once"
+        );
+        // Counted until they let go, so a host can wait for them.
+        assert_eq!(stream.fanout.subscribers(), 2);
+        drop((sub, late));
+        assert_eq!(stream.fanout.subscribers(), 0);
     }
 }

@@ -1,6 +1,6 @@
 //! A subscriber's view of a stream.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -32,6 +32,8 @@ pub struct Subscription {
     last_lag_report: Option<Instant>,
     /// Frames dropped for being too old, not yet told to the pipeline.
     unreported: u64,
+    /// Why the stream ended, once it has.
+    end: Arc<OnceLock<&'static str>>,
 }
 
 impl Subscription {
@@ -42,6 +44,7 @@ impl Subscription {
         stream_id: u32,
         rx: broadcast::Receiver<Arc<EncodedFrame>>,
         inbox: Inbox,
+        end: Arc<OnceLock<&'static str>>,
     ) -> Self {
         inbox.event(Event::Joined(id));
         Subscription {
@@ -52,7 +55,14 @@ impl Subscription {
             gate: KeyframeGate::default(),
             last_lag_report: None,
             unreported: 0,
+            end,
         }
+    }
+
+    /// Why the stream ended (e.g. "the VM stopped"), once
+    /// [`Subscription::next`] has returned `None`.
+    pub fn end_reason(&self) -> &'static str {
+        self.end.get().copied().unwrap_or("the stream ended")
     }
 
     /// The next frame to send, or `None` when the stream has stopped.

@@ -563,7 +563,7 @@ async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32, role: Role
             }
             frame = sub.next() => {
                 let Some(frame) = frame else {
-                    return close_with(socket, close::NORMAL, "scanout stopped").await;
+                    return close_with(socket, close::NORMAL, sub.end_reason()).await;
                 };
                 if (frame.width, frame.height, frame.fps) != shape {
                     shape = (frame.width, frame.height, frame.fps);

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -25,6 +25,10 @@ use crate::web_access::WebAccessArgs;
 /// The stream id under which a guest agent publishes the frames it encoded
 /// (past every scanout id, which are below [`zerocast_gpu::MAX_SCANOUTS`]).
 pub const GUEST_STREAM: u32 = 16;
+
+/// How long viewers of a VM that stopped get to hear why before the
+/// process exits.
+const FAREWELL: Duration = Duration::from_secs(2);
 
 #[derive(Args, Debug)]
 pub struct VmArgs {
@@ -219,6 +223,22 @@ impl VmStack {
         })
     }
 
+    /// After QEMU has gone: its scanouts' streams end as the GPU backend sees
+    /// the socket close, and the guest's own stream is ended here; waits
+    /// (at most [`FAREWELL`]) until every viewer has been told "the VM
+    /// stopped" and let go.
+    async fn farewell(&self) {
+        let published = self.guest_stream.as_deref().and_then(Stream::as_published);
+        if let Some(p) = published {
+            p.end("the VM stopped");
+        }
+        let deadline = Instant::now() + FAREWELL;
+        let streams = || self.scanouts.iter().chain(&self.guest_stream);
+        while streams().any(|s| s.subscribers() > 0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops QEMU and logs what the GPU and the encoders did.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.vm.kill().await?;
@@ -239,6 +259,9 @@ pub async fn run(args: VmArgs) -> anyhow::Result<()> {
         }
         status = stack.vm.exited() => Some(status),
     };
+    if exited.is_some() {
+        stack.farewell().await;
+    }
     stack.stop().await?;
     match exited {
         None => Ok(()),

@@ -1,12 +1,16 @@
 //! Faults a VM host meets, each tried for real: QEMU killed under
-//! zerocast, and zerocast killed under QEMU.
+//! zerocast (its viewers are told why), and zerocast killed under QEMU.
 
 mod harness;
 
 use std::path::Path;
 use std::time::Duration;
 
-use harness::{boot_test_guest, Zerocast};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use harness::subscriber::{Event, Subscriber};
+use harness::{boot_test_guest, wait_for_text, Zerocast};
 
 /// The command name of a process, if it still runs.
 fn comm(pid: u32) -> Option<String> {
@@ -35,9 +39,31 @@ fn qemu_of(z: &Zerocast) -> u32 {
         .expect("zerocast vm runs QEMU as its child")
 }
 
-#[test]
-fn qemu_killed_ends_zerocast_with_an_error_and_its_folder() {
+#[tokio::test(flavor = "multi_thread")]
+async fn qemu_killed_ends_zerocast_with_an_error_and_its_folder() {
     let mut z = boot_test_guest("zerocast.fps=10", &[]);
+    let serial = z.serial.clone().expect("serial log");
+    wait_for_text(&serial, "zerocast-flipper: frame", Duration::from_secs(120));
+    // A browser-protocol viewer and an HXFR subscriber, both receiving.
+    let (mut ws, _) = tokio_tungstenite::connect_async(z.ws_url("scanout=0"))
+        .await
+        .expect("a raw viewer connects");
+    ws.send(Message::text(r#"{"type":"init"}"#)).await.unwrap();
+    let video = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_binary() {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(video, Ok(true), "the viewer streams");
+    let mut sub = Subscriber::connect(z.hxfr_addr(), 0, Duration::from_secs(30));
+    assert!(
+        matches!(sub.next(), Event::Frame(_)),
+        "the subscriber streams"
+    );
     let work = z
         .serial
         .clone()
@@ -49,6 +75,33 @@ fn qemu_killed_ends_zerocast_with_an_error_and_its_folder() {
     let qemu = qemu_of(&z);
     // SAFETY: kill(2) on a pid read from our child's /proc children list.
     unsafe { libc::kill(libc::pid_t::try_from(qemu).unwrap(), libc::SIGKILL) };
+
+    // Both hear why before the process goes.
+    let reason = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Close(frame) = m {
+                return frame.map(|f| f.reason.to_string());
+            }
+        }
+        None
+    })
+    .await
+    .expect("the viewer's socket ends within 30 s");
+    assert_eq!(reason.as_deref(), Some("the VM stopped"), "close reason");
+    let told = std::thread::spawn(move || loop {
+        match sub.next() {
+            Event::Frame(_) => continue,
+            Event::Error(e) => return Some(e),
+            Event::Closed | Event::Idle => return None,
+        }
+    })
+    .join()
+    .unwrap();
+    assert!(
+        told.as_deref()
+            .is_some_and(|e| e.contains("the VM stopped")),
+        "the subscriber gets an ERROR saying why: {told:?}"
+    );
     let status = z
         .wait_exit(Duration::from_secs(30))
         .expect("zerocast exits when its VM is gone");
