@@ -168,6 +168,8 @@ cat >"$STAGE/init" <<'EOF'
 #   zerocast.KEY=VALUE  passed to it as --KEY VALUE, e.g. zerocast.fps=60
 #   zerocast.also=NAME  a second program started in the background first,
 #                       with zerocast.also.KEY=VALUE as its --KEY VALUE
+#   zerocast.also_loop=1  start it again whenever it exits (an agent that
+#                       reconnects, e.g. with zerocast.also.frames=N)
 #   zerocast.ip=A/P     address for eth0 (virtio-net), e.g. 10.0.2.15/24
 #   zerocast.reboot_after=N  reboot (reboot -f) N seconds after start, at
 #                       every boot: tests of a guest rebooting mid-stream
@@ -197,6 +199,7 @@ done
 run=flipper
 also=
 also_args=
+also_loop=
 ip=
 reboot_after=
 set --
@@ -204,6 +207,7 @@ for word in $(cat /proc/cmdline); do
   case "$word" in
     zerocast.run=*) run=${word#zerocast.run=} ;;
     zerocast.also=*) also=${word#zerocast.also=} ;;
+    zerocast.also_loop=*) also_loop=${word#zerocast.also_loop=} ;;
     zerocast.also.*=*) kv=${word#zerocast.also.}; also_args="$also_args --${kv%%=*} ${kv#*=}" ;;
     zerocast.ip=*) ip=${word#zerocast.ip=} ;;
     zerocast.reboot_after=*) reboot_after=${word#zerocast.reboot_after=} ;;
@@ -221,7 +225,15 @@ if [ -n "$also" ]; then
   echo "zerocast-guest: also running $aprog$also_args"
   # Words on the kernel command line hold no spaces: splitting is safe.
   # shellcheck disable=SC2086
-  "$aprog" $also_args &
+  if [ "$also_loop" = 1 ]; then
+    (while :; do
+      "$aprog" $also_args
+      echo "zerocast-guest: $also exited with status $?, restarting $(up)"
+      sleep 1
+    done) &
+  else
+    "$aprog" $also_args &
+  fi
 fi
 
 if [ -n "$reboot_after" ]; then

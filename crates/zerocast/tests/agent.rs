@@ -3,15 +3,19 @@
 //! vhost-device-vsock) to encode it (zero-copy), or encodes it itself with
 //! x264 (the baseline); either way it publishes the stream to the host,
 //! where ffmpeg and Chromium decode it. Hostile requests from inside the
-//! guest get their ERRORs while the agent's own session keeps going.
+//! guest get their ERRORs while the agent's own session keeps going. An
+//! agent that disconnects and comes back resumes the stream for those
+//! already watching, from a keyframe.
 
 mod harness;
 
-use std::time::Duration;
+use std::io::Write;
+use std::time::{Duration, Instant};
 
+use harness::subscriber::{Event, Subscriber};
 use harness::{
-    assert_frames_advance, boot_test_guest, record, require, wait_for_text, watch_in_chromium,
-    Zerocast,
+    assert_frames_advance, boot_test_guest, record, require, stamps, tmp, wait_for_text,
+    watch_in_chromium, Zerocast,
 };
 
 /// The stream id `zerocast vm --vsock` offers to the agent.
@@ -93,4 +97,59 @@ async fn x264_baseline_agent_streams_the_same_way() {
         serial.contains("encoding in the guest with x264"),
         "baseline mode:\n{serial}"
     );
+}
+
+#[test]
+fn an_agent_that_reconnects_resumes_the_stream_with_a_keyframe() {
+    // The agent exits after 45 frames and the guest's init starts it again;
+    // keyframes only at its start (and when the host asks).
+    let vm = boot_with_agent(
+        "host",
+        "zerocast.also.frames=45 zerocast.also.keyframe-every-secs=0 zerocast.also_loop=1",
+    );
+    let serial = vm.serial.clone().unwrap();
+    let restarts = || {
+        std::fs::read_to_string(&serial)
+            .unwrap_or_default()
+            .matches("zerocast-guest: guest exited")
+            .count()
+    };
+    let stream: u32 = GUEST_STREAM.parse().unwrap();
+    let mut sub = Subscriber::connect(vm.hxfr_addr(), stream, Duration::from_millis(500));
+    // Frames across two reconnects, and some after the second.
+    let (seen_before, deadline) = (restarts(), Instant::now() + Duration::from_secs(120));
+    let mut frames = Vec::new();
+    let mut after = None;
+    while after.is_none_or(|a| frames.len() < a + 10) {
+        assert!(Instant::now() < deadline, "two reconnects within 120 s");
+        match sub.next() {
+            Event::Frame(f) => frames.push(f),
+            Event::Idle => {}
+            Event::Error(e) => panic!("the subscriber got an ERROR: {e}"),
+            Event::Closed => panic!("the subscriber was dropped when the agent left"),
+        }
+        if after.is_none() && restarts() >= seen_before + 2 {
+            after = Some(frames.len());
+        }
+    }
+    let keyframes = frames.iter().filter(|f| f.keyframe).count();
+    eprintln!(
+        "{} frames, {keyframes} keyframes, {} reconnects",
+        frames.len(),
+        restarts() - seen_before
+    );
+    assert!(frames[0].keyframe);
+    // One at joining, one for each agent that came back.
+    assert!(keyframes >= 3, "each reconnect resumes at a keyframe");
+    // The whole recording decodes: nothing after a reconnect refers to
+    // pictures of the agent's previous session.
+    let path = tmp("agent-reconnects.h264");
+    let mut file = std::fs::File::create(&path).unwrap();
+    for f in &frames {
+        file.write_all(&f.data).unwrap();
+    }
+    drop(file);
+    let read: Vec<u32> = stamps(&path, 1280, 800).into_iter().flatten().collect();
+    assert_eq!(read.len(), frames.len(), "every frame shows the flipper");
+    assert!(read.windows(2).all(|w| w[1] >= w[0]), "{read:?}");
 }
