@@ -42,16 +42,18 @@ mod tests {
     #[test]
     fn the_kernel_answers() {
         assert!(rss_bytes().unwrap() > 0);
-        let before = open_fds().unwrap();
-        let f = std::fs::File::open("/proc/self/status").unwrap();
-        assert!(open_fds().unwrap() > before);
-        drop(f);
+        // Other tests open and close files meanwhile: only a floor is certain.
+        assert!(open_fds().unwrap() >= 3, "stdin, stdout, stderr at least");
+        // The clock ticks coarsely: spin until it moves, for a bounded time.
         let t = cpu_time();
+        let give_up = std::time::Instant::now() + Duration::from_secs(10);
         let mut x = 0u64;
-        for i in 0..5_000_000u64 {
-            x = x.wrapping_add(i * i);
+        while cpu_time() <= t && std::time::Instant::now() < give_up {
+            for i in 0..1_000_000u64 {
+                x = x.wrapping_add(i * i);
+            }
+            std::hint::black_box(x);
         }
-        std::hint::black_box(x);
-        assert!(cpu_time() > t);
+        assert!(cpu_time() > t, "CPU time moved while spinning");
     }
 }
