@@ -7,12 +7,15 @@
 //!   stream init, video frames and pongs out; pings and input in, every
 //!   length and value checked; the hardware cursor's image and position
 //!   out (zerocast's extension).
-//! - [`gateway`]: HTTP (viewer page, stats) and one WebSocket per viewer,
-//!   fed from a scanout subscription, with input sent on to an
-//!   [`zerocast_input::InputSink`]; over plain TCP or TLS.
+//! - [`gateway`]: the HTTP side: the viewer page, the access guard on
+//!   every request, the WebSocket upgrade; over plain TCP or TLS.
+//! - `viewer`: one viewer's WebSocket: frames and cursor out, input in
+//!   through its budget to an [`zerocast_input::InputSink`].
+//! - `stats`: `/api/stats`.
 //! - [`input_budget`]: how much input one viewer may send on (a token
 //!   bucket), so that one viewer's flood cannot crowd out another's; sans I/O.
-//! - [`tls`]: the certificate and key (PEM) the gateway serves HTTPS/WSS with.
+//! - [`tls`]: the certificate and key (PEM) the gateway serves HTTPS/WSS
+//!   with, and the TLS accept loop (a handshake per connection, in its own task).
 //! - `fuzzing` (feature `fuzzing`, not API): the fuzz target's checks,
 //!   shared by `fuzz/` and the corpus replay test.
 //! - `assets/`: the viewer: WebCodecs `VideoDecoder`, stats overlay, input capture,
@@ -26,7 +29,9 @@ pub mod fuzzing;
 pub mod gateway;
 pub mod input_budget;
 pub mod protocol;
+mod stats;
 pub mod tls;
+mod viewer;
 
 pub use access::{Access, Role, Token, TokenError};
 pub use gateway::{AccessConfig, Gateway, ViewerReport};

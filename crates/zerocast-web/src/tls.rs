@@ -3,7 +3,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use rustls::crypto::ring;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::{self, PemObject};
@@ -69,6 +73,50 @@ impl Tls {
         // has no Host header) are HTTP/1.1 things.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Tls(Arc::new(config)))
+    }
+}
+
+/// How long a new connection has to complete its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed accept (out of file descriptors, say) before the next.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Accepts TCP connections and serves each over TLS in a task of its own,
+/// so that a peer slow to finish its handshake holds up nobody else.
+pub(crate) async fn serve(listener: tokio::net::TcpListener, app: Router, tls: Tls) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.0);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, most likely: wait for some to be freed.
+                tracing::warn!("web gateway: accept failed: {e}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                // Plain HTTP to this port ends here too, with nothing served.
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "no TLS handshake within {HANDSHAKE_TIMEOUT:?}");
+                    return;
+                }
+            };
+            let served = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+                .with_upgrades()
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
     }
 }
 
