@@ -67,6 +67,8 @@ pub struct Gateway {
     pub(crate) input_events: AtomicU64,
     /// Input events over their viewer's budget, dropped.
     pub(crate) input_dropped: AtomicU64,
+    /// Video frames not sent to viewers whose links fell behind.
+    pub(crate) skipped_frames: AtomicU64,
     /// Input counts of every connected `control` viewer, by viewer id.
     pub(crate) input_viewers: Mutex<BTreeMap<u64, Arc<InputCounts>>>,
     /// The last video message built per scanout, shared by every viewer of
@@ -92,6 +94,7 @@ impl Gateway {
             reports: Mutex::new(BTreeMap::new()),
             input_events: AtomicU64::new(0),
             input_dropped: AtomicU64::new(0),
+            skipped_frames: AtomicU64::new(0),
             input_viewers: Mutex::new(BTreeMap::new()),
             framed: Mutex::new(HashMap::new()),
         }

@@ -11,6 +11,8 @@
 //!   every request, the WebSocket upgrade; over plain TCP or TLS.
 //! - `viewer`: one viewer's WebSocket: frames and cursor out, input in
 //!   through its budget to an [`zerocast_input::InputSink`].
+//! - `outbox`: what goes out to one viewer: its writer task, and the
+//!   budget of unsent bytes past which it skips to a fresh keyframe.
 //! - `stats`: `/api/stats`.
 //! - [`input_budget`]: how much input one viewer may send on (a token
 //!   bucket), so that one viewer's flood cannot crowd out another's; sans I/O.
@@ -28,6 +30,7 @@ pub mod access;
 pub mod fuzzing;
 pub mod gateway;
 pub mod input_budget;
+mod outbox;
 pub mod protocol;
 mod stats;
 pub mod tls;

@@ -49,6 +49,8 @@ pub(crate) struct Stats {
     /// Input messages from every viewer.
     input_events: u64,
     input_dropped: u64,
+    /// Video frames not sent to viewers past their backlog budget.
+    viewer_skipped_frames: u64,
     input_viewers: Vec<ViewerInputStats>,
     source: Option<serde_json::Value>,
 }
@@ -84,6 +86,7 @@ pub(crate) async fn stats(State(g): State<Arc<Gateway>>) -> Json<Stats> {
         viewers: g.viewer_reports(),
         input_events: g.input_events.load(Ordering::Relaxed),
         input_dropped: g.input_dropped.load(Ordering::Relaxed),
+        viewer_skipped_frames: g.skipped_frames.load(Ordering::Relaxed),
         input_viewers: g
             .input_viewers
             .lock()

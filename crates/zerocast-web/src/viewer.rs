@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::StreamExt;
 use tokio::sync::watch;
 use zerocast_frame::Cursor;
 use zerocast_input::{Held, InputEvent, InputSink};
@@ -16,12 +17,13 @@ use zerocast_pipeline::EncodedFrame;
 use crate::access::Role;
 use crate::gateway::Gateway;
 use crate::input_budget::InputBudget;
+use crate::outbox::{Backlog, Decision, Outbox};
 use crate::protocol::{self, ClientMessage, TextMessage};
 
 /// How long a viewer has to send its init message.
 const INIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A send that takes longer ends the viewer (it vanished or is hopelessly slow).
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// The bitrate a published stream is budgeted at (its producer's is not known here).
+const DEFAULT_BITRATE: u32 = 8_000_000;
 /// WebSocket close codes (RFC 6455).
 pub(crate) mod close {
     pub const NORMAL: u16 = 1000;
@@ -182,6 +184,15 @@ pub(crate) async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32,
         rx.mark_changed();
     }
     let mut cursor_feed = protocol::CursorFeed::default();
+    // Writing happens in its own task: a slow link fills this viewer's
+    // queue, and past its budget the viewer skips to a fresh keyframe.
+    let bitrate = stream
+        .as_encoded()
+        .map_or(DEFAULT_BITRATE, |p| p.settings().bitrate_bps);
+    let mut backlog = Backlog::for_bitrate(bitrate);
+    let (sink, mut incoming) = socket.split();
+    let outbox = Outbox::start(sink);
+    let binary = |b: Bytes| Message::Binary(b);
     loop {
         tokio::select! {
             latest = next_cursor(&mut cursor) => {
@@ -190,30 +201,39 @@ pub(crate) async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32,
                     continue;
                 };
                 for msg in cursor_feed.update(&latest) {
-                    if !send(&mut socket, Bytes::from(msg)).await {
-                        return;
+                    if !outbox.push(binary(Bytes::from(msg))) {
+                        return outbox.finish().await;
                     }
                 }
             }
             frame = sub.next() => {
                 let Some(frame) = frame else {
-                    return close_with(socket, close::NORMAL, sub.end_reason()).await;
+                    return outbox.close(close::NORMAL, sub.end_reason()).await;
                 };
+                let message = g.video_message(scanout, &frame);
+                let decision = backlog.offer(Instant::now(), frame.keyframe, message.len(), outbox.queued());
+                if decision != Decision::Send {
+                    g.skipped_frames.fetch_add(1, Ordering::Relaxed);
+                    if decision == Decision::SkipAndAsk {
+                        sub.request_keyframe();
+                    }
+                    continue;
+                }
                 if (frame.width, frame.height, frame.fps) != shape {
                     shape = (frame.width, frame.height, frame.fps);
                     let init = protocol::stream_init(shape.0, shape.1, shape.2);
-                    if !send(&mut socket, Bytes::copy_from_slice(&init)).await {
-                        return;
+                    if !outbox.push(binary(Bytes::copy_from_slice(&init))) {
+                        return outbox.finish().await;
                     }
                 }
-                if !send(&mut socket, g.video_message(scanout, &frame)).await {
-                    return;
+                if !outbox.push(binary(message)) {
+                    return outbox.finish().await;
                 }
             }
-            msg = socket.recv() => {
-                let Some(Ok(msg)) = msg else { return };
-                if let Err((code, reason)) = handle_client(&mut socket, &g, (id, role), msg, (&sub, &mut input)).await {
-                    return close_with(socket, code, &reason).await;
+            msg = incoming.next() => {
+                let Some(Ok(msg)) = msg else { return outbox.finish().await };
+                if let Err((code, reason)) = handle_client(&outbox, &g, (id, role), msg, (&sub, &mut input)) {
+                    return outbox.close(code, &reason).await;
                 }
             }
             () = until(input.budget.ready_at()) => input.poll(),
@@ -262,15 +282,8 @@ pub(crate) fn video_message(frame: &EncodedFrame) -> Bytes {
     buf.freeze()
 }
 
-async fn send(socket: &mut WebSocket, b: Bytes) -> bool {
-    matches!(
-        tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Binary(b))).await,
-        Ok(Ok(()))
-    )
-}
-
-async fn handle_client(
-    socket: &mut WebSocket,
+fn handle_client(
+    outbox: &Outbox,
     g: &Gateway,
     (viewer, role): (u64, Role),
     msg: Message,
@@ -283,7 +296,7 @@ async fn handle_client(
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
                 let reply = protocol::pong(seq, client_time, now_us, 0);
-                if !send(socket, Bytes::copy_from_slice(&reply)).await {
+                if !outbox.push(Message::Binary(Bytes::copy_from_slice(&reply))) {
                     return Err((close::NORMAL, "viewer gone".into()));
                 }
             }

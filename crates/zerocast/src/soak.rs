@@ -53,7 +53,7 @@ const WARM_UP: Duration = Duration::from_secs(3);
 /// How often memory, descriptors and CPU are sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// The throttled viewer reads one message this often: far slower than the stream.
-const THROTTLED_READ_EVERY: Duration = Duration::from_millis(250);
+const THROTTLED_READ_EVERY: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Serialize)]
 pub struct SoakReport {
@@ -66,6 +66,10 @@ pub struct SoakReport {
     pub delivered_ratio_min: f64,
     pub delivered_ratio_max: f64,
     pub throttled_delivered: u64,
+    /// Whether the server let the throttled viewer go (it should skip instead).
+    pub throttled_dropped: bool,
+    /// Whether the server let any healthy WebSocket viewer go.
+    pub healthy_dropped: bool,
     pub lagged_frames: u64,
     pub reconnects: u64,
     pub hostile_attempts: u64,
@@ -102,8 +106,14 @@ fn print(r: &SoakReport) {
         r.delivered_ratio_max
     );
     println!(
-        "throttled viewer  {} frames; {} frames skipped by laggards",
-        r.throttled_delivered, r.lagged_frames
+        "throttled viewer  {} frames{}; {} frames skipped by laggards",
+        r.throttled_delivered,
+        if r.throttled_dropped {
+            ", then let go"
+        } else {
+            ", kept"
+        },
+        r.lagged_frames
     );
     println!(
         "churn             {} reconnects, {} hostile attempts",
@@ -154,10 +164,16 @@ async fn soak(args: &SoakArgs) -> anyhow::Result<SoakReport> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = JoinSet::new();
     let mut healthy: Vec<Counter> = Vec::new();
+    let healthy_dropped = Arc::new(AtomicBool::new(false));
     for _ in 0..args.viewers {
         let count = Counter::default();
         healthy.push(count.clone());
-        tasks.spawn(ws_viewer(ws_url.clone(), count, None, stop.clone()));
+        tasks.spawn(ws_viewer(
+            ws_url.clone(),
+            (count, healthy_dropped.clone()),
+            None,
+            stop.clone(),
+        ));
     }
     for _ in 0..args.subscribers {
         let count = Counter::default();
@@ -165,9 +181,10 @@ async fn soak(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         tasks.spawn(hxfr_subscriber(subscriber, count, stop.clone()));
     }
     let throttled = Counter::default();
+    let throttled_dropped = Arc::new(AtomicBool::new(false));
     tasks.spawn(ws_viewer(
         ws_url.clone(),
-        throttled.clone(),
+        (throttled.clone(), throttled_dropped.clone()),
         Some(THROTTLED_READ_EVERY),
         stop.clone(),
     ));
@@ -239,6 +256,8 @@ async fn soak(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         delivered_ratio_max: delivered.iter().copied().map(ratio).fold(0.0, f64::max),
         delivered,
         throttled_delivered: throttled1.saturating_sub(throttled0),
+        throttled_dropped: throttled_dropped.load(Ordering::Relaxed),
+        healthy_dropped: healthy_dropped.load(Ordering::Relaxed),
         lagged_frames: stats1.lagged.saturating_sub(stats0.lagged),
         reconnects: reconnects.load(Ordering::Relaxed),
         hostile_attempts: hostile.load(Ordering::Relaxed),
@@ -288,7 +307,12 @@ fn slope(points: &[(f64, f64)]) -> f64 {
 
 /// A WebSocket viewer: counts video frames; `pace` reads one message per
 /// interval, like a viewer on a very slow link.
-async fn ws_viewer(url: String, count: Counter, pace: Option<Duration>, stop: Arc<AtomicBool>) {
+async fn ws_viewer(
+    url: String,
+    (count, dropped): (Counter, Arc<AtomicBool>),
+    pace: Option<Duration>,
+    stop: Arc<AtomicBool>,
+) {
     let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await else {
         return;
     };
@@ -306,7 +330,11 @@ async fn ws_viewer(url: String, count: Counter, pace: Option<Duration>, stop: Ar
                 count.fetch_add(1, Ordering::Relaxed);
             }
             Ok(Some(Ok(_))) | Err(_) => {}
-            Ok(None | Some(Err(_))) => return,
+            Ok(None | Some(Err(_))) => {
+                // The server let this viewer go before the soak ended.
+                dropped.store(true, Ordering::Relaxed);
+                return;
+            }
         }
         if let Some(pace) = pace {
             tokio::time::sleep(pace).await;
@@ -347,7 +375,8 @@ async fn reconnecting_viewer(url: String, count: Counter, stop: Arc<AtomicBool>)
     while !stop.load(Ordering::Relaxed) {
         let frames = Counter::default();
         let one = Arc::new(AtomicBool::new(false));
-        let viewer = tokio::spawn(ws_viewer(url.clone(), frames, None, one.clone()));
+        let gone = Arc::new(AtomicBool::new(false));
+        let viewer = tokio::spawn(ws_viewer(url.clone(), (frames, gone), None, one.clone()));
         tokio::time::sleep(Duration::from_secs(1)).await;
         one.store(true, Ordering::Relaxed);
         let _ = viewer.await;

@@ -48,9 +48,10 @@ fn a_short_soak_loses_nothing_and_leaks_no_descriptor() {
         "a healthy viewer missed frames: {r}"
     );
     assert!(
-        r["throttled_delivered"].as_u64().unwrap() < encoded / 2,
-        "the throttled viewer really was slow: {r}"
+        r["throttled_delivered"].as_u64().unwrap() < encoded * 9 / 10,
+        "the throttled viewer really was slow (and the others were not held back with it): {r}"
     );
+    assert_eq!(r["healthy_dropped"], false, "{r}");
     assert!(r["reconnects"].as_u64().unwrap() > 5, "{r}");
     assert!(r["hostile_attempts"].as_u64().unwrap() > 10, "{r}");
     let (start, end) = (
