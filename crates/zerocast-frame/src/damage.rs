@@ -3,7 +3,7 @@
 //! whole screen. A small, fixed list of rectangles (no allocation, `Copy`),
 //! coalesced as changes pile up between encodes.
 
-/// A rectangle in picture pixels.
+/// A rectangle in pixels (of a picture, or of a guest's resource).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Rect {
     pub x: u32,
@@ -36,6 +36,32 @@ impl Rect {
 
     pub fn area(&self) -> u64 {
         u64::from(self.width) * u64::from(self.height)
+    }
+
+    /// True when the rectangle is non-empty and lies inside `width` x `height`.
+    pub fn is_inside(&self, width: u32, height: u32) -> bool {
+        !self.is_empty() && self.right() <= u64::from(width) && self.bottom() <= u64::from(height)
+    }
+
+    /// True when the two rectangles' column and row spans overlap.
+    pub fn intersects(&self, other: &Rect) -> bool {
+        let spans = |a: u32, len_a: u32, b: u32, len_b: u32| {
+            let (a, b) = (u64::from(a), u64::from(b));
+            a < b + u64::from(len_b) && b < a + u64::from(len_a)
+        };
+        spans(self.x, self.width, other.x, other.width)
+            && spans(self.y, self.height, other.y, other.height)
+    }
+
+    /// The part both cover (empty when they do not meet).
+    pub fn intersection(&self, other: &Rect) -> Rect {
+        let (x, y) = (self.x.max(other.x), self.y.max(other.y));
+        Rect {
+            x,
+            y,
+            width: span(x, self.right().min(other.right())),
+            height: span(y, self.bottom().min(other.bottom())),
+        }
     }
 
     /// The smallest rectangle holding both (an empty one adds nothing).
@@ -213,6 +239,30 @@ impl Damage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rect_bounds_never_overflow() {
+        let rect = Rect::new;
+        assert!(rect(0, 0, 10, 10).is_inside(10, 10));
+        assert!(!rect(1, 0, 10, 10).is_inside(10, 10));
+        assert!(!rect(0, 0, 0, 10).is_inside(10, 10));
+        assert!(!rect(u32::MAX, u32::MAX, u32::MAX, u32::MAX).is_inside(u32::MAX, u32::MAX));
+        assert!(rect(0, 0, 10, 10).intersects(&rect(9, 9, 5, 5)));
+        assert!(!rect(0, 0, 10, 10).intersects(&rect(10, 0, 5, 5)));
+        assert!(!rect(u32::MAX, 0, 1, 1).intersects(&rect(0, 0, 1, 1)));
+        assert_eq!(
+            rect(0, 0, 10, 10).intersection(&rect(9, 8, 5, 5)),
+            rect(9, 8, 1, 2)
+        );
+        assert!(rect(0, 0, 10, 10)
+            .intersection(&rect(10, 0, 5, 5))
+            .is_empty());
+        assert_eq!(
+            rect(u32::MAX - 1, 0, u32::MAX, 1).intersection(&rect(u32::MAX - 2, 0, 5, 1)),
+            rect(u32::MAX - 1, 0, 4, 1),
+            "ends past u32 do not wrap"
+        );
+    }
 
     #[test]
     fn rects_union_clip_and_align() {

@@ -21,36 +21,9 @@ pub const MAX_REQUEST_BYTES: usize = size_of::<CtrlHdr>()
     + size_of::<AttachBacking>()
     + MAX_BACKING_ENTRIES as usize * size_of::<MemEntry>();
 
-/// A rectangle in resource pixels, as the guest sent it (unchecked).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Rect {
-    pub x: u32,
-    pub y: u32,
-    pub width: u32,
-    pub height: u32,
-}
-
-impl Rect {
-    /// True when the rectangle is non-empty and lies inside `width`x`height`.
-    pub fn is_inside(&self, width: u32, height: u32) -> bool {
-        let right = u64::from(self.x) + u64::from(self.width);
-        let bottom = u64::from(self.y) + u64::from(self.height);
-        self.width > 0
-            && self.height > 0
-            && right <= u64::from(width)
-            && bottom <= u64::from(height)
-    }
-
-    /// True when the two rectangles share at least one pixel.
-    pub fn intersects(&self, other: &Rect) -> bool {
-        let spans = |a: u32, len_a: u32, b: u32, len_b: u32| {
-            let (a, b) = (u64::from(a), u64::from(b));
-            a < b + u64::from(len_b) && b < a + u64::from(len_a)
-        };
-        spans(self.x, self.width, other.x, other.width)
-            && spans(self.y, self.height, other.y, other.height)
-    }
-}
+/// A rectangle in resource pixels, as the guest sent it (unchecked): the
+/// same geometry the rest of zerocast uses.
+pub use zerocast_frame::Rect;
 
 impl From<WireRect> for Rect {
     fn from(r: WireRect) -> Self {
@@ -487,17 +460,6 @@ pub mod build {
 mod tests {
     use super::*;
     use crate::testutil::rect;
-
-    #[test]
-    fn rect_bounds_never_overflow() {
-        assert!(rect(0, 0, 10, 10).is_inside(10, 10));
-        assert!(!rect(1, 0, 10, 10).is_inside(10, 10));
-        assert!(!rect(0, 0, 0, 10).is_inside(10, 10));
-        assert!(!rect(u32::MAX, u32::MAX, u32::MAX, u32::MAX).is_inside(u32::MAX, u32::MAX));
-        assert!(rect(0, 0, 10, 10).intersects(&rect(9, 9, 5, 5)));
-        assert!(!rect(0, 0, 10, 10).intersects(&rect(10, 0, 5, 5)));
-        assert!(!rect(u32::MAX, 0, 1, 1).intersects(&rect(0, 0, 1, 1)));
-    }
 
     #[test]
     fn decodes_what_the_builders_encode() {

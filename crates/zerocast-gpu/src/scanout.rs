@@ -199,14 +199,14 @@ impl Scanout {
 
     /// The part of `rect` (resource pixels, intersecting the shown part)
     /// that is shown, in scanout pixels.
-    fn shown_part(&self, rect: &Rect) -> zerocast_frame::Rect {
-        let (s, r) = (&self.rect, rect);
-        let end = |a: u32, len: u32| u64::from(a) + u64::from(len);
-        let (x0, y0) = (r.x.max(s.x), r.y.max(s.y));
-        let x1 = end(r.x, r.width).min(end(s.x, s.width));
-        let y1 = end(r.y, r.height).min(end(s.y, s.height));
-        let len = |from: u32, to: u64| u32::try_from(to - u64::from(from)).unwrap_or(u32::MAX);
-        zerocast_frame::Rect::new(x0 - s.x, y0 - s.y, len(x0, x1), len(y0, y1))
+    fn shown_part(&self, rect: &Rect) -> Rect {
+        let part = rect.intersection(&self.rect);
+        Rect::new(
+            part.x - self.rect.x,
+            part.y - self.rect.y,
+            part.width,
+            part.height,
+        )
     }
 
     #[cfg(test)]
