@@ -13,6 +13,7 @@ have chromium || need+=(chromium)               # headless browser for the WebCo
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx cpio || need+=(busybox-static)
 [ -f /usr/lib/x86_64-linux-gnu/libx264.a ] || need+=(libx264-dev) # static x264 for the guest agent's baseline
 have qemu-system-x86_64 || need_qemu=1
+have ip && have tc || need+=(iproute2)            # network namespaces and tc for the slow-link test
 # libvirt starting zerocast's GPU backend (the libvirt test runs its own libvirtd, no systemd).
 have libvirtd && have virsh || need+=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
 
