@@ -162,9 +162,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             runs.push((whole, damage, share));
         }
         let median = |f: &dyn Fn(&(PathReport, PathReport, f64)) -> f64| {
-            let mut v: Vec<f64> = runs.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
+            crate::bench::median(runs.iter().map(f).collect())
         };
         let path = |pick: fn(&(PathReport, PathReport, f64)) -> PathReport| PathReport {
             cpu_per_frame_ms: median(&|r| pick(r).cpu_per_frame_ms),

@@ -437,10 +437,10 @@ impl HxfrViewer {
 fn median_side(display: &'static str, runs: &[Side]) -> Option<Side> {
     let of: Vec<&Side> = runs.iter().filter(|s| s.display == display).collect();
     let first = *of.first()?;
-    let med = |f: fn(&Side) -> f64| median(of.iter().map(|s| f(s)).collect());
+    let med = |f: fn(&Side) -> f64| crate::bench::median(of.iter().map(|s| f(s)).collect());
     let med_opt = |f: fn(&Side) -> Option<f64>| {
         let v: Vec<f64> = of.iter().filter_map(|s| f(s)).collect();
-        (!v.is_empty()).then(|| median(v))
+        (!v.is_empty()).then(|| crate::bench::median(v))
     };
     Some(Side {
         display: first.display,
@@ -457,16 +457,6 @@ fn median_side(display: &'static str, runs: &[Side]) -> Option<Side> {
         qemu_cores: med(|s| s.qemu_cores),
         zerocast_cores: med(|s| s.zerocast_cores),
     })
-}
-
-/// The middle value (the mean of the two middle ones for an even count).
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 fn print_side(s: &Side) {
@@ -521,12 +511,5 @@ mod tests {
         assert_eq!(stat_cpu_ticks("4242 (qemu"), None);
         let own = std::fs::read_to_string("/proc/self/stat").unwrap();
         assert!(stat_cpu_ticks(&own).is_some());
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0]), 2.5);
-        assert_eq!(median(Vec::new()), 0.0);
     }
 }
