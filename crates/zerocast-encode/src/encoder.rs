@@ -27,11 +27,24 @@ pub enum EncodeError {
     },
 }
 
+/// How finely to code a picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quality {
+    /// A picture in a moving sequence: the rate control's quality.
+    #[default]
+    Motion,
+    /// A picture that stays on screen (a still screen's keyframe, a
+    /// refinement): the refresh quality, where the rate control has one.
+    Still,
+}
+
 /// What one call to [`VideoEncoder::encode`] produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Encoded {
     /// The access unit is an IDR picture (with SPS/PPS in front).
     pub keyframe: bool,
+    /// It was coded at the still quality (so there is nothing to refine).
+    pub still: bool,
     /// Bytes appended to the output buffer.
     pub len: usize,
 }
@@ -52,8 +65,15 @@ pub trait VideoEncoder: Send {
         frame: &Frame<'_>,
         damage: &Damage,
         force_keyframe: bool,
+        quality: Quality,
         out: &mut Vec<u8>,
     ) -> Result<Encoded, EncodeError>;
+
+    /// Encodes the picture of the last [`encode`](Self::encode) again at the
+    /// still quality, as a P-frame that refines what decoders show (the
+    /// screen has gone still). `Ok(None)` when there is nothing to refine
+    /// (no picture yet) or the rate control cannot ([`crate::RateControl::Bitrate`]).
+    fn refine(&mut self, out: &mut Vec<u8>) -> Result<Option<Encoded>, EncodeError>;
 
     /// Changes bitrate, frame rate or keyframe interval without restarting.
     fn reconfigure(&mut self, settings: EncoderSettings) -> Result<(), EncodeError>;

@@ -1,7 +1,9 @@
 //! Video encoders for zerocast.
 //!
 //! Design map:
-//! - [`settings`]: what an encoder is asked for (size, bitrate, frame rate, keyframe interval).
+//! - [`settings`]: what an encoder is asked for (bitrate, frame rate,
+//!   keyframe interval, rate control).
+//! - [`qp_control`]: quality-driven rate control under a bitrate ceiling (sans I/O).
 //! - [`encoder`]: the [`VideoEncoder`] trait every backend implements, and its errors.
 //! - [`openh264`]: the default software H.264 backend (builds from crates.io alone).
 //! - [`openh264_build`]: whether that backend runs OpenH264's SIMD assembly or
@@ -12,10 +14,11 @@ pub mod annexb;
 pub mod encoder;
 pub mod openh264;
 pub mod openh264_build;
+pub mod qp_control;
 pub mod settings;
 
-pub use encoder::{EncodeError, Encoded, EncoderKind, VideoEncoder};
-pub use settings::{EncoderSettings, Fps};
+pub use encoder::{EncodeError, Encoded, EncoderKind, Quality, VideoEncoder};
+pub use settings::{EncoderSettings, Fps, RateControl};
 
 /// Builds the encoder of the given kind.
 pub fn new_encoder(

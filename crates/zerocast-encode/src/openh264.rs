@@ -9,18 +9,23 @@ use openh264::encoder::{
 use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 use openh264_sys2::{
-    TagBitrateInfo, ENCODER_OPTION_BITRATE, ENCODER_OPTION_FRAME_RATE, ENCODER_OPTION_MAX_BITRATE,
-    ENCODER_OPTION_TRACE_LEVEL, SPATIAL_LAYER_ALL, WELS_LOG_ERROR,
+    SEncParamExt, TagBitrateInfo, ENCODER_OPTION_BITRATE, ENCODER_OPTION_FRAME_RATE,
+    ENCODER_OPTION_MAX_BITRATE, ENCODER_OPTION_SVC_ENCODE_PARAM_EXT, ENCODER_OPTION_TRACE_LEVEL,
+    SPATIAL_LAYER_ALL, WELS_LOG_ERROR,
 };
-use zerocast_frame::{Damage, Frame};
+use std::time::Instant;
+use zerocast_frame::{Damage, Frame, I420};
 
 use crate::openh264_build::{self, Build};
-use crate::{EncodeError, Encoded, EncoderSettings, VideoEncoder};
-use zerocast_frame::I420;
+use crate::qp_control::QpControl;
+use crate::{EncodeError, Encoded, EncoderSettings, Quality, RateControl, VideoEncoder};
 
 const NAME: &str = "openh264";
 /// OpenH264 encodes up to level 5.2.
 const MAX_SIZE: (u32, u32) = (3840, 2160);
+/// The QP OpenH264 starts a session at with its rate control off
+/// (`SVC_QUALITY_BASE_QP`); another can only be set once it has initialised.
+const START_QP: u8 = 26;
 
 /// Software H.264, constrained baseline, tuned for screen content in real time.
 pub struct OpenH264Encoder {
@@ -35,31 +40,118 @@ pub struct OpenH264Encoder {
     /// failed conversion), so damage alone brings it up to date.
     i420_valid: bool,
     frames_since_keyframe: u64,
+    /// Each picture's QP under [`RateControl::Quality`].
+    qp: QpControl,
 }
 
 impl OpenH264Encoder {
     pub fn new(settings: EncoderSettings) -> Result<Self, EncodeError> {
         openh264_build::warn_once_if_rebuild_helps();
+        let settings = settings.sanitized();
         Ok(OpenH264Encoder {
             session: None,
-            settings: settings.sanitized(),
+            settings,
             i420: I420::default(),
             i420_valid: false,
             frames_since_keyframe: 0,
+            qp: qp_control(&settings),
         })
     }
+
+    /// Encodes the picture in `i420` at `quality`, appending its access
+    /// unit to `out`.
+    fn encode_picture(
+        &mut self,
+        force_keyframe: bool,
+        quality: Quality,
+        out: &mut Vec<u8>,
+    ) -> Result<Encoded, EncodeError> {
+        let (qp, still) = match (self.settings.rate_control, quality) {
+            (RateControl::Quality { refresh_qp, .. }, Quality::Still) => (refresh_qp, true),
+            (RateControl::Quality { .. }, Quality::Motion) => (self.qp.qp(), false),
+            // Unused: OpenH264's own rate control picks the QP.
+            (RateControl::Bitrate, _) => (START_QP, false),
+        };
+        let size = (self.i420.width(), self.i420.height());
+        let session = match &mut self.session {
+            Some(s) if s.size == size => s,
+            slot => slot.insert(Session::new(&self.settings, size)?),
+        };
+        let interval = u64::from(self.settings.keyframe_interval);
+        if force_keyframe || (interval > 0 && self.frames_since_keyframe + 1 >= interval) {
+            session.encoder.force_intra_frame();
+        }
+        let fixed_qp = matches!(self.settings.rate_control, RateControl::Quality { .. });
+        if fixed_qp && session.started {
+            session.set_qp(qp)?;
+        }
+        let start = out.len();
+        let bitstream = session
+            .encoder
+            .encode(&Planes(&self.i420))
+            .map_err(|e| backend_error(&e))?;
+        if fixed_qp && !session.started && qp != START_QP {
+            // The first picture came out at OpenH264's starting QP: now that
+            // the session has initialised, it is encoded again at ours.
+            session.started = true;
+            session.set_qp(qp)?;
+            session.encoder.force_intra_frame();
+            return self.encode_picture(true, quality, out);
+        }
+        session.started = true;
+        bitstream.write_vec(out);
+        let keyframe = matches!(bitstream.frame_type(), FrameType::IDR);
+        self.frames_since_keyframe = if keyframe {
+            0
+        } else {
+            self.frames_since_keyframe + 1
+        };
+        let len = out.len() - start;
+        self.qp.sent(Instant::now(), len);
+        Ok(Encoded {
+            keyframe,
+            still,
+            len,
+        })
+    }
+}
+
+/// The QP controller for `settings` (unused under [`RateControl::Bitrate`]).
+fn qp_control(settings: &EncoderSettings) -> QpControl {
+    let qp = match settings.rate_control {
+        RateControl::Quality { qp, .. } => qp,
+        RateControl::Bitrate => START_QP,
+    };
+    QpControl::new(qp, settings.bitrate_bps)
 }
 
 struct Session {
     encoder: Encoder,
     size: (u32, u32),
+    /// OpenH264 initialises on the first picture: options that need an
+    /// initialised encoder (the QP) wait for it.
+    started: bool,
+    /// The QP set, if one was.
+    qp: Option<u8>,
 }
 
 impl Session {
     fn new(settings: &EncoderSettings, size: (u32, u32)) -> Result<Self, EncodeError> {
+        let (mode, detection) = match settings.rate_control {
+            // Scene change detection makes OpenH264 skip every block whose
+            // source did not change since the reference's, whatever the
+            // reference's quality: a refinement of a still picture would come
+            // out as all skips. Without it, unchanged blocks are still
+            // skipped by mode decision (their residual against the
+            // reconstruction quantises to zero), except where there is
+            // something to refine.
+            RateControl::Quality { .. } => (RateControlMode::Off, false),
+            RateControl::Bitrate => (RateControlMode::Bitrate, true),
+        };
         let config = EncoderConfig::new()
             .usage_type(UsageType::ScreenContentRealTime)
-            .rate_control_mode(RateControlMode::Bitrate)
+            .rate_control_mode(mode)
+            .scene_change_detect(detection)
             .bitrate(BitRate::from_bps(settings.bitrate_bps))
             .max_frame_rate(FrameRate::from_hz(settings.fps.as_f32()))
             // Skipping frames would break "one frame in, one access unit out".
@@ -76,12 +168,46 @@ impl Session {
             .num_threads(1);
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| backend_error(&e))?;
-        let mut session = Session { encoder, size };
+        let mut session = Session {
+            encoder,
+            size,
+            started: false,
+            qp: None,
+        };
         // Only errors on stderr: OpenH264 warns at every start about settings
         // that are deliberate here (no frame skipping for one-in-one-out).
         let mut level: c_int = WELS_LOG_ERROR as c_int;
         session.set_option(ENCODER_OPTION_TRACE_LEVEL, &mut level)?;
         Ok(session)
+    }
+
+    /// Sets the QP of the following pictures (rate control off). Changing
+    /// it does not restart the stream: OpenH264 takes a new layer QP as a
+    /// "small settings adjustment".
+    fn set_qp(&mut self, qp: u8) -> Result<(), EncodeError> {
+        if self.qp == Some(qp) {
+            return Ok(());
+        }
+        let mut params = SEncParamExt::default();
+        // SAFETY: the encoder is initialised (`started`); GetOption with
+        // ENCODER_OPTION_SVC_ENCODE_PARAM_EXT copies exactly one
+        // `SEncParamExt` into `params`, a live exclusive borrow.
+        let rc = unsafe {
+            self.encoder.raw_api().get_option(
+                ENCODER_OPTION_SVC_ENCODE_PARAM_EXT,
+                (&raw mut params).cast(),
+            )
+        };
+        if rc != 0 {
+            return Err(EncodeError::Backend {
+                encoder: NAME,
+                message: format!("GetOption(SVC_ENCODE_PARAM_EXT) returned {rc}"),
+            });
+        }
+        params.sSpatialLayers[0].iDLayerQp = c_int::from(qp);
+        self.set_option(ENCODER_OPTION_SVC_ENCODE_PARAM_EXT, &mut params)?;
+        self.qp = Some(qp);
+        Ok(())
     }
 
     fn set_option<T>(
@@ -93,7 +219,7 @@ impl Session {
         // options used here are accepted before and after initialisation);
         // `option` is one whose argument type is `T` (`TagBitrateInfo` for the
         // bitrate options, `f32` for the frame rate, `c_int` for the trace
-        // level); `value` is a live exclusive borrow for the duration of the
+        // level, `SEncParamExt` for the parameters); `value` is a live exclusive borrow for the duration of the
         // call, which copies it.
         let rc = unsafe {
             self.encoder
@@ -154,6 +280,7 @@ impl VideoEncoder for OpenH264Encoder {
         frame: &Frame<'_>,
         damage: &Damage,
         force_keyframe: bool,
+        quality: Quality,
         out: &mut Vec<u8>,
     ) -> Result<Encoded, EncodeError> {
         if frame.width() > MAX_SIZE.0 || frame.height() > MAX_SIZE.1 {
@@ -174,35 +301,30 @@ impl VideoEncoder for OpenH264Encoder {
             self.i420.convert(frame)?;
         }
         self.i420_valid = true;
-        let size = (self.i420.width(), self.i420.height());
-        let session = match &mut self.session {
-            Some(s) if s.size == size => s,
-            slot => slot.insert(Session::new(&self.settings, size)?),
-        };
-        let interval = u64::from(self.settings.keyframe_interval);
-        if force_keyframe || (interval > 0 && self.frames_since_keyframe + 1 >= interval) {
-            session.encoder.force_intra_frame();
+        self.encode_picture(force_keyframe, quality, out)
+    }
+
+    fn refine(&mut self, out: &mut Vec<u8>) -> Result<Option<Encoded>, EncodeError> {
+        let quality = matches!(self.settings.rate_control, RateControl::Quality { .. });
+        if !quality || !self.i420_valid || self.session.is_none() {
+            return Ok(None);
         }
-        let start = out.len();
-        let bitstream = session
-            .encoder
-            .encode(&Planes(&self.i420))
-            .map_err(|e| backend_error(&e))?;
-        bitstream.write_vec(out);
-        let keyframe = matches!(bitstream.frame_type(), FrameType::IDR);
-        self.frames_since_keyframe = if keyframe {
-            0
-        } else {
-            self.frames_since_keyframe + 1
-        };
-        Ok(Encoded {
-            keyframe,
-            len: out.len() - start,
-        })
+        self.encode_picture(false, Quality::Still, out).map(Some)
     }
 
     fn reconfigure(&mut self, settings: EncoderSettings) -> Result<(), EncodeError> {
         let settings = settings.sanitized();
+        if let RateControl::Quality { qp, .. } = settings.rate_control {
+            self.qp.reconfigure(qp, settings.bitrate_bps);
+        }
+        let same_kind = std::mem::discriminant(&settings.rate_control)
+            == std::mem::discriminant(&self.settings.rate_control);
+        if !same_kind {
+            // Another rate control is another session (OpenH264 fixes its
+            // mode at the start): the next picture starts it, as a keyframe.
+            self.session = None;
+            self.qp = qp_control(&settings);
+        }
         let Some(session) = &mut self.session else {
             // Not started yet: the first frame builds the encoder from these.
             self.settings = settings;
@@ -270,7 +392,9 @@ mod tests {
         let px = picture(w, h, seed);
         let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
         let mut out = Vec::new();
-        let e = enc.encode(&frame, &Damage::full(), key, &mut out).unwrap();
+        let e = enc
+            .encode(&frame, &Damage::full(), key, Quality::Motion, &mut out)
+            .unwrap();
         (e, out)
     }
 
@@ -311,6 +435,10 @@ mod tests {
             bitrate_bps: 500_000,
             fps: crate::Fps::new(30),
             keyframe_interval: 0,
+            rate_control: RateControl::Quality {
+                qp: 30,
+                refresh_qp: 20,
+            },
         };
         enc.reconfigure(new).unwrap();
         assert_eq!(enc.settings(), new);
@@ -350,16 +478,20 @@ mod tests {
             };
             let (mut a, mut b) = (Vec::new(), Vec::new());
             whole
-                .encode(&frame, &Damage::full(), false, &mut a)
+                .encode(&frame, &Damage::full(), false, Quality::Motion, &mut a)
                 .unwrap();
-            part.encode(&frame, &damage, false, &mut b).unwrap();
+            part.encode(&frame, &damage, false, Quality::Motion, &mut b)
+                .unwrap();
             assert_eq!(a, b, "frame {n}: the same picture reaches the encoder");
         }
         // Nothing changed: the previous picture again, even as a keyframe.
         let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        whole.encode(&frame, &Damage::full(), true, &mut a).unwrap();
-        part.encode(&frame, &Damage::none(), true, &mut b).unwrap();
+        whole
+            .encode(&frame, &Damage::full(), true, Quality::Motion, &mut a)
+            .unwrap();
+        part.encode(&frame, &Damage::none(), true, Quality::Motion, &mut b)
+            .unwrap();
         assert_eq!(a, b);
     }
 
@@ -372,8 +504,115 @@ mod tests {
         let px = vec![0u8; 4096 * 4 * 2];
         let wide = Frame::new(4096, 2, 4096 * 4, PixelFormat::Xrgb8888, &px).unwrap();
         assert!(matches!(
-            enc.encode(&wide, &Damage::full(), false, &mut Vec::new()),
+            enc.encode(
+                &wide,
+                &Damage::full(),
+                false,
+                Quality::Motion,
+                &mut Vec::new()
+            ),
             Err(EncodeError::UnsupportedSize { .. })
         ));
+    }
+
+    /// A picture with text-like detail: fine stripes and sharp edges.
+    fn detailed(w: u32, h: u32) -> Vec<u8> {
+        (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = (i % w, i / w);
+                let v = if (x / 3 + y / 5) % 2 == 0 { 230 } else { 20 };
+                [v, v / 2 + (x % 7) as u8 * 9, 255 - v, 0]
+            })
+            .collect()
+    }
+
+    /// Luma PSNR of a decoded access unit against `frame`.
+    fn decoded_psnr(decoder: &mut openh264::decoder::Decoder, au: &[u8], frame: &Frame<'_>) -> f64 {
+        let decoded = decoder.decode(au).unwrap().expect("a picture");
+        let mut source = I420::default();
+        source.convert(frame).unwrap();
+        let w = source.width() as usize;
+        let stride = decoded.strides().0;
+        let mut sum = 0f64;
+        for (got, want) in decoded.y().chunks(stride).zip(source.y().chunks_exact(w)) {
+            for (a, b) in got[..w].iter().zip(want) {
+                sum += f64::from(a.abs_diff(*b)).powi(2);
+            }
+        }
+        let mse = sum / (w * source.height() as usize) as f64;
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+
+    #[test]
+    fn refine_sharpens_the_still_picture_as_a_p_frame() {
+        let settings = EncoderSettings {
+            rate_control: RateControl::Quality {
+                qp: 36,
+                refresh_qp: 16,
+            },
+            ..EncoderSettings::default()
+        };
+        let mut enc = OpenH264Encoder::new(settings).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(enc.refine(&mut out).unwrap(), None, "nothing to refine yet");
+        let (w, h) = (320, 240);
+        let px = detailed(w, h);
+        let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
+        let mut decoder = openh264::decoder::Decoder::new().unwrap();
+        enc.encode(&frame, &Damage::full(), false, Quality::Motion, &mut out)
+            .unwrap();
+        let coarse = decoded_psnr(&mut decoder, &out, &frame);
+        out.clear();
+        let refined = enc.refine(&mut out).unwrap().expect("a refinement");
+        assert!(!refined.keyframe && !annexb::is_keyframe(&out));
+        let sharp = decoded_psnr(&mut decoder, &out, &frame);
+        assert!(
+            sharp > coarse + 6.0,
+            "refined {sharp:.1} dB against {coarse:.1} dB"
+        );
+        // Back to the motion QP for the next change, still no keyframe.
+        out.clear();
+        assert!(
+            !enc.encode(&frame, &Damage::none(), false, Quality::Motion, &mut out)
+                .unwrap()
+                .keyframe
+        );
+    }
+
+    #[test]
+    fn the_first_picture_is_coded_at_the_qp_asked_for() {
+        let (w, h) = (320, 240);
+        let px = detailed(w, h);
+        let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
+        let size_at = |qp| {
+            let mut enc = OpenH264Encoder::new(EncoderSettings {
+                rate_control: RateControl::Quality { qp, refresh_qp: qp },
+                ..EncoderSettings::default()
+            })
+            .unwrap();
+            let mut out = Vec::new();
+            let e = enc
+                .encode(&frame, &Damage::full(), false, Quality::Motion, &mut out)
+                .unwrap();
+            assert!(e.keyframe && e.len == out.len());
+            out.len()
+        };
+        let (fine, start, coarse) = (size_at(12), size_at(START_QP), size_at(44));
+        assert!(fine > start && start > coarse, "{fine} {start} {coarse}");
+    }
+
+    #[test]
+    fn bitrate_control_does_not_refine_and_switching_restarts_with_a_keyframe() {
+        let mut enc = OpenH264Encoder::new(EncoderSettings {
+            rate_control: RateControl::Bitrate,
+            ..EncoderSettings::default()
+        })
+        .unwrap();
+        encode(&mut enc, 320, 240, 0, false);
+        assert_eq!(enc.refine(&mut Vec::new()).unwrap(), None);
+        assert!(!encode(&mut enc, 320, 240, 1, false).0.keyframe);
+        enc.reconfigure(EncoderSettings::default()).unwrap();
+        assert!(encode(&mut enc, 320, 240, 2, false).0.keyframe);
+        assert!(enc.refine(&mut Vec::new()).unwrap().is_some());
     }
 }

@@ -467,7 +467,7 @@ fn settings_from(base: EncoderSettings, c: &ConfigReq) -> EncoderSettings {
                 den: c.fps_den.max(1),
             }
         },
-        keyframe_interval: base.keyframe_interval,
+        ..base
     }
     .sanitized()
 }

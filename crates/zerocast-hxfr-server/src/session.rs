@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use zerocast_encode::{new_encoder, EncoderKind, EncoderSettings, VideoEncoder};
+use zerocast_encode::{new_encoder, EncoderKind, EncoderSettings, Quality, VideoEncoder};
 use zerocast_frame::{Damage, Frame, PixelFormat};
 use zerocast_hxfr::{ErrorCode, FrameRequest};
 use zerocast_pipeline::{ResourceError, ResourceReader};
@@ -110,7 +110,13 @@ impl Session {
                 self.out.clear();
                 self.encoder
                     // A request names a resource, not what changed in it.
-                    .encode(&frame, &Damage::full(), force, &mut self.out)
+                    .encode(
+                        &frame,
+                        &Damage::full(),
+                        force,
+                        Quality::Motion,
+                        &mut self.out,
+                    )
                     .map_err(|e| ErrorReply::new(ErrorCode::EncodeFailed, e.to_string()))
             });
         });

@@ -22,6 +22,10 @@
 //!   joined can reach it.
 //! - Nothing is due while there is no picture (a guest that has not set a
 //!   scanout, or whose picture failed to encode): requests wait for damage.
+//! - With a refresh delay ([`PipelineCore::with_refresh`]): once the screen
+//!   has been still that long after an encode, its picture is refined once
+//!   ([`Action::Refine`]), then nothing until something changes. Damage in
+//!   the meantime starts the wait again.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -57,6 +61,8 @@ pub enum Event {
     KeyframeRequested,
     /// The stream's frame rate changed: encodes are at least this far apart.
     MinSpacing(Duration),
+    /// The refresh delay changed (`None`: never refine).
+    RefreshAfter(Option<Duration>),
     /// The encode last asked for by [`Action::Encode`] is over.
     Encoded(Outcome),
 }
@@ -70,6 +76,8 @@ pub enum Outcome {
     NoPicture,
     /// The encoder refused the picture.
     Failed,
+    /// A refinement had nothing to publish; the picture stands as it was.
+    Unchanged,
 }
 
 /// What the driver should do next.
@@ -79,12 +87,18 @@ pub enum Action {
     /// [`Outcome`]. `captured_at` is when the picture was complete, or
     /// `None` when it is a re-encode of a picture already sent (a keyframe
     /// from a still screen). `damage` is what changed since the previous
-    /// encode's picture.
+    /// encode's picture. `still`: code it at the still quality, for it
+    /// stays on screen (a still screen's keyframe, with refinement on).
     Encode {
         force_keyframe: bool,
         captured_at: Option<Instant>,
         damage: Damage,
+        still: bool,
     },
+    /// Encode the picture last encoded again, finer, as a refinement of what
+    /// the subscribers have (the screen has been still), and report the
+    /// [`Outcome`].
+    Refine,
     /// Nothing to do before this instant unless an event arrives.
     WaitUntil(Instant),
     /// Nothing to do until an event arrives.
@@ -126,6 +140,14 @@ pub struct PipelineCore {
     /// The running encode was forced to answer a request.
     request_in_encode: bool,
     encoding: bool,
+    /// How long the screen stays still before its picture is refined.
+    refresh_after: Option<Duration>,
+    /// The last picture published is refined (or there is none to refine).
+    refined: bool,
+    /// The running encode is a refinement.
+    refining: bool,
+    /// The running encode is at the still quality.
+    still_in_encode: bool,
     counters: CoreCounters,
 }
 
@@ -143,8 +165,18 @@ impl PipelineCore {
             keyframe_requested: false,
             request_in_encode: false,
             encoding: false,
+            refresh_after: None,
+            refined: true,
+            refining: false,
+            still_in_encode: false,
             counters: CoreCounters::default(),
         }
+    }
+
+    /// Refines a still picture once the screen has been still for `delay`.
+    pub fn with_refresh(mut self, delay: Option<Duration>) -> Self {
+        self.refresh_after = delay;
+        self
     }
 
     /// The spacing of encodes for a stream of `fps` frames per second: a
@@ -189,6 +221,7 @@ impl PipelineCore {
             }
             Event::KeyframeRequested => self.keyframe_requested = true,
             Event::MinSpacing(d) => self.min_spacing = d,
+            Event::RefreshAfter(d) => self.refresh_after = d,
             Event::Encoded(outcome) => self.encoded(now, outcome),
         }
     }
@@ -197,11 +230,26 @@ impl PipelineCore {
         // A published stream's producer encodes on its own: its keyframe
         // answers every request made so far.
         let ours = std::mem::replace(&mut self.encoding, false);
+        if std::mem::take(&mut self.refining) {
+            // Whatever came of it, a refinement is not tried twice for the
+            // same picture; a failure is handled as any other.
+            self.refined = true;
+            if outcome == Outcome::Failed {
+                self.picture = false;
+                self.area = Damage::full();
+                self.keyframe_requested = true;
+            }
+            return;
+        }
         let request = if ours {
             std::mem::take(&mut self.request_in_encode)
         } else {
             std::mem::take(&mut self.keyframe_requested)
         };
+        let still = std::mem::take(&mut self.still_in_encode);
+        if matches!(outcome, Outcome::Published { .. }) {
+            self.refined = still;
+        }
         match outcome {
             Outcome::Published { keyframe: true } => self.last_keyframe = Some(now),
             // The request was not answered: it stays pending.
@@ -220,6 +268,7 @@ impl PipelineCore {
                 self.area = Damage::full();
                 self.keyframe_requested = true;
             }
+            Outcome::Unchanged => {}
         }
     }
 
@@ -276,16 +325,37 @@ impl PipelineCore {
             }
             return Action::WaitUntil(wait.map_or(slot, |w| w.min(slot)));
         }
+        if let Some(refresh) = self.refresh_due() {
+            if now >= refresh {
+                self.encoding = true;
+                self.refining = true;
+                return Action::Refine;
+            }
+            return Action::WaitUntil(wait.map_or(refresh, |w| w.min(refresh)));
+        }
         wait.map_or(Action::Idle, Action::WaitUntil)
+    }
+
+    /// When the last picture is to be refined, if it is.
+    fn refresh_due(&self) -> Option<Instant> {
+        if self.refined {
+            return None;
+        }
+        Some(self.last_encode? + self.refresh_after?)
     }
 
     fn encode(&mut self, now: Instant, force_keyframe: bool) -> Action {
         self.encoding = true;
         self.last_encode = Some(now);
+        let captured_at = self.damage.take();
+        // No new picture since the last encode: this one stays on screen.
+        let still = captured_at.is_none() && self.refresh_after.is_some();
+        self.still_in_encode = still;
         Action::Encode {
             force_keyframe,
-            captured_at: self.damage.take(),
+            captured_at,
             damage: self.area.take(),
+            still,
         }
     }
 
@@ -595,6 +665,7 @@ mod tests {
                 }
                 Action::WaitUntil(t) => assert!(t <= s.at(ms) + REQUEST_SPACING),
                 Action::Idle => panic!("a pending request is never forgotten"),
+                Action::Refine => panic!("no refresh without a refresh delay"),
             }
         }
         assert_eq!(keyframes, 3, "at 300, 600 and 900 ms");
@@ -717,5 +788,127 @@ mod tests {
         assert!(!s.core.keyframe_due(s.now), "requests wait their turn");
         s.at_ms(300);
         assert!(s.core.keyframe_due(s.now));
+    }
+
+    /// A core that refines after 150 ms of stillness, a subscriber served
+    /// (its keyframe at 0 ms was a moving picture).
+    fn refreshing() -> Sim {
+        let mut s = Sim::new();
+        s.core = PipelineCore::new(Duration::from_millis(12))
+            .with_refresh(Some(Duration::from_millis(150)));
+        s.event(Event::Joined(1)).damage();
+        assert!(matches!(s.poll(), Action::Encode { still: false, .. }));
+        s.event(Event::Encoded(Outcome::Published { keyframe: true }));
+        s.event(Event::Resumed(1));
+        s
+    }
+
+    /// Polls, expects a refinement, and finishes it with `outcome`.
+    fn refine(s: &mut Sim, outcome: Outcome) {
+        assert_eq!(s.poll(), Action::Refine, "at {:?}", s.now - s.t0);
+        s.event(Event::Encoded(outcome));
+    }
+
+    #[test]
+    fn a_still_picture_is_refined_once_after_the_delay() {
+        let mut s = refreshing();
+        // The keyframe at 0 ms is refined at 150 ms, and not before.
+        assert_eq!(s.poll(), Action::WaitUntil(s.at(150)));
+        s.at_ms(149);
+        assert_eq!(s.poll(), Action::WaitUntil(s.at(150)));
+        s.at_ms(150);
+        refine(&mut s, Outcome::Published { keyframe: false });
+        // Sharp now: nothing more, and no timer, however long it stays still.
+        assert_eq!(s.poll(), Action::Idle);
+        assert_eq!(s.at_ms(60_000).poll(), Action::Idle);
+    }
+
+    #[test]
+    fn motion_postpones_the_refinement_until_it_stops() {
+        let mut s = refreshing();
+        // A drag: damage every 16 ms for half a second.
+        for ms in (16..=500).step_by(16) {
+            s.at_ms(ms).damage();
+            match s.poll() {
+                Action::Encode { .. } => {
+                    s.event(Event::Encoded(Outcome::Published { keyframe: false }));
+                }
+                other => panic!("at {ms} ms: {other:?}"),
+            }
+        }
+        // The last encode was at 496 ms: the refinement comes 150 ms later.
+        s.at_ms(600);
+        assert_eq!(s.poll(), Action::WaitUntil(s.at(646)));
+        s.at_ms(646);
+        refine(&mut s, Outcome::Published { keyframe: false });
+        // New motion makes the picture coarse again: one more refinement.
+        s.at_ms(1_000).damage();
+        assert!(!s.encode());
+        s.at_ms(1_150);
+        refine(&mut s, Outcome::Published { keyframe: false });
+        assert_eq!(s.at_ms(5_000).poll(), Action::Idle);
+    }
+
+    #[test]
+    fn a_refinement_that_fails_or_has_nothing_is_not_retried() {
+        let mut s = refreshing();
+        s.at_ms(150);
+        refine(&mut s, Outcome::Unchanged);
+        assert_eq!(s.at_ms(1_000).poll(), Action::Idle);
+        s.at_ms(2_000).damage();
+        assert!(!s.encode());
+        s.at_ms(2_150);
+        refine(&mut s, Outcome::Failed);
+        // The encoder's state is unknown: the next picture is a keyframe.
+        assert_eq!(s.at_ms(3_000).poll(), Action::Idle);
+        s.damage();
+        assert!(s.encode());
+    }
+
+    #[test]
+    fn without_a_refresh_delay_or_subscribers_nothing_is_refined() {
+        let mut s = Sim::new();
+        s.damage().event(Event::Joined(1));
+        assert!(s.encode());
+        s.event(Event::Resumed(1));
+        assert_eq!(s.at_ms(10_000).poll(), Action::Idle);
+        let mut s = refreshing();
+        s.event(Event::Left(1));
+        assert_eq!(s.at_ms(10_000).poll(), Action::Idle);
+    }
+
+    #[test]
+    fn a_still_screens_keyframe_is_coded_still_and_not_refined() {
+        let mut s = refreshing();
+        s.at_ms(100).damage();
+        assert!(matches!(s.poll(), Action::Encode { still: false, .. }));
+        s.event(Event::Encoded(Outcome::Published { keyframe: false }));
+        // A viewer joins on the still screen, before the refinement was due:
+        // its keyframe is coded still, which is sharp for everyone.
+        s.at_ms(200).event(Event::Joined(2));
+        assert!(matches!(
+            s.poll(),
+            Action::Encode {
+                force_keyframe: true,
+                still: true,
+                ..
+            }
+        ));
+        s.event(Event::Encoded(Outcome::Published { keyframe: true }));
+        s.event(Event::Resumed(2));
+        assert_eq!(s.at_ms(10_000).poll(), Action::Idle, "nothing to refine");
+        // A keyframe during motion is a moving picture: refined after.
+        s.at_ms(10_100).damage().event(Event::KeyframeRequested);
+        assert!(matches!(
+            s.poll(),
+            Action::Encode {
+                force_keyframe: true,
+                still: false,
+                ..
+            }
+        ));
+        s.event(Event::Encoded(Outcome::Published { keyframe: true }));
+        s.at_ms(10_250);
+        refine(&mut s, Outcome::Published { keyframe: false });
     }
 }

@@ -7,10 +7,12 @@
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use zerocast_encode::{new_encoder, EncodeError, EncoderKind, EncoderSettings, VideoEncoder};
+use zerocast_encode::{
+    new_encoder, EncodeError, Encoded, EncoderKind, EncoderSettings, Quality, VideoEncoder,
+};
 use zerocast_frame::{Damage, Doorbell, FrameSource, SourceEvent};
 
 use crate::core::{Action, Event, Outcome, PipelineCore};
@@ -26,6 +28,9 @@ pub struct PipelineConfig {
     pub scanout_id: u32,
     pub encoder: EncoderKind,
     pub settings: EncoderSettings,
+    /// How long the screen stays still before its last picture is refined
+    /// ([`VideoEncoder::refine`]); `None`: never.
+    pub refresh_after: Option<Duration>,
 }
 
 /// Why a pipeline did not start.
@@ -66,7 +71,8 @@ impl ScanoutPipeline {
         let fanout = Arc::new(Fanout::new(config.scanout_id, inbox));
         let fps = encoder.settings().fps.as_f32();
         let mut driver = Driver {
-            core: PipelineCore::new(PipelineCore::min_spacing(fps)),
+            core: PipelineCore::new(PipelineCore::min_spacing(fps))
+                .with_refresh(config.refresh_after),
             source,
             encoder,
             fanout: fanout.clone(),
@@ -74,6 +80,7 @@ impl ScanoutPipeline {
             rx,
             bell,
             out: Vec::new(),
+            last_size: None,
             clock: WallClock::new(),
         };
         let thread = std::thread::Builder::new()
@@ -149,6 +156,8 @@ struct Driver {
     bell: Doorbell,
     /// Reused for every access unit.
     out: Vec<u8>,
+    /// The size of the last picture published, the one a refinement refines.
+    last_size: Option<(u32, u32)>,
     clock: WallClock,
 }
 
@@ -196,9 +205,19 @@ impl Driver {
                     force_keyframe,
                     captured_at,
                     damage,
+                    still,
                 } => {
                     let captured_at = captured_at.unwrap_or(now);
-                    let outcome = self.encode(&damage, force_keyframe, captured_at);
+                    let quality = if still {
+                        Quality::Still
+                    } else {
+                        Quality::Motion
+                    };
+                    let outcome = self.encode(&damage, force_keyframe, quality, captured_at);
+                    self.core.handle(Instant::now(), Event::Encoded(outcome));
+                }
+                Action::Refine => {
+                    let outcome = self.refine(now);
                     self.core.handle(Instant::now(), Event::Encoded(outcome));
                 }
                 Action::WaitUntil(t) => {
@@ -221,24 +240,63 @@ impl Driver {
         self.core.handle(now, Event::MinSpacing(spacing));
     }
 
-    fn encode(&mut self, damage: &Damage, force_keyframe: bool, captured_at: Instant) -> Outcome {
+    fn encode(
+        &mut self,
+        damage: &Damage,
+        force_keyframe: bool,
+        quality: Quality,
+        captured_at: Instant,
+    ) -> Outcome {
         let Some(frame) = self.source.frame() else {
             return Outcome::NoPicture;
         };
+        // Encoders work on whole 2x2 chroma blocks.
+        let size = (frame.width() & !1, frame.height() & !1);
         let (start, cpu_start) = (Instant::now(), thread_cpu_time());
         self.out.clear();
         let result = self
             .encoder
-            .encode(&frame, damage, force_keyframe, &mut self.out);
+            .encode(&frame, damage, force_keyframe, quality, &mut self.out)
+            .map(Some);
+        self.publish(result, start, cpu_start, captured_at, size)
+    }
+
+    /// Refines the last picture encoded; its capture time is now (it shows
+    /// nothing new, it shows it better).
+    fn refine(&mut self, now: Instant) -> Outcome {
+        let Some(size) = self.last_size else {
+            return Outcome::Unchanged;
+        };
+        let (start, cpu_start) = (Instant::now(), thread_cpu_time());
+        self.out.clear();
+        let result = self.encoder.refine(&mut self.out);
+        let outcome = self.publish(result, start, cpu_start, now, size);
+        if matches!(outcome, Outcome::Published { .. }) {
+            self.fanout.stats().refinements += 1;
+        }
+        outcome
+    }
+
+    /// Publishes what an encode started at `start` left in `out`.
+    fn publish(
+        &mut self,
+        result: Result<Option<Encoded>, EncodeError>,
+        start: Instant,
+        cpu_start: Duration,
+        captured_at: Instant,
+        (width, height): (u32, u32),
+    ) -> Outcome {
         let (elapsed, cpu) = (start.elapsed(), thread_cpu_time().saturating_sub(cpu_start));
         let encoded = match result {
-            Ok(e) => e,
+            Ok(Some(e)) => e,
+            Ok(None) => return Outcome::Unchanged,
             Err(e) => {
                 tracing::warn!(scanout = self.fanout.id(), "encode failed: {e}");
                 self.fanout.stats().encode_errors += 1;
                 return Outcome::Failed;
             }
         };
+        self.last_size = Some((width, height));
         {
             let mut s = self.fanout.stats();
             s.encode.push(elapsed);
@@ -250,9 +308,8 @@ impl Driver {
             keyframe: encoded.keyframe,
             captured_unix_ns: self.clock.unix_ns(captured_at),
             captured_at,
-            // Encoders work on whole 2x2 chroma blocks.
-            width: frame.width() & !1,
-            height: frame.height() & !1,
+            width,
+            height,
             fps: whole_fps(fps),
             encode_time: elapsed,
             // The one copy of the access unit, shared by every subscriber.
@@ -294,6 +351,7 @@ mod tests {
             scanout_id: 3,
             encoder: EncoderKind::OpenH264,
             settings: EncoderSettings::default(),
+            refresh_after: None,
         };
         let stream = Stream::Encoded(ScanoutPipeline::start(Box::new(desktop), config).unwrap());
         assert!(stream.cursor().is_none(), "it draws its own pointer");

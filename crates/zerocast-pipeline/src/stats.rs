@@ -66,6 +66,8 @@ pub struct PipelineStats {
     pub keyframes: u64,
     pub bytes: u64,
     pub encode_errors: u64,
+    /// Still pictures refined (counted in `frames` too).
+    pub refinements: u64,
     /// Source frames seen while nobody watched (not encoded).
     pub unwatched: u64,
     /// Frames subscribers lost by falling behind.

@@ -22,6 +22,8 @@ struct ScanoutStats {
     unwatched: u64,
     lagged_frames: u64,
     encode_errors: u64,
+    /// Still pictures refined at the refresh quality.
+    refinements: u64,
     encode_p50_us: Option<u32>,
     encode_p99_us: Option<u32>,
     encode_cpu_p50_us: Option<u32>,
@@ -73,6 +75,7 @@ pub(crate) async fn stats(State(g): State<Arc<Gateway>>) -> Json<Stats> {
                 unwatched: s.unwatched,
                 lagged_frames: s.lagged,
                 encode_errors: s.encode_errors,
+                refinements: s.refinements,
                 encode_p50_us: s.encode.percentile_us(50.0),
                 encode_p99_us: s.encode.percentile_us(99.0),
                 encode_cpu_p50_us: s.encode_cpu.percentile_us(50.0),

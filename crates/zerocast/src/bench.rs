@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use zerocast_chromium::Chromium;
-use zerocast_encode::new_encoder;
+use zerocast_encode::{new_encoder, Quality};
 use zerocast_frame::{Damage, FrameSource};
 use zerocast_pipeline::stats::{percentile, thread_cpu_time};
 use zerocast_synthetic::{Motion, SyntheticDesktop};
@@ -89,6 +89,9 @@ impl BenchArgs {
 pub enum BenchWorkload {
     /// What damage-aware encoding saves on desktop activity.
     DesktopDamage,
+    /// How sharp the picture is once motion stops, before and after
+    /// refinement.
+    StillAfterMotion,
 }
 
 #[derive(Serialize)]
@@ -143,8 +146,10 @@ struct Report {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if let Some(BenchWorkload::DesktopDamage) = args.workload {
-        return crate::damage_bench::run(&args);
+    match args.workload {
+        Some(BenchWorkload::DesktopDamage) => return crate::damage_bench::run(&args),
+        Some(BenchWorkload::StillAfterMotion) => return crate::refresh_bench::run(&args),
+        None => {}
     }
     if let Some(peer) = args.peer {
         return crate::peer_bench::run(&args, peer).await;
@@ -181,7 +186,7 @@ fn encode(args: &BenchArgs) -> anyhow::Result<Report> {
             .context("the synthetic desktop drew nothing")?;
         out.clear();
         let (t, c) = (Instant::now(), thread_cpu_time());
-        encoder.encode(&frame, &Damage::full(), i == 0, &mut out)?;
+        encoder.encode(&frame, &Damage::full(), i == 0, Quality::Motion, &mut out)?;
         wall.push(duration_micros(t.elapsed()));
         cpu.push(duration_micros(thread_cpu_time().saturating_sub(c)));
         bytes += out.len() as u64;

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use openh264::decoder::Decoder;
-use openh264::formats::YUVSource;
 use serde::Serialize;
-use zerocast_encode::{new_encoder, VideoEncoder};
+use zerocast_encode::{new_encoder, Quality, VideoEncoder};
 use zerocast_frame::{Damage, Frame, I420};
 use zerocast_pipeline::stats::thread_cpu_time;
 use zerocast_synthetic::{Workload, WorkloadScene};
 
 use crate::bench::BenchArgs;
+use crate::picture_quality::{psnr, squared_error};
 
 /// One workload's figures, each the median over the repeats.
 #[derive(Serialize)]
@@ -65,15 +65,10 @@ struct Tally {
 impl Tally {
     fn report(&self) -> PathReport {
         let n = f64::from(self.frames.max(1));
-        let mse = self.squared_error / self.samples.max(1.0);
         PathReport {
             cpu_per_frame_ms: self.cpu.as_secs_f64() * 1000.0 / n,
             bytes_per_frame: self.bytes as f64 / n,
-            psnr_y_db: if mse > 0.0 {
-                (10.0 * (255.0f64 * 255.0 / mse).log10()).min(99.0)
-            } else {
-                99.0
-            },
+            psnr_y_db: psnr(self.squared_error, self.samples),
         }
     }
 }
@@ -101,7 +96,8 @@ impl Path {
     fn encode(&mut self, frame: &Frame<'_>, damage: &Damage, first: bool) -> anyhow::Result<()> {
         self.out.clear();
         let cpu = thread_cpu_time();
-        self.encoder.encode(frame, damage, first, &mut self.out)?;
+        self.encoder
+            .encode(frame, damage, first, Quality::Motion, &mut self.out)?;
         let cpu = thread_cpu_time().saturating_sub(cpu);
         if !first {
             self.tally.cpu += cpu;
@@ -118,23 +114,9 @@ impl Path {
             .decode(&self.out)
             .context("decoding our own stream")?
             .context("the decoder returned no picture for an access unit")?;
-        let (w, h) = (source.width() as usize, source.height() as usize);
-        anyhow::ensure!(decoded.dimensions() == (w, h), "decoded size differs");
-        let stride = decoded.strides().0;
-        let mut sum = 0u64;
-        for (got, want) in decoded
-            .y()
-            .chunks(stride)
-            .zip(source.y().chunks_exact(w))
-            .take(h)
-        {
-            for (a, b) in got[..w].iter().zip(want) {
-                let d = u64::from(a.abs_diff(*b));
-                sum += d * d;
-            }
-        }
-        self.tally.squared_error += sum as f64;
-        self.tally.samples += (w * h) as f64;
+        let (error, samples) = squared_error(&decoded, source).context("decoded size differs")?;
+        self.tally.squared_error += error;
+        self.tally.samples += samples;
         Ok(())
     }
 }

@@ -8,9 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use zerocast_frame::FrameSource;
 use zerocast_input::InputSink;
-use zerocast_pipeline::{
-    PipelineConfig, Registry, ResourceError, ResourceReader, ScanoutPipeline, Stream,
-};
+use zerocast_pipeline::{Registry, ResourceError, ResourceReader, ScanoutPipeline, Stream};
 use zerocast_synthetic::{Motion, SyntheticDesktop};
 use zerocast_web::Gateway;
 
@@ -90,11 +88,7 @@ impl Stack {
             v.fps,
             Motion::Static,
         )));
-        let config = PipelineConfig {
-            scanout_id: 0,
-            encoder: v.encoder,
-            settings: v.settings(),
-        };
+        let config = v.pipeline(0);
         let pipeline =
             ScanoutPipeline::start(Box::new(desktop), config).context("starting the encoder")?;
         let registry =

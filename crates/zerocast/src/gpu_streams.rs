@@ -9,8 +9,7 @@ use std::sync::Arc;
 use zerocast_frame::Frame;
 use zerocast_gpu::{GpuBackendHandle, GpuError};
 use zerocast_pipeline::{
-    PipelineConfig, Registry, ResourceError, ResourceReader, ScanoutControl, ScanoutError,
-    ScanoutPipeline, Stream,
+    Registry, ResourceError, ResourceReader, ScanoutControl, ScanoutError, ScanoutPipeline, Stream,
 };
 
 use crate::options::VideoArgs;
@@ -77,11 +76,7 @@ impl GpuStreams {
         let mut scanouts = Vec::new();
         for id in 0..count {
             let source = gpu.scanout(id)?;
-            let config = PipelineConfig {
-                scanout_id: id,
-                encoder: video.encoder,
-                settings: video.settings(),
-            };
+            let config = video.pipeline(id);
             let stream = registry.add(Stream::Encoded(ScanoutPipeline::start(
                 Box::new(source),
                 config,

@@ -16,6 +16,8 @@
 //! - [`runtime_dir`]: the VM's private folder for its sockets and serial log (0700, new or checked).
 //! - [`bench`]: `zerocast bench`, encoder throughput and the stream into a real browser, as JSON.
 //! - [`damage_bench`]: `zerocast bench --workload desktop-damage`, whole-frame against damage-aware encoding per desktop workload.
+//! - [`refresh_bench`]: `zerocast bench --workload still-after-motion`, how sharp a still picture is before and after refinement.
+//! - [`picture_quality`]: PSNR and SSIM of a decoded picture against its source.
 //! - [`peer_bench`]: `zerocast bench --peer qemu-vnc`, zerocast against QEMU's own GPU and VNC server on the same guest.
 //! - [`rfb`]: the viewer side of RFB 3.8 (VNC), sans I/O, counting updates and bytes for `peer_bench`.
 //! - [`soak`]: `zerocast soak`, one scanout under many viewers, churn and floods, with its costs.
@@ -29,7 +31,9 @@ mod gpu_streams;
 mod install_libvirt;
 mod options;
 mod peer_bench;
+mod picture_quality;
 mod process;
+mod refresh_bench;
 mod rfb;
 mod runtime_dir;
 mod serving;

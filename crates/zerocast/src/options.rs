@@ -1,8 +1,11 @@
 //! Options several commands share.
 
+use std::time::Duration;
+
 use clap::Args;
-use zerocast_encode::{EncoderKind, EncoderSettings, Fps};
+use zerocast_encode::{EncoderKind, EncoderSettings, Fps, RateControl};
 use zerocast_hxfr_server::{Endpoint, ListenerRole, ServerLimits};
+use zerocast_pipeline::PipelineConfig;
 
 /// Encoder settings, for every command that encodes.
 #[derive(Args, Debug, Clone)]
@@ -10,9 +13,28 @@ pub struct VideoArgs {
     /// Frames per second.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: u32,
-    /// Target bitrate, in bit/s; accepts k and M suffixes (e.g. 8M).
+    /// Bitrate in bit/s, k and M suffixes accepted (e.g. 8M): the ceiling
+    /// with quality rate control, the target with bitrate rate control.
     #[arg(long, default_value = "8M", value_parser = parse_bitrate)]
     pub bitrate: u32,
+    /// `quality`: each picture at --qp, coarser only while the stream runs
+    /// above --bitrate, and a still screen refined at --refresh-qp.
+    /// `bitrate`: the encoder aims at --bitrate whatever the content.
+    #[arg(long, value_enum, default_value_t = RateControlArg::Quality)]
+    pub rate_control: RateControlArg,
+    /// Quality rate control: the QP of pictures in motion, 0 (finest) to 51.
+    #[arg(long, default_value_t = 26, value_parser = clap::value_parser!(u8).range(0..=51))]
+    pub qp: u8,
+    /// Quality rate control: the QP a still screen's last picture is refined
+    /// at, once, as a P-frame.
+    #[arg(long, default_value_t = 18, value_parser = clap::value_parser!(u8).range(0..=51))]
+    pub refresh_qp: u8,
+    /// Milliseconds without a change before a still screen is refined.
+    #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub refresh_delay_ms: u64,
+    /// Never refine a still screen.
+    #[arg(long)]
+    pub no_refresh: bool,
     /// A keyframe at least every this many frames (0: only when a viewer needs one).
     #[arg(long, default_value_t = 0)]
     pub keyframe_interval: u32,
@@ -21,12 +43,37 @@ pub struct VideoArgs {
     pub encoder: EncoderKind,
 }
 
+/// `--rate-control`'s values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateControlArg {
+    Quality,
+    Bitrate,
+}
+
 impl VideoArgs {
     pub fn settings(&self) -> EncoderSettings {
         EncoderSettings {
             bitrate_bps: self.bitrate,
             fps: Fps::new(self.fps),
             keyframe_interval: self.keyframe_interval,
+            rate_control: match self.rate_control {
+                RateControlArg::Quality => RateControl::Quality {
+                    qp: self.qp,
+                    refresh_qp: self.refresh_qp,
+                },
+                RateControlArg::Bitrate => RateControl::Bitrate,
+            },
+        }
+    }
+
+    /// The configuration of scanout `id`'s pipeline.
+    pub fn pipeline(&self, scanout_id: u32) -> PipelineConfig {
+        let refresh = self.rate_control == RateControlArg::Quality && !self.no_refresh;
+        PipelineConfig {
+            scanout_id,
+            encoder: self.encoder,
+            settings: self.settings(),
+            refresh_after: refresh.then(|| Duration::from_millis(self.refresh_delay_ms)),
         }
     }
 }
