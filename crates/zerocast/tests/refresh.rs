@@ -1,0 +1,226 @@
+//! Sharp when still: once motion stops, one refinement brings the picture
+//! close to its source (checked against the source with ffmpeg's decoder),
+//! a still screen is not refined again, and Chromium decodes it all.
+
+mod harness;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness::{require, tmp, watch_in_chromium, Zerocast};
+use zerocast_encode::{EncoderKind, EncoderSettings};
+use zerocast_frame::{Doorbell, Frame, FrameSource, SourceEvent, I420};
+use zerocast_pipeline::{EncodedFrame, PipelineConfig, ScanoutPipeline, Stream};
+use zerocast_synthetic::{Workload, WorkloadScene};
+
+const WIDTH: u32 = 960;
+const HEIGHT: u32 = 540;
+/// Frames of a window drag before it stops.
+const MOTION: u32 = 30;
+
+/// A window dragged for [`MOTION`] frames at 60 fps, then left still.
+struct Drag {
+    scene: WorkloadScene,
+    left: u32,
+    next: Instant,
+}
+
+impl FrameSource for Drag {
+    fn attach(&mut self, _bell: Doorbell) {}
+
+    fn poll(&mut self, now: Instant) -> SourceEvent {
+        if self.left == 0 {
+            return SourceEvent::Idle { wake_at: None };
+        }
+        if now < self.next {
+            return SourceEvent::Idle {
+                wake_at: Some(self.next),
+            };
+        }
+        self.left -= 1;
+        self.next = now + Duration::from_micros(16_667);
+        SourceEvent::Changed {
+            captured_at: now,
+            damage: self.scene.advance(),
+        }
+    }
+
+    fn frame(&self) -> Option<Frame<'_>> {
+        Some(self.scene.frame())
+    }
+
+    fn describe(&self) -> String {
+        "a dragged window".into()
+    }
+}
+
+/// The picture the drag stops on, as luma.
+fn final_luma() -> Vec<u8> {
+    let mut scene = WorkloadScene::new(Workload::Drag, WIDTH, HEIGHT);
+    for _ in 0..MOTION {
+        scene.advance();
+    }
+    let mut i420 = I420::default();
+    i420.convert(&scene.frame()).unwrap();
+    i420.y().to_vec()
+}
+
+/// Runs the drag through a real pipeline with one subscriber; returns every
+/// frame it got until a second passed without one, and the refinements.
+async fn drag(refresh_after: Option<Duration>) -> (Vec<Arc<EncodedFrame>>, u64) {
+    let source = Drag {
+        scene: WorkloadScene::new(Workload::Drag, WIDTH, HEIGHT),
+        left: MOTION,
+        next: Instant::now(),
+    };
+    let config = PipelineConfig {
+        scanout_id: 0,
+        encoder: EncoderKind::OpenH264,
+        settings: EncoderSettings::default(),
+        refresh_after,
+    };
+    let stream = Stream::Encoded(ScanoutPipeline::start(Box::new(source), config).unwrap());
+    let mut sub = stream.subscribe();
+    let mut frames = Vec::new();
+    // Bounded: the drag lasts half a second; 40 frames at most are expected.
+    for _ in 0..100 {
+        match tokio::time::timeout(Duration::from_secs(1), sub.next()).await {
+            Ok(Some(f)) => frames.push(f),
+            Ok(None) => panic!("the pipeline stopped"),
+            Err(_) => break,
+        }
+    }
+    (frames, stream.stats().refinements)
+}
+
+/// Decodes an Annex B stream with ffmpeg: each picture's luma, in order.
+fn decode(frames: &[Arc<EncodedFrame>], name: &str) -> Vec<Vec<u8>> {
+    require("ffmpeg");
+    let path = tmp(name);
+    let bytes: Vec<u8> = frames.iter().flat_map(|f| f.access_unit.to_vec()).collect();
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "h264", "-i"])
+        .arg(&path)
+        // The decoder's own planes (gray would be range-converted).
+        .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let luma = (WIDTH * HEIGHT) as usize;
+    let size = luma * 3 / 2;
+    assert_eq!(out.stdout.len() % size, 0, "whole pictures");
+    out.stdout
+        .chunks_exact(size)
+        .map(|picture| picture[..luma].to_vec())
+        .collect()
+}
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let se: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(x.abs_diff(*y)).powi(2))
+        .sum();
+    let mse = se / a.len() as f64;
+    if mse == 0.0 {
+        99.0
+    } else {
+        10.0 * (255.0 * 255.0 / mse).log10()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_picture_left_after_motion_is_refined_once_to_near_lossless() {
+    let source = final_luma();
+    let (frames, refinements) = drag(Some(Duration::from_millis(150))).await;
+    assert_eq!(
+        frames.len(),
+        MOTION as usize + 1,
+        "every moving picture, then one refinement, then nothing"
+    );
+    assert_eq!(refinements, 1);
+    let refined = frames.last().unwrap();
+    assert!(!refined.keyframe, "a refinement is a P-frame");
+    let stop = frames[MOTION as usize - 1].captured_at;
+    let sharp_at = refined.captured_at.duration_since(stop);
+    assert!(
+        sharp_at >= Duration::from_millis(150),
+        "not before the screen was still for the delay ({sharp_at:?})"
+    );
+    let pictures = decode(&frames, "refresh-on.h264");
+    assert_eq!(pictures.len(), frames.len());
+    let (moving, sharp) = (
+        psnr(&pictures[pictures.len() - 2], &source),
+        psnr(&pictures[pictures.len() - 1], &source),
+    );
+    println!("PSNR: last moving picture {moving:.2} dB, refined {sharp:.2} dB, {sharp_at:?} after the stop");
+    assert!(sharp >= 45.0, "the refined picture is at {sharp:.2} dB");
+    assert!(
+        sharp > moving + 1.0,
+        "refined {sharp:.2} dB against {moving:.2} dB"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_refresh_the_last_moving_picture_stays() {
+    let source = final_luma();
+    let (frames, refinements) = drag(None).await;
+    assert_eq!(frames.len(), MOTION as usize, "no frame after the motion");
+    assert_eq!(refinements, 0);
+    let pictures = decode(&frames, "refresh-off.h264");
+    let last = psnr(pictures.last().unwrap(), &source);
+    println!("PSNR without refinement: {last:.2} dB");
+}
+
+/// The demo's still screen in Chromium: one sharp keyframe and nothing
+/// more; pointer motion, then one refinement, all decoded.
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_gets_one_still_keyframe_then_one_refinement_after_motion() {
+    let z = Zerocast::demo(&["--static", "--width", "640", "--height", "360"]);
+    let (mut c, _) = watch_in_chromium(&z.url, 1).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let still = z.stats();
+    let scanout = &still["scanouts"][0];
+    assert_eq!(
+        scanout["frames"], 1,
+        "a still screen: its keyframe alone ({still})"
+    );
+    assert_eq!(scanout["refinements"], 0, "coded still: nothing to refine");
+    // The pointer moves across the page, then stops.
+    for x in (20..300).step_by(20) {
+        c.call(
+            "Input.dispatchMouseEvent",
+            serde_json::json!({ "type": "mouseMoved", "x": x, "y": 100 }),
+        )
+        .await
+        .expect("move the pointer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Bounded wait for the refinement (150 ms after the last move).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stats = loop {
+        let s = z.stats();
+        if s["scanouts"][0]["refinements"] == 1 || Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let scanout = &stats["scanouts"][0];
+    assert_eq!(scanout["refinements"], 1, "{stats}");
+    let frames = scanout["frames"].as_u64().unwrap();
+    assert!(frames > 2, "the pointer's motion was encoded: {stats}");
+    // Nothing more while still; the page decodes every frame, refinement too.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(z.stats()["scanouts"][0]["frames"], frames);
+    let page = c
+        .eval("JSON.parse(JSON.stringify(window.zerocastStats))")
+        .await
+        .unwrap();
+    assert_eq!(page["decoded"].as_u64(), Some(frames), "{page}");
+    assert_eq!(page["errors"], 0, "{page}");
+}
