@@ -3,8 +3,9 @@
 use std::os::raw::c_int;
 
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
-    RateControlMode, SpsPpsStrategy, UsageType,
+    BitRate, ColorPrimaries, Complexity, Encoder, EncoderConfig, FrameRate, FrameType,
+    IntraFramePeriod, RateControlMode, SpsPpsStrategy, TransferCharacteristics, UsageType,
+    VuiConfig,
 };
 use openh264::formats::YUVSource;
 use openh264::OpenH264API;
@@ -161,6 +162,14 @@ impl Session {
             .background_detection(false)
             .complexity(Complexity::Low)
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+            // Say how the picture was made (zerocast-frame's converter: BT.601
+            // matrix, limited range, from sRGB pixels), so that decoders do
+            // not guess, e.g. BT.709 for HD sizes.
+            .vui(
+                VuiConfig::bt601()
+                    .color_primaries(ColorPrimaries::Bt709)
+                    .transfer_characteristics(TransferCharacteristics::Srgb),
+            )
             // Keyframes come from our own counter and from requests, so that
             // an interval change applies at once.
             .intra_frame_period(IntraFramePeriod::from_num_frames(0))

@@ -4,32 +4,62 @@
 
 mod harness;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::{require, tmp, watch_in_chromium, Zerocast};
 use zerocast_encode::{EncoderKind, EncoderSettings};
-use zerocast_frame::{Doorbell, Frame, FrameSource, SourceEvent, I420};
-use zerocast_pipeline::{EncodedFrame, PipelineConfig, ScanoutPipeline, Stream};
+use zerocast_frame::{Damage, Doorbell, Frame, FrameSource, SourceEvent, I420};
+use zerocast_pipeline::{EncodedFrame, PipelineConfig, Registry, ScanoutPipeline, Stream};
 use zerocast_synthetic::{Workload, WorkloadScene};
+use zerocast_web::{AccessConfig, Gateway, Token};
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 540;
 /// Frames of a window drag before it stops.
 const MOTION: u32 = 30;
 
-/// A window dragged for [`MOTION`] frames at 60 fps, then left still.
+/// A window dragged for [`MOTION`] frames at 60 fps once `go` is set, then
+/// left still. Its first picture is there from the start.
 struct Drag {
     scene: WorkloadScene,
+    shown: bool,
+    go: Arc<Gate>,
     left: u32,
     next: Instant,
 }
 
+/// Starts a [`Drag`] from the test.
+#[derive(Default)]
+struct Gate {
+    open: AtomicBool,
+    bell: Mutex<Option<Doorbell>>,
+}
+
+impl Gate {
+    fn open(&self) {
+        self.open.store(true, Ordering::SeqCst);
+        if let Some(bell) = &*self.bell.lock().unwrap() {
+            bell.ring();
+        }
+    }
+}
+
 impl FrameSource for Drag {
-    fn attach(&mut self, _bell: Doorbell) {}
+    fn attach(&mut self, bell: Doorbell) {
+        *self.go.bell.lock().unwrap() = Some(bell);
+    }
 
     fn poll(&mut self, now: Instant) -> SourceEvent {
-        if self.left == 0 {
+        if !self.shown {
+            self.shown = true;
+            return SourceEvent::Changed {
+                captured_at: now,
+                damage: Damage::full(),
+            };
+        }
+        if self.left == 0 || !self.go.open.load(Ordering::SeqCst) {
             return SourceEvent::Idle { wake_at: None };
         }
         if now < self.next {
@@ -65,11 +95,13 @@ fn final_luma() -> Vec<u8> {
     i420.y().to_vec()
 }
 
-/// Runs the drag through a real pipeline with one subscriber; returns every
-/// frame it got until a second passed without one, and the refinements.
-async fn drag(refresh_after: Option<Duration>) -> (Vec<Arc<EncodedFrame>>, u64) {
+/// A pipeline over a drag that starts when the gate opens.
+fn drag_stream(refresh_after: Option<Duration>) -> (Stream, Arc<Gate>) {
+    let go = Arc::new(Gate::default());
     let source = Drag {
         scene: WorkloadScene::new(Workload::Drag, WIDTH, HEIGHT),
+        shown: false,
+        go: go.clone(),
         left: MOTION,
         next: Instant::now(),
     };
@@ -79,9 +111,24 @@ async fn drag(refresh_after: Option<Duration>) -> (Vec<Arc<EncodedFrame>>, u64) 
         settings: EncoderSettings::default(),
         refresh_after,
     };
-    let stream = Stream::Encoded(ScanoutPipeline::start(Box::new(source), config).unwrap());
+    let pipeline = ScanoutPipeline::start(Box::new(source), config).unwrap();
+    (Stream::Encoded(pipeline), go)
+}
+
+/// Runs the drag through a real pipeline with one subscriber that joined
+/// before it; returns every frame it got until a second passed without
+/// one (its first, the keyframe of the picture before the drag, left
+/// out), and the refinements.
+async fn drag(refresh_after: Option<Duration>) -> (Vec<Arc<EncodedFrame>>, u64) {
+    let (stream, go) = drag_stream(refresh_after);
     let mut sub = stream.subscribe();
-    let mut frames = Vec::new();
+    let first = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("a keyframe for the subscriber")
+        .expect("the pipeline runs");
+    assert!(first.keyframe);
+    go.open();
+    let mut frames = vec![first];
     // Bounded: the drag lasts half a second; 40 frames at most are expected.
     for _ in 0..100 {
         match tokio::time::timeout(Duration::from_secs(1), sub.next()).await {
@@ -91,6 +138,11 @@ async fn drag(refresh_after: Option<Duration>) -> (Vec<Arc<EncodedFrame>>, u64) 
         }
     }
     (frames, stream.stats().refinements)
+}
+
+/// Frames after the first keyframe: the drag's, and what follows it.
+fn after_keyframe(frames: &[Arc<EncodedFrame>]) -> usize {
+    frames.len() - 1
 }
 
 /// Decodes an Annex B stream with ffmpeg: each picture's luma, in order.
@@ -139,14 +191,14 @@ async fn the_picture_left_after_motion_is_refined_once_to_near_lossless() {
     let source = final_luma();
     let (frames, refinements) = drag(Some(Duration::from_millis(150))).await;
     assert_eq!(
-        frames.len(),
+        after_keyframe(&frames),
         MOTION as usize + 1,
         "every moving picture, then one refinement, then nothing"
     );
     assert_eq!(refinements, 1);
     let refined = frames.last().unwrap();
     assert!(!refined.keyframe, "a refinement is a P-frame");
-    let stop = frames[MOTION as usize - 1].captured_at;
+    let stop = frames[MOTION as usize].captured_at;
     let sharp_at = refined.captured_at.duration_since(stop);
     assert!(
         sharp_at >= Duration::from_millis(150),
@@ -170,7 +222,11 @@ async fn the_picture_left_after_motion_is_refined_once_to_near_lossless() {
 async fn without_refresh_the_last_moving_picture_stays() {
     let source = final_luma();
     let (frames, refinements) = drag(None).await;
-    assert_eq!(frames.len(), MOTION as usize, "no frame after the motion");
+    assert_eq!(
+        after_keyframe(&frames),
+        MOTION as usize,
+        "no frame after the motion"
+    );
     assert_eq!(refinements, 0);
     let pictures = decode(&frames, "refresh-off.h264");
     let last = psnr(pictures.last().unwrap(), &source);
@@ -223,4 +279,81 @@ async fn chromium_gets_one_still_keyframe_then_one_refinement_after_motion() {
         .unwrap();
     assert_eq!(page["decoded"].as_u64(), Some(frames), "{page}");
     assert_eq!(page["errors"], 0, "{page}");
+}
+
+/// The page's canvas as luma (BT.601, limited range: what the encoder's
+/// input was converted with), read through DevTools.
+async fn canvas_luma(c: &mut zerocast_chromium::Chromium) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = c
+        .eval(
+            r#"(() => {
+                const canvas = document.getElementById("screen");
+                const px = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+                const y = new Uint8Array(canvas.width * canvas.height);
+                for (let i = 0; i < y.length; i++) {
+                    y[i] = Math.round(16 + (65.481 * px[4 * i] + 128.553 * px[4 * i + 1] + 24.966 * px[4 * i + 2]) / 255);
+                }
+                let s = "";
+                for (let i = 0; i < y.length; i += 0x8000) s += String.fromCharCode.apply(null, y.subarray(i, i + 0x8000));
+                return btoa(s);
+            })()"#,
+        )
+        .await
+        .expect("read the canvas");
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.as_str().expect("a string"))
+        .expect("base64")
+}
+
+/// The same drag into real Chromium through the web gateway: the page
+/// decodes every frame, the refinement too, and what it shows once still
+/// is the refined picture.
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_shows_the_refined_picture() {
+    let source = final_luma();
+    let (stream, go) = drag_stream(Some(Duration::from_millis(150)));
+    let registry = Arc::new(Registry::new(
+        EncoderKind::OpenH264,
+        EncoderSettings::default(),
+    ));
+    let stream = registry.add(stream);
+    let control = Token::random().unwrap();
+    let access = AccessConfig {
+        control: control.clone(),
+        view: Token::random().unwrap(),
+        hosts: Vec::new(),
+        origins: Vec::new(),
+    };
+    let (addr, _, _task) = Gateway::new(registry, None, access)
+        .serve("127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let url = format!("http://{addr}/?token={}", control.expose());
+    let (mut c, _) = watch_in_chromium(&url, 1).await;
+    go.open();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let frames = u64::from(MOTION) + 2;
+    let page = loop {
+        let page = c
+            .eval("JSON.parse(JSON.stringify(window.zerocastStats))")
+            .await
+            .unwrap();
+        if page["decoded"].as_u64() >= Some(frames) || Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(page["decoded"].as_u64(), Some(frames), "{page}");
+    assert_eq!(page["errors"], 0, "{page}");
+    assert_eq!(stream.stats().refinements, 1);
+    let shown = canvas_luma(&mut c).await;
+    assert_eq!(
+        shown.len(),
+        source.len(),
+        "the canvas is the picture's size"
+    );
+    let now = psnr(&shown, &source);
+    println!("Chromium's canvas against the source once still: {now:.2} dB");
+    assert!(now >= 45.0, "the page shows {now:.2} dB");
 }
