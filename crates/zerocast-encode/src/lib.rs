@@ -9,6 +9,7 @@
 //! - [`openh264_build`]: whether that backend runs OpenH264's SIMD assembly or
 //!   plain C, and the advice to rebuild once `nasm` is installed.
 //! - [`annexb`]: walking an Annex B byte stream (NAL types, keyframe checks).
+//! - [`sps`]: the picture size a stream's sequence parameter set declares.
 
 pub mod annexb;
 pub mod encoder;
@@ -16,6 +17,7 @@ pub mod openh264;
 pub mod openh264_build;
 pub mod qp_control;
 pub mod settings;
+pub mod sps;
 
 pub use encoder::{EncodeError, Encoded, EncoderKind, Quality, VideoEncoder};
 pub use settings::{EncoderSettings, Fps, RateControl};
