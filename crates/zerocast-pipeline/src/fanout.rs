@@ -87,6 +87,8 @@ impl Fanout {
             s.frames += 1;
             s.keyframes += u64::from(frame.keyframe);
             s.bytes += frame.access_unit.len() as u64;
+            s.size = Some((frame.width, frame.height));
+            s.recent.push(std::time::Instant::now());
         }
         // Fails only when the last subscriber left meanwhile (or the stream
         // has ended): nothing to do.

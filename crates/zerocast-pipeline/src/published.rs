@@ -36,12 +36,38 @@ pub struct PublishedStream {
 
 impl PublishedStream {
     pub fn new(id: u32, describe: impl Into<String>) -> Self {
-        let (inbox, rx) = Inbox::new(Doorbell::new());
+        Self::with_bell(id, describe, Doorbell::new())
+    }
+
+    /// A stream whose `bell` rings when its subscribers change (one joins,
+    /// leaves or falls behind): a producer that waits on it learns when
+    /// to start, stop, or make a keyframe without waiting for a frame.
+    pub fn with_bell(id: u32, describe: impl Into<String>, bell: Doorbell) -> Self {
+        let (inbox, rx) = Inbox::new(bell);
         PublishedStream {
             fanout: Fanout::new(id, inbox),
             describe: describe.into(),
             core: Mutex::new((PipelineCore::new(Duration::ZERO), rx)),
         }
+    }
+
+    /// Whether the producer's next frame should be a keyframe, after what
+    /// the subscribers did since the last frame.
+    pub fn keyframe_wanted(&self) -> bool {
+        let now = Instant::now();
+        let mut guard = self.core.lock().unwrap_or_else(PoisonError::into_inner);
+        let (core, rx) = &mut *guard;
+        for command in rx.try_iter() {
+            if let Command::Core(event) = command {
+                core.handle(now, event);
+            }
+        }
+        core.keyframe_due(now)
+    }
+
+    /// Subscribers now.
+    pub fn subscribers(&self) -> usize {
+        self.fanout.subscribers()
     }
 
     /// Hands one access unit to the subscribers. Returns true when the
@@ -109,6 +135,23 @@ mod tests {
         assert!(got.keyframe, "the delta frame before it was skipped");
         assert_eq!((got.seq, got.width, got.fps), (3, 64, 30));
         assert_eq!(stream.fanout.stats().frames, 3);
+    }
+
+    #[tokio::test]
+    async fn a_producer_is_rung_when_subscribers_change_and_told_to_make_a_keyframe() {
+        let bell = Doorbell::new();
+        let stream = PublishedStream::with_bell(20, "relay", bell.clone());
+        assert!(!stream.keyframe_wanted());
+        let sub = stream.fanout.subscribe();
+        let past = Instant::now();
+        assert!(bell.wait(Some(past)), "a join rings");
+        assert_eq!(stream.subscribers(), 1);
+        assert!(stream.keyframe_wanted(), "without waiting for a frame");
+        assert!(!stream.publish(frame(true)));
+        drop(sub);
+        assert!(bell.wait(Some(past)), "a leave rings");
+        assert_eq!(stream.subscribers(), 0);
+        assert!(!stream.keyframe_wanted());
     }
 
     #[tokio::test]

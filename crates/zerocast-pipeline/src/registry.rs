@@ -98,6 +98,15 @@ impl Registry {
         stream
     }
 
+    /// Takes a stream out (its VM went away); subscribers keep theirs until
+    /// it ends.
+    pub fn remove(&self, id: u32) -> Option<Arc<Stream>> {
+        self.streams
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id)
+    }
+
     pub fn stream(&self, id: u32) -> Option<Arc<Stream>> {
         self.streams
             .read()

@@ -1,7 +1,7 @@
 //! Counters and timing samples a pipeline keeps for the viewer and the benchmark.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The most recent samples are kept; older ones fall off.
 const WINDOW: usize = 1024;
@@ -76,6 +76,43 @@ pub struct PipelineStats {
     pub encode: Samples,
     /// Thread CPU time to convert and encode one frame.
     pub encode_cpu: Samples,
+    /// The size of the last frame published.
+    pub size: Option<(u32, u32)>,
+    /// When the frames of the last second were published.
+    pub recent: RecentFrames,
+}
+
+/// The frames published in the last second, for a frame rate: at most
+/// [`RecentFrames::MAX`] instants, kept in one buffer reused frame after frame.
+#[derive(Debug, Default, Clone)]
+pub struct RecentFrames(VecDeque<Instant>);
+
+impl RecentFrames {
+    pub const MAX: usize = 256;
+
+    pub fn push(&mut self, now: Instant) {
+        self.forget_before(now);
+        if self.0.len() == Self::MAX {
+            self.0.pop_front();
+        }
+        self.0.push_back(now);
+    }
+
+    /// Frames published in the second before `now`.
+    pub fn per_second(&mut self, now: Instant) -> usize {
+        self.forget_before(now);
+        self.0.len()
+    }
+
+    fn forget_before(&mut self, now: Instant) {
+        let cutoff = now.checked_sub(Duration::from_secs(1));
+        while let (Some(&t), Some(cutoff)) = (self.0.front(), cutoff) {
+            if t > cutoff {
+                break;
+            }
+            self.0.pop_front();
+        }
+    }
 }
 
 /// CPU time this thread has used so far.
@@ -110,6 +147,18 @@ mod tests {
         }
         assert_eq!(s.len(), WINDOW);
         assert_eq!(s.percentile_us(0.0), Some(2000 - 1024));
+    }
+
+    #[test]
+    fn recent_frames_count_the_last_second_only() {
+        let mut r = RecentFrames::default();
+        let t0 = Instant::now();
+        for i in 0..300u64 {
+            r.push(t0 + Duration::from_millis(i * 10));
+        }
+        // 3 s of frames every 10 ms: the last second's 100 remain.
+        assert_eq!(r.per_second(t0 + Duration::from_millis(2_990)), 100);
+        assert_eq!(r.per_second(t0 + Duration::from_secs(10)), 0);
     }
 
     #[test]

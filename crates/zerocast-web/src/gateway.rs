@@ -20,6 +20,7 @@ use zerocast_input::InputSink;
 use zerocast_pipeline::{EncodedFrame, Registry};
 
 use crate::access::{Access, Role, Token};
+use crate::directory::Directory;
 pub use crate::protocol::ViewerReport;
 use crate::tls::Tls;
 use crate::viewer::{self, close, InputCounts};
@@ -60,6 +61,8 @@ pub struct Gateway {
     pub(crate) access: Option<Access>,
     pub(crate) input: Option<Arc<dyn InputSink>>,
     pub(crate) source_stats: Option<SourceStats>,
+    /// With a directory, `/` lists the VMs and viewers are at `/view`.
+    pub(crate) directory: Option<Arc<dyn Directory>>,
     pub(crate) max_viewers: usize,
     pub(crate) viewers: AtomicUsize,
     pub(crate) next_viewer: AtomicU64,
@@ -88,6 +91,7 @@ impl Gateway {
             access: None,
             input,
             source_stats: None,
+            directory: None,
             max_viewers: 64,
             viewers: AtomicUsize::new(0),
             next_viewer: AtomicU64::new(1),
@@ -106,22 +110,34 @@ impl Gateway {
         self
     }
 
+    /// Serves many VMs: `/` lists them (and `/api/vms`), the viewer is at
+    /// `/view?scanout=N`.
+    pub fn with_directory(mut self, directory: Arc<dyn Directory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
     fn router(self: Arc<Self>) -> Router {
-        Router::new()
-            .route(
-                "/",
-                get(|| async {
-                    (
-                        [
-                            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                            // The URL holds the token: never hand it on.
-                            (header::REFERRER_POLICY, "no-referrer"),
-                            (header::CACHE_CONTROL, "no-store"),
-                        ],
-                        PAGE.as_str(),
-                    )
-                }),
+        let viewer = get(|| async {
+            (
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                    // The URL holds the token: never hand it on.
+                    (header::REFERRER_POLICY, "no-referrer"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                PAGE.as_str(),
             )
+        });
+        let router = if self.directory.is_some() {
+            Router::new()
+                .route("/", get(crate::directory::index))
+                .route("/view", viewer)
+                .route("/api/vms", get(crate::directory::vms))
+        } else {
+            Router::new().route("/", viewer)
+        };
+        router
             .route("/api/stats", get(crate::stats::stats))
             .route("/ws", get(upgrade))
             .layer(middleware::from_fn_with_state(self.clone(), guard))

@@ -14,18 +14,21 @@
 //! - `outbox`: what goes out to one viewer: its writer task, and the
 //!   budget of unsent bytes past which it skips to a fresh keyframe.
 //! - `stats`: `/api/stats`.
+//! - [`directory`]: for a gateway of many VMs (`zerocast serve`): the index
+//!   page at `/`, `/api/vms`, viewers at `/view`.
 //! - [`input_budget`]: how much input one viewer may send on (a token
 //!   bucket), so that one viewer's flood cannot crowd out another's; sans I/O.
 //! - [`tls`]: the certificate and key (PEM) the gateway serves HTTPS/WSS
 //!   with, and the TLS accept loop (a handshake per connection, in its own task).
 //! - `fuzzing` (feature `fuzzing`, not API): the fuzz target's checks,
 //!   shared by `fuzz/` and the corpus replay test.
-//! - `assets/`: the viewer: WebCodecs `VideoDecoder`, stats overlay, input capture,
+//! - `assets/`: the index of VMs (`vms.html`), and the viewer: WebCodecs `VideoDecoder`, stats overlay, input capture,
 //!   the guest's cursor as the canvas's CSS cursor.
 
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod directory;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod gateway;
@@ -37,6 +40,7 @@ pub mod tls;
 mod viewer;
 
 pub use access::{Access, Role, Token, TokenError};
+pub use directory::{Directory, VmEntry};
 pub use gateway::{AccessConfig, Gateway, ViewerReport};
 pub use input_budget::InputBudget;
 pub use tls::{Tls, TlsError};

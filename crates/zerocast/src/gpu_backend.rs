@@ -17,18 +17,19 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
 use zerocast_frame::{Doorbell, FrameSource, SourceEvent};
 use zerocast_gpu::GpuBackendHandle;
-use zerocast_hxfr_server::Endpoint;
+use zerocast_hxfr_server::{Endpoint, ListenerRole};
 use zerocast_web::Gateway;
 
 use crate::gpu_streams::{self, GpuStreams};
 use crate::options::{DisplayArgs, HxfrArgs, VideoArgs};
+use crate::registration::{Hello, Reply};
 use crate::runtime_dir::RuntimeDir;
 use crate::serving::Serving;
 use crate::web_access::WebAccessArgs;
@@ -88,9 +89,20 @@ pub struct GpuBackendArgs {
     pub access: WebAccessArgs,
     #[command(flatten)]
     pub hxfr: HxfrArgs,
+    /// Register with `zerocast serve` on this socket: the daemon then
+    /// serves this VM's displays (and its input), and this backend opens no
+    /// web viewer of its own unless --listen is given. Default: the config
+    /// file's `serve`, else the daemon's default socket if it exists
+    /// (/run/zerocast/serve.sock for root). `none`: never.
+    #[arg(long, env = crate::serve::SOCKET_ENV, value_name = "PATH")]
+    pub serve: Option<PathBuf>,
+    /// The VM's name for the daemon's list. Default: the libvirt domain's
+    /// (from libvirt's status files), else `gpu-backend-PID`.
+    #[arg(long)]
+    pub name: Option<String>,
     /// A JSON file of defaults for what libvirt cannot pass: `listen`,
-    /// `hxfr` (endpoints), `token_file`, `view_token_file`, `announce_dir`.
-    /// A missing file is no error.
+    /// `hxfr` (endpoints), `token_file`, `view_token_file`, `announce_dir`,
+    /// `serve`. A missing file is no error.
     #[arg(long, env = "ZEROCAST_BACKEND_CONFIG", default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
 }
@@ -105,6 +117,7 @@ struct ConfigFile {
     token_file: Option<PathBuf>,
     view_token_file: Option<PathBuf>,
     announce_dir: Option<PathBuf>,
+    serve: Option<PathBuf>,
 }
 
 impl ConfigFile {
@@ -117,8 +130,8 @@ impl ConfigFile {
         serde_json::from_str(&text).with_context(|| {
             format!(
                 "{}: expected {{\"listen\": \"127.0.0.1:0\", \"hxfr\": [\"tcp:127.0.0.1:0\"], \
-                 \"token_file\": PATH, \"view_token_file\": PATH, \"announce_dir\": PATH}}, \
-                 each optional",
+                 \"token_file\": PATH, \"view_token_file\": PATH, \"announce_dir\": PATH, \
+                 \"serve\": PATH}}, each optional",
                 path.display()
             )
         })
@@ -145,6 +158,9 @@ impl ConfigFile {
         }
         if args.announce_dir.is_none() {
             args.announce_dir = self.announce_dir;
+        }
+        if args.serve.is_none() {
+            args.serve = self.serve;
         }
         Ok(())
     }
@@ -232,11 +248,7 @@ pub async fn run(mut args: GpuBackendArgs) -> anyhow::Result<()> {
     }
     let connection = args.connection()?;
     ConfigFile::read(&args.config)?.apply(&mut args)?;
-    let listen = args
-        .listen
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let tls = args.access.tls(listen)?;
-    let access = args.access.config()?;
+    let daemon = daemon_socket(&args);
     let private = RuntimeDir::create("zerocast-gpu").context("creating the backend's folder")?;
     let endpoints = args.hxfr.endpoints(private.path())?;
 
@@ -251,29 +263,52 @@ pub async fn run(mut args: GpuBackendArgs) -> anyhow::Result<()> {
 
     let GpuStreams { registry, scanouts } =
         GpuStreams::start(&gpu, args.display.scanouts, &args.video)?;
-    // Input for libvirt's VMs needs a way into the guest that libvirt does
-    // not give a GPU backend (docs/libvirt.md); until then, watch only.
-    let gateway = Gateway::new(registry.clone(), None, access)
-        .with_source_stats(gpu_streams::source_stats(gpu.clone()));
-    let serving = crate::serving::start(
-        registry,
-        gateway,
-        &endpoints,
-        args.hxfr.limits(),
-        listen,
-        tls,
-    )
-    .await?;
-    serving.announce_to(&mut std::io::stderr().lock(), &[])?;
-    let announce_dir = args.announce_dir.or_else(|| {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
-        root.then(|| PathBuf::from(ROOT_ANNOUNCE_DIR))
-    });
-    let _announced = match announce_dir {
-        Some(dir) => Some(Announcement::write(&dir, &serving)?),
-        None => None,
-    };
+    let _announced;
+    let _registration;
+    match daemon {
+        // The daemon serves the viewers: HXFR for it, a viewer of our own
+        // only if asked for.
+        Some(socket) if args.listen.is_none() => {
+            let bound =
+                crate::serving::start_hxfr(registry, &endpoints, args.hxfr.limits()).await?;
+            let hello = hello(&args, &bound)?;
+            eprintln!(
+                "registering {} with zerocast serve at {}",
+                hello.name,
+                socket.display()
+            );
+            _registration = tokio::spawn(register(socket, hello));
+        }
+        _ => {
+            let listen = args
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+            let tls = args.access.tls(listen)?;
+            // Input for libvirt's VMs goes through the daemon (its QMP
+            // route, docs/libvirt.md); a backend alone only shows.
+            let gateway = Gateway::new(registry.clone(), None, args.access.config()?)
+                .with_source_stats(gpu_streams::source_stats(gpu.clone()));
+            let serving = crate::serving::start(
+                registry,
+                gateway,
+                &endpoints,
+                args.hxfr.limits(),
+                listen,
+                tls,
+            )
+            .await?;
+            serving.announce_to(&mut std::io::stderr().lock(), &[])?;
+            let announce_dir = args.announce_dir.clone().or_else(|| {
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                let root = unsafe { libc::geteuid() } == 0;
+                root.then(|| PathBuf::from(ROOT_ANNOUNCE_DIR))
+            });
+            _announced = match announce_dir {
+                Some(dir) => Some(Announcement::write(&dir, &serving)?),
+                None => None,
+            };
+        }
+    }
 
     tokio::select! {
         _ = crate::stop::stopped(None) => tracing::info!("stopping the GPU backend"),
@@ -283,6 +318,94 @@ pub async fn run(mut args: GpuBackendArgs) -> anyhow::Result<()> {
     // The device stops when its last holder (the registry, served by tasks
     // the runtime drops at exit) lets go; the folder goes with `private`.
     Ok(())
+}
+
+/// The daemon to register with: `--serve` (or the config's), else the
+/// default socket when a daemon listens there; `none` for never.
+fn daemon_socket(args: &GpuBackendArgs) -> Option<PathBuf> {
+    match &args.serve {
+        Some(path) if path.as_os_str() == "none" => None,
+        Some(path) => Some(path.clone()),
+        None => crate::serve::default_socket().filter(|p| p.exists()),
+    }
+}
+
+/// This backend's introduction: the VM's name and UUID, and the HXFR
+/// socket the daemon subscribes on.
+fn hello(args: &GpuBackendArgs, bound: &[(Endpoint, ListenerRole)]) -> anyhow::Result<Hello> {
+    let hxfr = bound
+        .iter()
+        .find_map(|(e, role)| match (e, role) {
+            (Endpoint::Unix(path), ListenerRole::Subscriber) => Some(path.clone()),
+            _ => None,
+        })
+        .context("registering with zerocast serve needs an HXFR Unix socket (--hxfr unix:PATH)")?;
+    let domain = libvirt_domain(Path::new(LIBVIRT_PID_DIR));
+    let name = args
+        .name
+        .clone()
+        .or_else(|| domain.as_ref().map(|d| d.0.clone()))
+        .unwrap_or_else(|| format!("gpu-backend-{}", std::process::id()));
+    Ok(Hello {
+        version: crate::registration::VERSION,
+        name,
+        uuid: domain.map(|d| d.1).unwrap_or_default(),
+        hxfr,
+        scanouts: args.display.scanouts,
+        fps: args.video.fps,
+    })
+}
+
+/// Registers with the daemon and stays registered while the backend runs:
+/// if the daemon restarts, registers again (every second until it is back).
+async fn register(socket: PathBuf, hello: Hello) {
+    let mut line = serde_json::to_string(&hello).expect("a hello serializes");
+    line.push('\n');
+    let mut told = false;
+    loop {
+        match registered(&socket, &line).await {
+            Ok(streams) => {
+                tracing::info!(
+                    "zerocast serve at {} dropped us (streams {streams:?}); registering again",
+                    socket.display()
+                );
+                told = false;
+            }
+            Err(e) if !told => {
+                tracing::warn!(
+                    "cannot register with zerocast serve at {}: {e}; trying every second",
+                    socket.display()
+                );
+                told = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// One registration: hello, answer, then wait until the daemon hangs up.
+async fn registered(socket: &Path, line: &str) -> anyhow::Result<Vec<u32>> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let conn = tokio::net::UnixStream::connect(socket).await?;
+    let (rd, mut wr) = conn.into_split();
+    wr.write_all(line.as_bytes()).await?;
+    let mut rd = tokio::io::BufReader::new(rd.take(crate::registration::MAX_LINE as u64));
+    let mut answer = String::new();
+    rd.read_line(&mut answer).await?;
+    let reply: Reply = serde_json::from_str(answer.trim_end())
+        .with_context(|| format!("the daemon answered {answer:?}"))?;
+    if !reply.ok {
+        bail!("refused: {}", reply.error.unwrap_or_default());
+    }
+    tracing::info!(
+        "registered with zerocast serve: streams {:?}",
+        reply.streams
+    );
+    let mut rd = rd.into_inner().into_inner();
+    let mut scratch = [0u8; 64];
+    while matches!(rd.read(&mut scratch).await, Ok(n) if n > 0) {}
+    Ok(reply.streams)
 }
 
 /// The backend's announcement in a file, for whoever cannot see its
@@ -336,6 +459,43 @@ fn libvirt_instance(pid_dir: &Path) -> Option<String> {
         let pid = std::fs::read_to_string(&path).ok()?;
         (pid.trim() == me).then(|| stem.to_owned())
     })
+}
+
+/// The name and UUID of the libvirt domain this process serves: its id is
+/// the first part of [`libvirt_instance`]; libvirt's status file of the
+/// running domain with that id (`NAME.xml` beside the pid files, a
+/// `<domstatus>` around the live `<domain id='ID'>`) has the rest.
+fn libvirt_domain(dir: &Path) -> Option<(String, String)> {
+    let instance = libvirt_instance(dir)?;
+    let id = instance.split('-').next()?;
+    std::fs::read_dir(dir).ok()?.find_map(|entry| {
+        let path = entry.ok()?.path();
+        if path.extension()? != "xml" {
+            return None;
+        }
+        let text = std::fs::read_to_string(&path).ok()?;
+        domain_in_status(&text, id)
+    })
+}
+
+/// The name and UUID in a libvirt status file, if its domain has `id`.
+fn domain_in_status(text: &str, id: &str) -> Option<(String, String)> {
+    let doc = roxmltree::Document::parse(text).ok()?;
+    let domain = doc
+        .root_element()
+        .children()
+        .find(|n| n.has_tag_name("domain"))?;
+    if domain.attribute("id")? != id {
+        return None;
+    }
+    let child = |tag: &str| {
+        domain
+            .children()
+            .find(|n| n.has_tag_name(tag))
+            .and_then(|n| n.text())
+            .map(|t| t.trim().to_owned())
+    };
+    Some((child("name")?, child("uuid").unwrap_or_default()))
 }
 
 /// Resolves once the vhost-user session is over (QEMU gone). A thread

@@ -10,6 +10,9 @@
 //! - [`client`]: `zerocast client`, an HXFR subscriber or requester that writes raw H.264.
 //! - [`vm`]: `zerocast vm`, a QEMU guest displayed through our GPU backend, streamed with input back.
 //! - [`gpu_backend`]: `zerocast gpu-backend`, the vhost-user-gpu backend program libvirt starts.
+//! - [`serve`]: `zerocast serve`, the host daemon: every registered VM's displays behind one gateway and HXFR endpoint, an index of VMs, input by QMP.
+//! - [`registration`]: how a GPU backend introduces its VM to `serve` (one JSON line each way), checked.
+//! - [`relay`]: one registered VM display: subscribed at its backend while watched, its frames handed on.
 //! - [`install_libvirt`]: `zerocast install-libvirt`, the vhost-user descriptor that points libvirt at it.
 //! - `zerocast kubevirt-hook`: KubeVirt's onDefineDomain domain XML rewrite, from the `zerocast-kubevirt` crate.
 //! - [`gpu_streams`]: a GPU backend's scanouts as encoded streams, for `vm` and `gpu-backend`.
@@ -34,8 +37,11 @@ mod peer_bench;
 mod picture_quality;
 mod process;
 mod refresh_bench;
+mod registration;
+mod relay;
 mod rfb;
 mod runtime_dir;
+mod serve;
 mod serving;
 mod soak;
 mod stop;
@@ -66,6 +72,10 @@ enum Command {
     /// Be a vhost-user-gpu backend program, as libvirt starts one (QEMU's
     /// backend program conventions): --fd=N or --socket-path=PATH.
     GpuBackend(Box<gpu_backend::GpuBackendArgs>),
+    /// Serve every VM on this host whose GPU backend registers (libvirt
+    /// starts one per domain): one web gateway with an index of VMs, one
+    /// HXFR endpoint.
+    Serve(serve::ServeArgs),
     /// Install the vhost-user descriptor that makes libvirt start zerocast's
     /// GPU backend, and print the domain XML that uses it.
     InstallLibvirt(install_libvirt::InstallArgs),
@@ -93,6 +103,7 @@ fn main() -> anyhow::Result<()> {
         Command::Vm(a) => rt.block_on(vm::run(*a)),
         Command::Bench(a) => rt.block_on(bench::run(a)),
         Command::GpuBackend(a) => rt.block_on(gpu_backend::run(*a)),
+        Command::Serve(a) => rt.block_on(serve::run(a)),
         Command::InstallLibvirt(a) => install_libvirt::run(&a),
         Command::KubevirtHook(a) => Ok(zerocast_kubevirt::hook::run_stdio(&a)?),
         Command::Soak(a) => rt.block_on(soak::run(a)),

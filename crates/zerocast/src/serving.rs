@@ -31,14 +31,7 @@ pub async fn start(
     listen: SocketAddr,
     tls: Option<Tls>,
 ) -> anyhow::Result<Serving> {
-    let server = Server::new(registry, limits);
-    let mut bound = Vec::new();
-    for (endpoint, role) in hxfr {
-        let (b, _task) = server.listen(endpoint, *role).await.with_context(|| {
-            format!("listening for HXFR on {endpoint} (is another zerocast running? pick another with --hxfr)")
-        })?;
-        bound.push((b, *role));
-    }
+    let bound = start_hxfr(registry, hxfr, limits).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let (viewer, access, _web) = gateway
         .serve(listen, tls)
@@ -50,6 +43,24 @@ pub async fn start(
         access,
         scheme,
     })
+}
+
+/// Binds the HXFR endpoints alone (a GPU backend that a daemon serves
+/// opens no web gateway); returns them as bound.
+pub async fn start_hxfr(
+    registry: Arc<Registry>,
+    hxfr: &[(Endpoint, ListenerRole)],
+    limits: ServerLimits,
+) -> anyhow::Result<Vec<(Endpoint, ListenerRole)>> {
+    let server = Server::new(registry, limits);
+    let mut bound = Vec::new();
+    for (endpoint, role) in hxfr {
+        let (b, _task) = server.listen(endpoint, *role).await.with_context(|| {
+            format!("listening for HXFR on {endpoint} (is another zerocast running? pick another with --hxfr)")
+        })?;
+        bound.push((b, *role));
+    }
+    Ok(bound)
 }
 
 impl Serving {

@@ -227,19 +227,35 @@ impl Zerocast {
 
     /// GET /api/stats as JSON.
     pub fn stats(&self) -> serde_json::Value {
+        self.json("/api/stats")
+    }
+
+    /// GET `path` (no query) with the control token, as JSON.
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get(&format!("{path}?token={}", self.token()));
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    /// GET `target` (path and query) from the gateway: status and body.
+    pub fn get(&self, target: &str) -> (u16, String) {
         let host = self.web_addr();
         let mut s = TcpStream::connect(host).expect("connect to the gateway");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         write!(
             s,
-            "GET /api/stats?token={} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
-            self.token()
+            "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        let json = body.split("\r\n\r\n").nth(1).expect("HTTP body");
-        serde_json::from_str(json).expect("stats JSON")
+        let mut response = String::new();
+        s.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("a status code");
+        (status, body.to_owned())
     }
 }
 
