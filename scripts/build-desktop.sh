@@ -2,10 +2,10 @@
 # Builds zerocast's desktop guest: Debian 12 with Xorg (modesetting), openbox
 # and an xterm, as an ext4 disk plus the kernel and initrd taken from it.
 # The guest logs in root on tty1, starts X, and writes
-#   zerocast-desktop: ready xterm X=.. Y=.. WIDTH=.. HEIGHT=.. uptime=SECONDS
-# to its serial console (/dev/ttyS0) once the terminal window is mapped
-# (geometry of the xterm's client area, without openbox's frame; the
-# guest's uptime then).
+#   zerocast-desktop: ready xterm X=.. Y=.. WIDTH=.. HEIGHT=.. TITLE=.. uptime=SECONDS
+# to its serial console (/dev/ttyS0) once openbox has framed the terminal
+# window (the xterm's client area on the screen, without openbox's frame;
+# the height of the frame's title bar above it; the guest's uptime then).
 #
 #   scripts/build-desktop.sh    # prints disk=PATH, kernel=PATH, initrd=PATH
 #
@@ -72,7 +72,9 @@ CACHE=$CACHE_ROOT/desktop-$KEY
 if [ ! -f "$CACHE/build.txt" ]; then
   log "building desktop-$KEY (about 250 MB to download, a few minutes)"
   mkdir -p "$CACHE_ROOT"
-  rm -rf "$CACHE_ROOT"/desktop-*.partial # left by an interrupted run
+  # Left by an interrupted run. --one-file-system: a killed mmdebstrap may
+  # leave the host's /dev, /proc or /sys mounted inside its tree.
+  rm -rf --one-file-system "$CACHE_ROOT"/desktop-*.partial
   STAGE=$CACHE.partial
   mkdir -p "$STAGE/overlay/etc/systemd/system/getty@tty1.service.d" "$STAGE/overlay/root"
   O=$STAGE/overlay
@@ -100,14 +102,14 @@ say() { echo "zerocast-desktop: $*" >/dev/ttyS0; }
 # The session's own errors go to the serial console too, where a failed
 # boot can be read.
 exec 2>/dev/ttyS0
-# The xterm first: openbox frames the windows it finds at its start, while
-# one mapped in the seconds after it has announced itself (slow under TCG)
-# was seen left unmanaged, a 1x1 window.
+# The xterm first, mapped before openbox starts: openbox frames the windows
+# it finds at its start, while one mapped during its start (slow under TCG)
+# was seen left unmanaged, a 1x1 window. --sync waits until the window
+# exists and is visible; timeout bounds it.
 xterm -T zerocast-xterm -geometry 80x24+160+120 &
+wid=$(timeout 60 xdotool search --sync --onlyvisible --name '^zerocast-xterm$' | head -n 1)
 openbox &
 wm=$!
-# --sync waits until the window exists and is visible; timeout bounds it.
-wid=$(timeout 60 xdotool search --sync --onlyvisible --name '^zerocast-xterm$' | head -n 1)
 # Framed: openbox sets _NET_FRAME_EXTENTS on the windows it manages. At
 # most 30 s.
 tries=0
@@ -117,8 +119,17 @@ until [ -z "$wid" ] || xprop -id "$wid" _NET_FRAME_EXTENTS 2>/dev/null | grep -q
   sleep 0.2
 done
 if [ -n "$wid" ] && [ "$tries" -lt 150 ]; then
-  eval "$(xdotool getwindowgeometry --shell "$wid")"
-  say "ready xterm X=$X Y=$Y WIDTH=$WIDTH HEIGHT=$HEIGHT uptime=$(cut -d' ' -f1 /proc/uptime)"
+  # Keyboard focus on the terminal, as a new window gets it: it was mapped
+  # before openbox, which gives focus only on a click, and keys typed while
+  # openbox has yet to act on that click would go nowhere.
+  timeout 30 xdotool windowfocus --sync "$wid"
+  # xwininfo's absolute position (xdotool's getwindowgeometry adds the
+  # frame's offset twice for a framed window); TITLE is the frame's top
+  # (title bar) height.
+  geometry=$(xwininfo -id "$wid" | awk '/Absolute upper-left X:/ { x = $NF } /Absolute upper-left Y:/ { y = $NF }
+    /^ *Width:/ { w = $NF } /^ *Height:/ { h = $NF } END { print "X=" x, "Y=" y, "WIDTH=" w, "HEIGHT=" h }')
+  title=$(xprop -id "$wid" _NET_FRAME_EXTENTS | awk -F', *' '{ print $3 }')
+  say "ready xterm $geometry TITLE=$title uptime=$(cut -d' ' -f1 /proc/uptime)"
 else
   say "the xterm did not appear (window '$wid', openbox framed it: no)"
 fi
@@ -158,7 +169,7 @@ EOF
   tree_mib=$($SUDO du -sm "$STAGE/root" | cut -f1)
   disk_mib=$((tree_mib * 11 / 10 + 512))
   $SUDO mke2fs -q -t ext4 -m 0 -L zerocast-desktop -d "$STAGE/root" "$STAGE/disk.raw" "${disk_mib}M"
-  $SUDO rm -rf "$STAGE/root" "$STAGE/overlay"
+  $SUDO rm -rf --one-file-system "$STAGE/root" "$STAGE/overlay"
   $SUDO chown -R "$(id -u):$(id -g)" "$STAGE"
   zstd -q -3 -T0 --rm "$STAGE/disk.raw" -o "$STAGE/disk.raw.zst"
   done_at=$(date +%s)
@@ -174,7 +185,7 @@ EOF
   } >"$STAGE/build.txt"
   rm -f "$STAGE/download-bytes"
   # Only the current image is kept: each is about 350 MB.
-  find "$CACHE_ROOT" -mindepth 1 -maxdepth 1 -name 'desktop-*' ! -name "desktop-$KEY.partial" -exec rm -rf {} +
+  find "$CACHE_ROOT" -mindepth 1 -maxdepth 1 -name 'desktop-*' ! -name "desktop-$KEY.partial" -exec rm -rf --one-file-system {} +
   mv "$STAGE" "$CACHE"
   log "built: $(tr '\n' ' ' <"$CACHE/build.txt")"
 fi
