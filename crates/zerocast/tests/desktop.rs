@@ -86,7 +86,8 @@ fn cpu_time(pid: u32) -> Duration {
         .map(|f| f.parse().expect("a tick count"))
         .collect();
     // SAFETY: sysconf only reads a system constant.
-    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let ticks_per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .expect("a positive clock tick rate");
     Duration::from_millis((fields[0] + fields[1]) * 1000 / ticks_per_second)
 }
 
@@ -150,7 +151,8 @@ async fn pixel(c: &mut Chromium, x: i32, y: i32) -> [u8; 3] {
         ))
         .await
         .expect("read a pixel of the canvas");
-    let channel = |i: usize| v[i].as_u64().expect("a colour channel") as u8;
+    let channel =
+        |i: usize| u8::try_from(v[i].as_u64().expect("a colour channel")).expect("a byte");
     [channel(0), channel(1), channel(2)]
 }
 
@@ -268,8 +270,8 @@ async fn the_desktop_boots_and_is_used_through_the_browser() {
         let cur = &s["cursor"];
         cur["visible"] == true
             && cur["images"].as_u64() >= Some(1)
-            && (cur["x"].as_i64().unwrap_or(0) - bg_x as i64).abs() <= 4
-            && (cur["y"].as_i64().unwrap_or(0) - bg_y as i64).abs() <= 4
+            && (cur["x"].as_i64().unwrap_or(0) - i64::from(bg_x)).abs() <= 4
+            && (cur["y"].as_i64().unwrap_or(0) - i64::from(bg_y)).abs() <= 4
     })
     .await["cursor"]
         .clone();
@@ -313,15 +315,18 @@ async fn the_desktop_boots_and_is_used_through_the_browser() {
     key(&mut c, "keyDown", "ShiftLeft").await;
     let moved = c
         .eval(
-            "(() => { const i = document.createElement('input'); document.body.appendChild(i); \
+            "(() => { const i = document.createElement('input'); i.id = 'elsewhere'; \
+             i.style.position = 'fixed'; document.body.appendChild(i); \
              i.focus(); return document.activeElement === i; })()",
         )
         .await
         .unwrap();
     assert_eq!(moved, true, "focus left the canvas");
-    c.eval("document.getElementById('screen').focus()")
-        .await
-        .unwrap();
+    c.eval(
+        "document.getElementById('elsewhere').remove(); document.getElementById('screen').focus()",
+    )
+    .await
+    .unwrap();
     type_text(&mut c, "x >/dev/ttyS0\n").await;
     let line = wait_line(&serial, "zc-shift-", STEP_TIMEOUT);
     assert_eq!(
@@ -356,14 +361,12 @@ async fn the_desktop_boots_and_is_used_through_the_browser() {
     let (cpu_before, drag_started) = (cpu_time(vm.pid()), Instant::now());
     mouse(&mut c, "mouseMoved", grab.0, grab.1, false).await;
     mouse(&mut c, "mousePressed", grab.0, grab.1, true).await;
-    // 100 steps of 50 ms: a wave out and back, ending at (dx, dy).
+    // 100 steps of 50 ms: a zigzag down and back up (at most 50 px) on
+    // the way, ending at (dx, dy).
     const STEPS: i32 = 100;
     for i in 1..=STEPS {
-        let wave = ((i as f64 / STEPS as f64) * std::f64::consts::TAU * 2.0).sin() * 60.0;
-        let (x, y) = (
-            grab.0 + dx * i / STEPS,
-            grab.1 + dy * i / STEPS + wave as i32,
-        );
+        let wave = (25 - (i % 50 - 25).abs()) * 2;
+        let (x, y) = (grab.0 + dx * i / STEPS, grab.1 + dy * i / STEPS + wave);
         mouse(&mut c, "mouseMoved", x, y, true).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
