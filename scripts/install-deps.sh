@@ -14,6 +14,11 @@ have chromium || need+=(chromium)               # headless browser for the WebCo
 [ -f /usr/lib/x86_64-linux-gnu/libx264.a ] || need+=(libx264-dev) # static x264 for the guest agent's baseline
 have qemu-system-x86_64 || need_qemu=1
 have ip && have tc || need+=(iproute2)            # network namespaces and tc for the slow-link test
+# The desktop image (scripts/build-desktop.sh): a Debian tree without a
+# chroot of our own, an ext4 disk made from a folder, the compressed cache.
+have mmdebstrap || need+=(mmdebstrap)
+have mke2fs || need+=(e2fsprogs)
+have zstd || need+=(zstd)
 # libvirt starting zerocast's GPU backend (the libvirt test runs its own libvirtd, no systemd).
 have libvirtd && have virsh || need+=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
 

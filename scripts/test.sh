@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests use (Debian packages, the
-# test guest's kernel, cargo-fuzz) and runs every check. CI runs exactly this.
+# test guest's kernel, the desktop image, cargo-fuzz) and runs every check.
+# CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,7 +9,7 @@ step() { printf '\n== %s\n' "$*" >&2; }
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) first" >&2; exit 1; }
 
-step "system packages (nasm, ffmpeg, chromium, busybox-static, QEMU 10)"
+step "system packages (nasm, ffmpeg, chromium, busybox-static, QEMU 10, mmdebstrap)"
 scripts/install-deps.sh
 
 step "format and lints"
@@ -17,6 +18,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "test guest (Debian kernel + initramfs + zerocast-flipper + zerocast-guest)"
 scripts/build-guest.sh
+
+step "desktop image (Debian 12, Xorg, openbox, xterm; cached, built when missing)"
+scripts/build-desktop.sh >/dev/null
 
 step "unit, integration, VM and browser tests"
 cargo test --workspace --release --locked

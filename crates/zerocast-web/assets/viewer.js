@@ -208,6 +208,9 @@ function connect() {
   ws.onmessage = onMessage;
   ws.onclose = (ev) => {
     stats.connected = false;
+    // The gateway lets go of what a closed viewer held: nothing is held now.
+    heldKeys.clear();
+    heldButtons.clear();
     statusBox.textContent = "disconnected" + (ev.reason ? ": " + ev.reason : "") + " — retrying";
     if (reconnects++ < 100) setTimeout(connect, 1000);
   };
@@ -262,16 +265,37 @@ const EVDEV = {
   MetaLeft: 125, MetaRight: 126,
 };
 
+// What this page holds down in the guest (evdev key codes, button numbers):
+// a page that loses focus never hears those keys' and buttons' releases, so
+// it sends them itself (releaseHeld) rather than leave, say, Ctrl stuck.
+const heldKeys = new Set(), heldButtons = new Set();
+
+function sendKey(code, down, modifiers) {
+  const b = new Uint8Array(6), v = new DataView(b.buffer);
+  b[0] = MSG.KEY;
+  b[2] = down ? 1 : 0;
+  b[3] = modifiers;
+  v.setUint16(4, code);
+  send(b);
+}
+
+function sendButton(number, down) {
+  send(new Uint8Array([MSG.CLICK, 2, down ? 1 : 0, number]));
+}
+
 function key(ev, down) {
   const code = EVDEV[ev.code];
   if (!code) return;
   ev.preventDefault();
-  const b = new Uint8Array(6), v = new DataView(b.buffer);
-  b[0] = MSG.KEY;
-  b[2] = down ? 1 : 0;
-  b[3] = (ev.shiftKey ? 1 : 0) | (ev.ctrlKey ? 2 : 0) | (ev.altKey ? 4 : 0) | (ev.metaKey ? 8 : 0);
-  v.setUint16(4, code);
-  send(b);
+  if (down) heldKeys.add(code); else heldKeys.delete(code);
+  sendKey(code, down, (ev.shiftKey ? 1 : 0) | (ev.ctrlKey ? 2 : 0) | (ev.altKey ? 4 : 0) | (ev.metaKey ? 8 : 0));
+}
+
+function releaseHeld() {
+  for (const code of heldKeys) sendKey(code, false, 0);
+  for (const number of heldButtons) sendButton(number, false);
+  heldKeys.clear();
+  heldButtons.clear();
 }
 
 function pointer(ev) {
@@ -293,7 +317,9 @@ function pointer(ev) {
 
 function button(ev, down) {
   pointer(ev);
-  send(new Uint8Array([MSG.CLICK, 2, down ? 1 : 0, [1, 2, 3, 4, 5][ev.button] || 1]));
+  const number = [1, 2, 3, 4, 5][ev.button] || 1;
+  if (down) heldButtons.add(number); else heldButtons.delete(number);
+  sendButton(number, down);
   ev.preventDefault();
 }
 
@@ -303,6 +329,11 @@ canvas.addEventListener("mousemove", pointer);
 canvas.addEventListener("mousedown", (e) => { canvas.focus(); button(e, true); });
 canvas.addEventListener("mouseup", (e) => button(e, false));
 canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+// Focus gone (another window or tab, or another element of the page) or the
+// page hidden: the releases would go elsewhere, so send them now.
+canvas.addEventListener("blur", releaseHeld);
+addEventListener("blur", releaseHeld);
+document.addEventListener("visibilitychange", () => { if (document.hidden) releaseHeld(); });
 canvas.addEventListener("wheel", (e) => {
   e.preventDefault();
   const b = new Uint8Array(10), v = new DataView(b.buffer);

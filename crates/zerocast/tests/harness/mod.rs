@@ -306,6 +306,41 @@ pub fn guest() -> (PathBuf, PathBuf) {
     (kernel, initrd)
 }
 
+/// The desktop guest from `scripts/build-desktop.sh`: (disk, kernel,
+/// initrd). The script is run every time: it is the one that knows whether
+/// the cached image is current (its key covers the script and the package
+/// versions), answers in about a second when it is, and builds it (a few
+/// minutes, about 250 MB downloaded) when it is missing. A failure is
+/// fatal with the script's own words, never a skip.
+pub fn desktop() -> (PathBuf, PathBuf, PathBuf) {
+    for tool in ["mmdebstrap", "mke2fs", "zstd"] {
+        require(tool);
+    }
+    let script = repo().join("scripts/build-desktop.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the desktop image is missing and {} could not build it ({}; its log is above):\n{text}",
+        script.display(),
+        out.status
+    );
+    let path = |key: &str| {
+        let path = text
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("{} printed no {key}=PATH:\n{text}", script.display()));
+        assert!(path.exists(), "{key} {} does not exist", path.display());
+        path
+    };
+    (path("disk"), path("kernel"), path("initrd"))
+}
+
 /// Waits until the file contains `needle`; returns its text.
 pub fn wait_for_text(path: &Path, needle: &str, timeout: Duration) -> String {
     let deadline = std::time::Instant::now() + timeout;
