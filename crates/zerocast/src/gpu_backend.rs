@@ -271,13 +271,27 @@ pub async fn run(mut args: GpuBackendArgs) -> anyhow::Result<()> {
         Some(socket) if args.listen.is_none() => {
             let bound =
                 crate::serving::start_hxfr(registry, &endpoints, args.hxfr.limits()).await?;
-            let hello = hello(&args, &bound)?;
-            eprintln!(
-                "registering {} with zerocast serve at {}",
-                hello.name,
-                socket.display()
-            );
-            _registration = tokio::spawn(register(socket, hello));
+            let hxfr = bound
+                .iter()
+                .find_map(|(e, role)| match (e, role) {
+                    (Endpoint::Unix(path), ListenerRole::Subscriber) => Some(path.clone()),
+                    _ => None,
+                })
+                .context(
+                    "registering with zerocast serve needs an HXFR Unix socket (--hxfr unix:PATH)",
+                )?;
+            let (name, scanouts, fps) = (args.name.clone(), args.display.scanouts, args.video.fps);
+            // Who we are may take a while to learn (libvirt's status file):
+            // the device serves QEMU meanwhile.
+            _registration = tokio::spawn(async move {
+                let hello = hello(name, hxfr, scanouts, fps).await;
+                eprintln!(
+                    "registering {} with zerocast serve at {}",
+                    hello.name,
+                    socket.display()
+                );
+                register(socket, hello).await;
+            });
         }
         _ => {
             let listen = args
@@ -330,30 +344,46 @@ fn daemon_socket(args: &GpuBackendArgs) -> Option<PathBuf> {
     }
 }
 
-/// This backend's introduction: the VM's name and UUID, and the HXFR
-/// socket the daemon subscribes on.
-fn hello(args: &GpuBackendArgs, bound: &[(Endpoint, ListenerRole)]) -> anyhow::Result<Hello> {
-    let hxfr = bound
-        .iter()
-        .find_map(|(e, role)| match (e, role) {
-            (Endpoint::Unix(path), ListenerRole::Subscriber) => Some(path.clone()),
-            _ => None,
-        })
-        .context("registering with zerocast serve needs an HXFR Unix socket (--hxfr unix:PATH)")?;
-    let domain = libvirt_domain(Path::new(LIBVIRT_PID_DIR));
-    let name = args
-        .name
-        .clone()
+/// This backend's introduction: the VM's name (`name`, else the libvirt
+/// domain's, else `gpu-backend-PID`) and UUID, and the HXFR socket the
+/// daemon subscribes on.
+async fn hello(name: Option<String>, hxfr: PathBuf, scanouts: u32, fps: u32) -> Hello {
+    let domain = match &name {
+        Some(_) => None,
+        None => libvirt_domain_waiting(Path::new(LIBVIRT_PID_DIR)).await,
+    };
+    let name = name
         .or_else(|| domain.as_ref().map(|d| d.0.clone()))
         .unwrap_or_else(|| format!("gpu-backend-{}", std::process::id()));
-    Ok(Hello {
+    Hello {
         version: crate::registration::VERSION,
         name,
         uuid: domain.map(|d| d.1).unwrap_or_default(),
         hxfr,
-        scanouts: args.display.scanouts,
-        fps: args.video.fps,
-    })
+        scanouts,
+        fps,
+    }
+}
+
+/// [`libvirt_domain`], given time: libvirt starts a GPU backend before
+/// QEMU, and writes the domain's status file only once QEMU runs. Not
+/// under libvirt (no pid file of ours within 2 s): `None` at once.
+async fn libvirt_domain_waiting(dir: &Path) -> Option<(String, String)> {
+    let start = Instant::now();
+    loop {
+        if let Some(found) = libvirt_domain(dir) {
+            return Some(found);
+        }
+        let ours = libvirt_instance(dir).is_some();
+        let waited = start.elapsed();
+        if (!ours && waited > Duration::from_secs(2)) || waited > Duration::from_secs(60) {
+            if ours {
+                tracing::warn!("libvirt's status file for this domain did not appear within 60 s");
+            }
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Registers with the daemon and stays registered while the backend runs:
@@ -515,4 +545,28 @@ fn session_end(gpu: &GpuBackendHandle) -> anyhow::Result<tokio::sync::oneshot::R
         })
         .context("starting a thread")?;
     Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A running domain's status file, as libvirt 9.0 writes it (trimmed).
+    const STATUS: &str = "<domstatus state='running' reason='booted' pid='4242'>
+  <monitor path='/var/lib/libvirt/qemu/domain-7-desk/monitor.sock' type='unix'/>
+  <domain type='qemu' id='7'>
+    <name>desk</name>
+    <uuid>463d7962-7929-46a4-861c-ae1b63404a02</uuid>
+  </domain>
+</domstatus>";
+
+    #[test]
+    fn the_domain_comes_from_the_status_file_with_our_id() {
+        assert_eq!(
+            domain_in_status(STATUS, "7"),
+            Some(("desk".into(), "463d7962-7929-46a4-861c-ae1b63404a02".into()))
+        );
+        assert_eq!(domain_in_status(STATUS, "8"), None, "another domain's");
+        assert_eq!(domain_in_status("<domstatus><domain", "7"), None, "not XML");
+    }
 }

@@ -21,9 +21,12 @@ pub const DESCRIPTOR_NAME: &str = "40-zerocast-gpu.json";
 
 /// What a domain needs: the GPU as a vhost-user device, guest RAM a memfd
 /// shared with the backend, and ACPI, without which libvirt 9.0 passes
-/// `-no-acpi`, an option QEMU 10 no longer has.
+/// `-no-acpi`, an option QEMU 10 no longer has. For input through `zerocast
+/// serve`: a virtio tablet and keyboard, and a QMP socket of the domain's
+/// own where the daemon looks for it (libvirt keeps its monitor to
+/// itself; `DOMAIN` is the domain's name).
 pub const DOMAIN_XML: &str = "\
-<domain>
+<domain xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <memoryBacking>
     <source type='memfd'/>
     <access mode='shared'/>
@@ -36,7 +39,13 @@ pub const DOMAIN_XML: &str = "\
       <driver name='vhostuser'/>
       <model type='virtio' heads='1'/>
     </video>
+    <input type='tablet' bus='virtio'/>
+    <input type='keyboard' bus='virtio'/>
   </devices>
+  <qemu:commandline>
+    <qemu:arg value='-qmp'/>
+    <qemu:arg value='unix:/run/zerocast/qmp/DOMAIN.qmp,server=on,wait=off'/>
+  </qemu:commandline>
 </domain>";
 
 #[derive(Args, Debug)]
@@ -113,8 +122,12 @@ pub fn run(args: &InstallArgs) -> anyhow::Result<()> {
         binary.display()
     );
     println!(
-        "Each backend writes its viewer URLs (with their tokens) to {}/ID-DOMAIN-VIDEO.txt \
-         (libvirt discards its stderr). Its defaults come from {} (see docs/libvirt.md).",
+        "With `zerocast serve` running (its socket {}), each backend registers there and the \
+         daemon serves every VM at its one address, input included once /run/zerocast/qmp \
+         exists and QEMU may create sockets in it. Without it, each backend writes its own \
+         viewer URLs (with their tokens) to {}/ID-DOMAIN-VIDEO.txt (libvirt discards its \
+         stderr). Defaults come from {} (see docs/libvirt.md).",
+        crate::serve::ROOT_SOCKET,
         crate::gpu_backend::ROOT_ANNOUNCE_DIR,
         crate::gpu_backend::DEFAULT_CONFIG
     );

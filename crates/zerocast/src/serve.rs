@@ -122,6 +122,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         // SAFETY: geteuid has no preconditions and cannot fail.
         (unsafe { libc::geteuid() } == 0).then(|| PathBuf::from(ROOT_QMP_DIR))
     });
+    // The domains' QMP sockets go there: it must exist before they start.
+    let _qmp_dir = match &qmp_dir {
+        Some(dir) => Some(RuntimeDir::given(dir).context("checking --qmp-dir")?),
+        None => None,
+    };
     let tls = args.access.tls(args.listen)?;
     let private = RuntimeDir::create("zerocast-serve").context("creating the daemon's folder")?;
     let endpoints = args.hxfr.endpoints(private.path())?;

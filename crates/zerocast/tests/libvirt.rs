@@ -5,7 +5,7 @@
 //! libvirt is neither used nor changed. The descriptor comes from
 //! `zerocast install-libvirt`; a domain booting the test guest with the
 //! vhostuser video device streams its frames over HXFR, and `virsh
-//! destroy` ends the backend.
+//! destroy` ends the backend. Then two such domains under `zerocast serve`.
 
 mod harness;
 
@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{assert_frames_advance, guest, record, require, wait_for_text, BIN};
+use harness::{
+    assert_frames_advance, guest, record, require, type_a_and_click, wait_for_text,
+    watch_in_chromium, Zerocast, BIN,
+};
 
 /// What libvirt's QEMU driver needs here: run QEMU and the backend as
 /// root (the test's files stay readable), no security driver, cgroups or
@@ -37,15 +40,17 @@ const MOUNTS: [(&str, &str); 6] = [
     ("qemu-etc", "/etc/qemu"),
 ];
 
-/// A libvirtd of the test's own, and the domain it runs; all torn down on drop.
+/// A libvirtd of the test's own, and the domains it runs; all torn down on drop.
 struct Libvirt {
     base: PathBuf,
     daemon: Child,
-    domain: String,
+    domains: Vec<String>,
 }
 
 impl Libvirt {
-    fn start(base: &Path) -> Libvirt {
+    /// libvirtd with `env` (which reaches the backends it starts), for
+    /// `domains` domains of the test.
+    fn start(base: &Path, env: &[(&str, PathBuf)], domains: usize) -> Libvirt {
         let _ = std::fs::remove_dir_all(base);
         for (dir, mount_point) in MOUNTS {
             std::fs::create_dir_all(base.join(dir)).unwrap();
@@ -59,12 +64,14 @@ impl Libvirt {
         for (dir, mount_point) in MOUNTS {
             script += &format!("mount --bind {} {mount_point}\n", base.join(dir).display());
         }
-        script += "exec libvirtd\n";
+        // Its own pid file: two tests' libvirtds may run at once.
+        script += &format!(
+            "exec libvirtd --pid-file {}\n",
+            base.join("libvirtd.pid").display()
+        );
         let daemon = Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-            // libvirtd's environment reaches the backends it starts.
-            .env("ZEROCAST_BACKEND_ANNOUNCE_DIR", base.join("announce"))
-            .env("ZEROCAST_BACKEND_LISTEN", "127.0.0.1:0")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(base.join("libvirtd.log")).unwrap())
@@ -73,7 +80,9 @@ impl Libvirt {
         let libvirt = Libvirt {
             base: base.to_owned(),
             daemon,
-            domain: format!("zerocast-test-{}", std::process::id()),
+            domains: (0..domains)
+                .map(|i| format!("zerocast-test-{}-{i}", std::process::id()))
+                .collect(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !libvirt.virsh(&["version"]).status.success() {
@@ -113,19 +122,31 @@ impl Libvirt {
 
 impl Drop for Libvirt {
     fn drop(&mut self) {
-        let _ = self.virsh(&["destroy", &self.domain]);
-        let _ = self.virsh(&["undefine", &self.domain]);
+        for domain in &self.domains {
+            let _ = self.virsh(&["destroy", domain]);
+            let _ = self.virsh(&["undefine", domain]);
+        }
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
     }
 }
 
 /// The test guest as a libvirt domain with zerocast's GPU, as
-/// `install-libvirt` says to write it.
-fn domain_xml(name: &str, base: &Path) -> String {
+/// `install-libvirt` says to write it; its serial log is `serial-NAME.log`,
+/// and with `qmp_dir` it offers `qmp_dir/NAME.qmp` for input.
+fn domain_xml(name: &str, base: &Path, qmp_dir: Option<&Path>) -> String {
     let (kernel, initrd) = guest();
+    let qmp = qmp_dir.map_or(String::new(), |dir| {
+        format!(
+            "  <qemu:commandline>
+    <qemu:arg value='-qmp'/>
+    <qemu:arg value='unix:{}/{name}.qmp,server=on,wait=off'/>
+  </qemu:commandline>\n",
+            dir.display()
+        )
+    });
     format!(
-        "<domain type='qemu'>
+        "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>{name}</name>
   <memory unit='MiB'>512</memory>
   <vcpu>1</vcpu>
@@ -140,13 +161,33 @@ fn domain_xml(name: &str, base: &Path) -> String {
   <devices>
     <serial type='file'><source path='{}'/><target port='0'/></serial>
     <video><driver name='vhostuser'/><model type='virtio' heads='1'/></video>
+    <input type='tablet' bus='virtio'/>
+    <input type='keyboard' bus='virtio'/>
     <memballoon model='none'/>
   </devices>
-</domain>",
+{qmp}</domain>",
         kernel.display(),
         initrd.display(),
-        base.join("serial.log").display()
+        serial_log(base, name).display()
     )
+}
+
+fn serial_log(base: &Path, domain: &str) -> PathBuf {
+    base.join(format!("serial-{domain}.log"))
+}
+
+/// The descriptor, where libvirt looks (the test's /etc/qemu).
+fn install_descriptor(base: &Path) {
+    let install = Command::new(BIN)
+        .args(["install-libvirt", "--dir"])
+        .arg(base.join("qemu-etc/vhost-user"))
+        .output()
+        .unwrap();
+    assert!(
+        install.status.success(),
+        "{}",
+        String::from_utf8_lossy(&install.stderr)
+    );
 }
 
 /// Waits for the one announcement file a backend writes; returns its path and text.
@@ -194,28 +235,21 @@ fn libvirt_starts_the_backend_and_its_frames_stream() {
     require("virsh");
     require("qemu-system-x86_64");
     let base = PathBuf::from(format!("/tmp/zc-libvirt-test-{}", std::process::id()));
-    let libvirt = Libvirt::start(&base);
-
-    // The descriptor, where libvirt looks (the test's /etc/qemu).
-    let install = Command::new(BIN)
-        .args(["install-libvirt", "--dir"])
-        .arg(base.join("qemu-etc/vhost-user"))
-        .output()
-        .unwrap();
-    assert!(
-        install.status.success(),
-        "{}",
-        String::from_utf8_lossy(&install.stderr)
-    );
-
+    let env = [
+        ("ZEROCAST_BACKEND_ANNOUNCE_DIR", base.join("announce")),
+        ("ZEROCAST_BACKEND_LISTEN", "127.0.0.1:0".into()),
+    ];
+    let libvirt = Libvirt::start(&base, &env, 1);
+    install_descriptor(&base);
+    let domain = &libvirt.domains[0];
     let xml = base.join("domain.xml");
-    std::fs::write(&xml, domain_xml(&libvirt.domain, &base)).unwrap();
+    std::fs::write(&xml, domain_xml(domain, &base, None)).unwrap();
     libvirt.virsh_ok(&["define", xml.to_str().unwrap()]);
-    libvirt.virsh_ok(&["start", &libvirt.domain]);
+    libvirt.virsh_ok(&["start", domain]);
 
     let (file, text) = announcement(&base.join("announce"));
     let name = file.file_name().unwrap().to_str().unwrap();
-    let short: String = libvirt.domain.chars().take(20).collect();
+    let short: String = domain.chars().take(20).collect();
     assert!(
         name.contains(&short) && name.ends_with("-video0.txt"),
         "named after the domain (cut to 20 characters by libvirt) and its video device: {name}"
@@ -225,7 +259,7 @@ fn libvirt_starts_the_backend_and_its_frames_stream() {
     let pid: u32 = line(&text, "pid: ").parse().unwrap();
 
     wait_for_text(
-        &base.join("serial.log"),
+        &serial_log(&base, domain),
         "zerocast-flipper: frame",
         Duration::from_secs(120),
     );
@@ -237,13 +271,143 @@ fn libvirt_starts_the_backend_and_its_frames_stream() {
     assert_frames_advance(&out, 1280, 800);
 
     // Stopping the domain ends the backend, which takes its announcement along.
-    libvirt.virsh_ok(&["destroy", &libvirt.domain]);
+    libvirt.virsh_ok(&["destroy", domain]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while running(pid) {
         assert!(Instant::now() < deadline, "the backend outlived its domain");
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(!file.exists(), "the announcement is removed");
+    drop(libvirt);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Waits (at most 60 s) until `zerocast serve` lists VMs with these names,
+/// each with input; returns the list.
+fn listed(daemon: &Zerocast, names: &[&str]) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let vms = daemon.json("/api/vms");
+        let list = vms.as_array().unwrap();
+        let mut got: Vec<&str> = list.iter().map(|v| v["name"].as_str().unwrap()).collect();
+        got.sort_unstable();
+        if got == names && list.iter().all(|v| v["input"] == true) {
+            return vms;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "zerocast serve lists {vms}, not {names:?} with input"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Two domains whose backends libvirt starts register with `zerocast
+/// serve`: listed under their names and UUIDs, each display streamed by the
+/// daemon, a key typed in the page of one reaching that guest through its
+/// domain's QMP socket, and `virsh destroy` dropping it from the list.
+#[tokio::test(flavor = "multi_thread")]
+async fn libvirt_domains_register_with_the_daemon() {
+    require("libvirtd");
+    require("virsh");
+    require("qemu-system-x86_64");
+    let base = PathBuf::from(format!("/tmp/zc-libvirt-serve-{}", std::process::id()));
+    let registration = base.join("serve/serve.sock");
+    // libvirtd starts first (afresh in `base`); the daemon makes its folders.
+    let libvirt = Libvirt::start(&base, &[("ZEROCAST_SERVE_SOCKET", registration.clone())], 2);
+    let qmp_dir = base.join("qmp");
+    let daemon = Zerocast::run(
+        "serve",
+        &[
+            "--socket",
+            registration.to_str().unwrap(),
+            "--qmp-dir",
+            qmp_dir.to_str().unwrap(),
+        ],
+    );
+    install_descriptor(&base);
+    for domain in &libvirt.domains {
+        let xml = base.join(format!("{domain}.xml"));
+        std::fs::write(&xml, domain_xml(domain, &base, Some(&qmp_dir))).unwrap();
+        libvirt.virsh_ok(&["define", xml.to_str().unwrap()]);
+        libvirt.virsh_ok(&["start", domain]);
+    }
+    let (first, second) = (&libvirt.domains[0], &libvirt.domains[1]);
+    let mut names = [first.as_str(), second.as_str()];
+    names.sort_unstable();
+    let vms = listed(&daemon, &names);
+    let entry = |name: &str| {
+        vms.as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    for domain in &libvirt.domains {
+        let uuid = libvirt.virsh(&["domuuid", domain]);
+        let uuid = String::from_utf8_lossy(&uuid.stdout).trim().to_owned();
+        assert_eq!(
+            entry(domain)["uuid"],
+            uuid.as_str(),
+            "from libvirt's status file"
+        );
+    }
+    let id = |name: &str| {
+        entry(name)["scanouts"][0]["id"]
+            .as_u64()
+            .unwrap()
+            .to_string()
+    };
+    let (first_id, second_id) = (id(first), id(second));
+    assert_ne!(first_id, second_id, "each display its own stream");
+
+    for (domain, scanout) in [(first, &first_id), (second, &second_id)] {
+        wait_for_text(
+            &serial_log(&base, domain),
+            "zerocast-flipper: frame",
+            Duration::from_secs(120),
+        );
+        let (out, p) = record(
+            &[
+                "--connect",
+                &daemon.hxfr,
+                "--scanout",
+                scanout,
+                "--frames",
+                "20",
+            ],
+            &format!("libvirt-serve-{scanout}.h264"),
+        );
+        assert_eq!((p.width, p.height), (1280, 800), "the guest's mode");
+        assert_frames_advance(&out, 1280, 800);
+    }
+
+    // The second domain's page, in Chromium: a key and a click reach it.
+    let base_url = daemon.url.split("/?").next().unwrap();
+    let url = format!(
+        "{base_url}/view?scanout={second_id}&token={}",
+        daemon.token()
+    );
+    let (mut c, _) = watch_in_chromium(&url, 20).await;
+    type_a_and_click(&mut c, 200, 200).await;
+    wait_for_text(
+        &serial_log(&base, second),
+        "EV_KEY code=30",
+        Duration::from_secs(30),
+    );
+
+    libvirt.virsh_ok(&["destroy", first]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while daemon.json("/api/vms").as_array().unwrap().len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the destroyed domain is still listed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(daemon.json("/api/vms")[0]["name"], second.as_str());
+    drop(c);
     drop(libvirt);
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -119,7 +119,6 @@ async fn the_daemon_serves_two_vms_and_forgets_one_that_stops() {
     let dir = socket_dir("daemon");
     let registration = dir.join("run/serve.sock");
     let qmp_dir = dir.join("qmp");
-    std::fs::create_dir_all(&qmp_dir).unwrap();
     let daemon = Zerocast::run(
         "serve",
         &[
