@@ -60,8 +60,13 @@ pub struct BenchArgs {
     /// Instead of the stream: a synthetic workload, encoded whole and by
     /// damage side by side (typing, a clock, a window drag, a full-screen
     /// scroll, video), with CPU, bytes and PSNR for each.
-    #[arg(long, value_enum, conflicts_with = "kernel")]
+    #[arg(long, value_enum)]
     pub workload: Option<BenchWorkload>,
+    /// With --workload still-after-motion, --kernel and --initrd: the
+    /// desktop image (scripts/build-desktop.sh) to measure on, booted with
+    /// snapshot=on.
+    #[arg(long, requires = "kernel")]
+    pub disk: Option<PathBuf>,
     /// With --workload or --peer: runs of each; the medians are reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: u32,
@@ -146,10 +151,20 @@ struct Report {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    match args.workload {
-        Some(BenchWorkload::DesktopDamage) => return crate::damage_bench::run(&args),
-        Some(BenchWorkload::StillAfterMotion) => return crate::refresh_bench::run(&args),
-        None => {}
+    match (args.workload, &args.disk, &args.kernel) {
+        (Some(BenchWorkload::StillAfterMotion), Some(disk), _) => {
+            return crate::desktop_bench::run(&args, disk).await;
+        }
+        (Some(_), None, Some(_)) => anyhow::bail!(
+            "--workload runs the synthetic desktop; --kernel goes with it only for \
+             still-after-motion on the desktop image (--disk)"
+        ),
+        (Some(BenchWorkload::DesktopDamage), _, _) => return crate::damage_bench::run(&args),
+        (Some(BenchWorkload::StillAfterMotion), None, _) => {
+            return crate::refresh_bench::run(&args)
+        }
+        (None, Some(_), _) => anyhow::bail!("--disk goes with --workload still-after-motion"),
+        (None, None, _) => {}
     }
     if let Some(peer) = args.peer {
         return crate::peer_bench::run(&args, peer).await;

@@ -20,6 +20,7 @@
 //! - [`bench`]: `zerocast bench`, encoder throughput and the stream into a real browser, as JSON.
 //! - [`damage_bench`]: `zerocast bench --workload desktop-damage`, whole-frame against damage-aware encoding per desktop workload.
 //! - [`refresh_bench`]: `zerocast bench --workload still-after-motion`, how sharp a still picture is before and after refinement.
+//! - [`desktop_bench`]: the same on the real desktop image: a drag and a scroll, before and after, against the guest's framebuffer.
 //! - [`picture_quality`]: PSNR and SSIM of a decoded picture against its source.
 //! - [`peer_bench`]: `zerocast bench --peer qemu-vnc`, zerocast against QEMU's own GPU and VNC server on the same guest.
 //! - [`rfb`]: the viewer side of RFB 3.8 (VNC), sans I/O, counting updates and bytes for `peer_bench`.
@@ -29,6 +30,7 @@ mod bench;
 mod client;
 mod damage_bench;
 mod demo;
+mod desktop_bench;
 mod gpu_backend;
 mod gpu_streams;
 mod install_libvirt;

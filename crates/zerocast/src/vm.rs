@@ -131,6 +131,8 @@ pub struct VmStack {
     pub scanouts: Vec<Arc<Stream>>,
     pub serving: Serving,
     pub serial_log: PathBuf,
+    /// Keys and pointer into the guest (QMP), as viewers' input goes.
+    pub input: Arc<dyn InputSink>,
     /// What a guest agent publishes (with `--vsock`).
     pub guest_stream: Option<Arc<Stream>>,
     /// Kept alive as long as the VM.
@@ -207,7 +209,7 @@ impl VmStack {
             )));
             guest_stream = Some(stream);
         }
-        let gateway = Gateway::new(registry.clone(), Some(input), args.access.config()?)
+        let gateway = Gateway::new(registry.clone(), Some(input.clone()), args.access.config()?)
             .with_source_stats(gpu_streams::source_stats(gpu.clone()));
         let serving =
             crate::serving::start(registry, gateway, &endpoints, limits, args.listen, tls).await?;
@@ -217,6 +219,7 @@ impl VmStack {
             scanouts,
             serving,
             serial_log,
+            input,
             guest_stream,
             _vsock: vsock,
             _work: work_dir,
