@@ -57,11 +57,7 @@ impl PublishedStream {
         let now = Instant::now();
         let mut guard = self.core.lock().unwrap_or_else(PoisonError::into_inner);
         let (core, rx) = &mut *guard;
-        for command in rx.try_iter() {
-            if let Command::Core(event) = command {
-                core.handle(now, event);
-            }
-        }
+        catch_up(core, rx, now);
         core.keyframe_due(now)
     }
 
@@ -77,11 +73,7 @@ impl PublishedStream {
         let now = Instant::now();
         let mut guard = self.core.lock().unwrap_or_else(PoisonError::into_inner);
         let (core, rx) = &mut *guard;
-        for command in rx.try_iter() {
-            if let Command::Core(event) = command {
-                core.handle(now, event);
-            }
-        }
+        catch_up(core, rx, now);
         let keyframe = frame.keyframe;
         self.fanout.publish(EncodedFrame {
             seq: 0,
@@ -103,6 +95,15 @@ impl PublishedStream {
     /// sent, then the end with `reason`.
     pub fn end(&self, reason: &'static str) {
         self.fanout.close(reason);
+    }
+}
+
+/// Hands the core what the subscribers did since it was last asked.
+fn catch_up(core: &mut PipelineCore, rx: &Receiver<Command>, now: Instant) {
+    for command in rx.try_iter() {
+        if let Command::Core(event) = command {
+            core.handle(now, event);
+        }
     }
 }
 

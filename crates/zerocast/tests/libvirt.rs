@@ -282,26 +282,6 @@ fn libvirt_starts_the_backend_and_its_frames_stream() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
-/// Waits (at most 60 s) until `zerocast serve` lists VMs with these names,
-/// each with input; returns the list.
-fn listed(daemon: &Zerocast, names: &[&str]) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let vms = daemon.json("/api/vms");
-        let list = vms.as_array().unwrap();
-        let mut got: Vec<&str> = list.iter().map(|v| v["name"].as_str().unwrap()).collect();
-        got.sort_unstable();
-        if got == names && list.iter().all(|v| v["input"] == true) {
-            return vms;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "zerocast serve lists {vms}, not {names:?} with input"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 /// Two domains whose backends libvirt starts register with `zerocast
 /// serve`: listed under their names and UUIDs, each display streamed by the
 /// daemon, a key typed in the page of one reaching that guest through its
@@ -316,15 +296,7 @@ async fn libvirt_domains_register_with_the_daemon() {
     // libvirtd starts first (afresh in `base`); the daemon makes its folders.
     let libvirt = Libvirt::start(&base, &[("ZEROCAST_SERVE_SOCKET", registration.clone())], 2);
     let qmp_dir = base.join("qmp");
-    let daemon = Zerocast::run(
-        "serve",
-        &[
-            "--socket",
-            registration.to_str().unwrap(),
-            "--qmp-dir",
-            qmp_dir.to_str().unwrap(),
-        ],
-    );
+    let daemon = Zerocast::serve(&registration, &qmp_dir);
     install_descriptor(&base);
     for domain in &libvirt.domains {
         let xml = base.join(format!("{domain}.xml"));
@@ -335,7 +307,7 @@ async fn libvirt_domains_register_with_the_daemon() {
     let (first, second) = (&libvirt.domains[0], &libvirt.domains[1]);
     let mut names = [first.as_str(), second.as_str()];
     names.sort_unstable();
-    let vms = listed(&daemon, &names);
+    let vms = daemon.wait_for_vms(&names, true);
     let entry = |name: &str| {
         vms.as_array()
             .unwrap()

@@ -80,29 +80,6 @@ impl Drop for Guest {
     }
 }
 
-/// Waits (at most 60 s) until the daemon lists VMs with these names.
-fn wait_for_vms(daemon: &Zerocast, names: &[&str]) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let vms = daemon.json("/api/vms");
-        let mut listed: Vec<&str> = vms
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["name"].as_str().unwrap())
-            .collect();
-        listed.sort_unstable();
-        if listed == names {
-            return vms;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the daemon lists {listed:?}, not {names:?}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 fn stream_of(vms: &serde_json::Value, name: &str) -> u32 {
     let vm = vms
         .as_array()
@@ -119,15 +96,7 @@ async fn the_daemon_serves_two_vms_and_forgets_one_that_stops() {
     let dir = socket_dir("daemon");
     let registration = dir.join("run/serve.sock");
     let qmp_dir = dir.join("qmp");
-    let daemon = Zerocast::run(
-        "serve",
-        &[
-            "--socket",
-            registration.to_str().unwrap(),
-            "--qmp-dir",
-            qmp_dir.to_str().unwrap(),
-        ],
-    );
+    let daemon = Zerocast::serve(&registration, &qmp_dir);
     // Nothing registered yet: an empty list, and the index page.
     assert_eq!(daemon.json("/api/vms"), serde_json::json!([]));
     let (status, page) = daemon.get(&format!("/?token={}", daemon.token()));
@@ -137,20 +106,8 @@ async fn the_daemon_serves_two_vms_and_forgets_one_that_stops() {
 
     let mut one = Guest::start("vm-one", &registration, &qmp_dir);
     let two = Guest::start("vm-two", &registration, &qmp_dir);
-    wait_for_vms(&daemon, &["vm-one", "vm-two"]);
     // Input comes once QEMU's QMP socket is there (after the registration).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let vms = loop {
-        let vms = daemon.json("/api/vms");
-        if vms.as_array().unwrap().iter().all(|vm| vm["input"] == true) {
-            break vms;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "their QMP sockets were not used: {vms}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let vms = daemon.wait_for_vms(&["vm-one", "vm-two"], true);
     let (id_one, id_two) = (stream_of(&vms, "vm-one"), stream_of(&vms, "vm-two"));
     assert_ne!(id_one, id_two);
 
@@ -195,9 +152,9 @@ async fn the_daemon_serves_two_vms_and_forgets_one_that_stops() {
 
     // vm-one's QEMU goes: its backend ends, and the daemon drops it.
     one.vm.take().unwrap().kill().await.unwrap();
-    wait_for_vms(&daemon, &["vm-two"]);
+    daemon.wait_for_vms(&["vm-two"], false);
     drop(two);
-    wait_for_vms(&daemon, &[]);
+    daemon.wait_for_vms(&[], false);
 }
 
 #[test]

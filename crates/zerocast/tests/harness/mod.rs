@@ -134,6 +134,32 @@ impl Zerocast {
         }
     }
 
+    /// Starts `zerocast serve` with its registration socket and QMP folder.
+    pub fn serve(registration: &Path, qmp_dir: &Path) -> Zerocast {
+        let (registration, qmp_dir) = (registration.to_str().unwrap(), qmp_dir.to_str().unwrap());
+        Zerocast::run("serve", &["--socket", registration, "--qmp-dir", qmp_dir])
+    }
+
+    /// Waits (at most 60 s) until `zerocast serve` lists exactly the VMs
+    /// named (sorted), each with input when `input`; returns the list.
+    pub fn wait_for_vms(&self, names: &[&str], input: bool) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let vms = self.json("/api/vms");
+            let list = vms.as_array().unwrap();
+            let mut got: Vec<&str> = list.iter().map(|v| v["name"].as_str().unwrap()).collect();
+            got.sort_unstable();
+            if got == names && (!input || list.iter().all(|v| v["input"] == true)) {
+                return vms;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "zerocast serve lists {vms}, not {names:?} (input: {input})"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
