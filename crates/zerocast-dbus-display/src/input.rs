@@ -96,6 +96,8 @@ fn calls(event: InputEvent, size: Option<(u32, u32)>) -> Vec<Call> {
             let Some((w, h)) = size else {
                 return Vec::new();
             };
+            // Clamped to 0..=1 first, so the product fits in 0..=n.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let at = |f: f32, n: u32| ((f.clamp(0.0, 1.0) * n as f32) as u32).min(n - 1);
             vec![Call::Abs(at(x, w), at(y, h))]
         }

@@ -28,7 +28,7 @@ pub struct Geometry {
 
 impl Geometry {
     /// Bytes the picture spans (the last row without its padding).
-    pub fn len(&self) -> Result<usize, String> {
+    pub fn span(&self) -> Result<usize, String> {
         let n = required_len(self.width, self.height, self.stride, self.format)
             .map_err(|e| e.to_string())?;
         usize::try_from(n).map_err(|_| format!("{n} bytes do not fit in memory"))
@@ -42,14 +42,17 @@ pub struct Mapping {
     offset: usize,
 }
 
-// The mapping is read-only and only read through `bytes`.
+// SAFETY: the mapping is read-only, only read through `bytes`, and
+// unmapped once, by its owner's drop.
 unsafe impl Send for Mapping {}
+// SAFETY: as for Send: shared readers only read.
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// Maps `fd` after checking that `offset + needed` bytes are there: a
     /// read past the end of a memfd would be a SIGBUS, not an error.
     pub fn new(fd: &OwnedFd, offset: u32, needed: usize) -> Result<Mapping, String> {
+        // SAFETY: `stat` is plain data; all zeroes is a valid value.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: fstat writes into `st`, which lives across the call.
         if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
@@ -173,7 +176,7 @@ impl Shared {
 
     /// `Scanout`: a whole new picture in the message.
     pub fn scanout(&self, geometry: Geometry, data: Vec<u8>) -> Result<(), String> {
-        let len = geometry.len()?;
+        let len = geometry.span()?;
         if data.len() < len {
             return Err(format!(
                 "{} bytes of pixels for a {len}-byte picture",
@@ -191,7 +194,7 @@ impl Shared {
 
     /// `ScanoutMap`: QEMU's surface itself, shared.
     pub fn scanout_map(&self, geometry: Geometry, fd: &OwnedFd, offset: u32) -> Result<(), String> {
-        let mapping = Mapping::new(fd, offset, geometry.len()?)?;
+        let mapping = Mapping::new(fd, offset, geometry.span()?)?;
         self.replace(Picture {
             geometry,
             pixels: Pixels::Mapped(Arc::new(mapping)),
@@ -229,7 +232,7 @@ impl Shared {
             stride,
             format,
         };
-        let need = update.len()?;
+        let need = update.span()?;
         if data.len() < need {
             return Err(format!(
                 "{} bytes of pixels for a {need}-byte update",
@@ -277,6 +280,11 @@ impl Shared {
             .picture
             .as_ref()
             .map(|p| (p.geometry.width, p.geometry.height))
+    }
+
+    /// True once QEMU's end has gone.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.state).closed
     }
 
     /// The listener's connection is gone: QEMU stopped or dropped us.
