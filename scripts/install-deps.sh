@@ -13,6 +13,8 @@ have chromium || need+=(chromium)               # headless browser for the WebCo
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx cpio || need+=(busybox-static)
 [ -f /usr/lib/x86_64-linux-gnu/libx264.a ] || need+=(libx264-dev) # static x264 for the guest agent's baseline
 have qemu-system-x86_64 || need_qemu=1
+# QEMU's D-Bus display (zerocast attach) is the module ui-dbus.so, packaged with the OpenGL modules.
+ls /usr/lib/x86_64-linux-gnu/qemu/ui-dbus.so >/dev/null 2>&1 || need_qemu=1
 have ip && have tc || need+=(iproute2)            # network namespaces and tc for the slow-link test
 # The desktop image (scripts/build-desktop.sh): a Debian tree without a
 # chroot of our own, an ext4 disk made from a folder, the compressed cache.
@@ -58,6 +60,6 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 if [ -n "${need_qemu:-}" ]; then
-  $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86
+  $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-system-modules-opengl
 fi
 libvirt_user

@@ -9,6 +9,7 @@
 //! - [`demo`]: `zerocast demo`, the synthetic desktop served to browsers and HXFR peers.
 //! - [`client`]: `zerocast client`, an HXFR subscriber or requester that writes raw H.264.
 //! - [`vm`]: `zerocast vm`, a QEMU guest displayed through our GPU backend, streamed with input back.
+//! - [`attach`]: `zerocast attach`, a VM with QEMU's own GPU, through QEMU's D-Bus display.
 //! - [`gpu_backend`]: `zerocast gpu-backend`, the vhost-user-gpu backend program libvirt starts.
 //! - [`serve`]: `zerocast serve`, the host daemon: every registered VM's displays behind one gateway and HXFR endpoint, an index of VMs, input by QMP.
 //! - [`registration`]: how a GPU backend introduces its VM to `serve` (one JSON line each way), checked.
@@ -26,6 +27,7 @@
 //! - [`rfb`]: the viewer side of RFB 3.8 (VNC), sans I/O, counting updates and bytes for `peer_bench`.
 //! - [`soak`]: `zerocast soak`, one scanout under many viewers, churn and floods, with its costs.
 
+mod attach;
 mod bench;
 mod client;
 mod damage_bench;
@@ -69,6 +71,9 @@ enum Command {
     Client(client::ClientArgs),
     /// Boot a VM whose display is zerocast's own virtio-gpu, and stream it.
     Vm(Box<vm::VmArgs>),
+    /// Stream a VM that keeps QEMU's own GPU, through QEMU's D-Bus display
+    /// (-display dbus): frames out, keys and pointer in.
+    Attach(Box<attach::AttachArgs>),
     /// Measure encoding at a given size: throughput, latency, CPU per frame.
     Bench(bench::BenchArgs),
     /// Be a vhost-user-gpu backend program, as libvirt starts one (QEMU's
@@ -103,6 +108,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(a) => rt.block_on(demo::run(a)),
         Command::Client(a) => rt.block_on(client::run(a)),
         Command::Vm(a) => rt.block_on(vm::run(*a)),
+        Command::Attach(a) => rt.block_on(attach::run(*a)),
         Command::Bench(a) => rt.block_on(bench::run(a)),
         Command::GpuBackend(a) => rt.block_on(gpu_backend::run(*a)),
         Command::Serve(a) => rt.block_on(serve::run(a)),
