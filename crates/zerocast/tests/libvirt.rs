@@ -383,3 +383,77 @@ async fn libvirt_domains_register_with_the_daemon() {
     drop(libvirt);
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// A domain that keeps QEMU's own GPU, with `<graphics type='dbus'/>` on a
+/// bus of the test's: `zerocast attach` streams it and types into it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dbus_graphics_domain_is_attached() {
+    require("libvirtd");
+    require("virsh");
+    require("dbus-daemon");
+    require("qemu-system-x86_64");
+    let base = PathBuf::from(format!("/tmp/zc-libvirt-attach-{}", std::process::id()));
+    let libvirt = Libvirt::start(&base, &[], 1);
+    let domain = &libvirt.domains[0];
+    let bus = base.join("bus");
+    let address = format!("unix:path={}", bus.display());
+    let mut dbus = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", &format!("--address={address}")])
+        .spawn()
+        .expect("start dbus-daemon");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !bus.exists() {
+        assert!(Instant::now() < deadline, "dbus-daemon made no socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (kernel, initrd) = guest();
+    let xml = format!(
+        "<domain type='qemu'>
+  <name>{domain}</name>
+  <memory unit='MiB'>512</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{}</kernel>
+    <initrd>{}</initrd>
+    <cmdline>console=ttyS0 zerocast.fps=30 drm_kms_helper.fbdev_emulation=0</cmdline>
+  </os>
+  <features><acpi/></features>
+  <devices>
+    <serial type='file'><source path='{}'/><target port='0'/></serial>
+    <graphics type='dbus' address='{address}'/>
+    <video><model type='virtio' heads='1'/></video>
+    <input type='tablet' bus='virtio'/>
+    <input type='keyboard' bus='virtio'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>",
+        kernel.display(),
+        initrd.display(),
+        serial_log(&base, domain).display()
+    );
+    let path = base.join("attach.xml");
+    std::fs::write(&path, xml).unwrap();
+    libvirt.virsh_ok(&["define", path.to_str().unwrap()]);
+    libvirt.virsh_ok(&["start", domain]);
+    let serial = serial_log(&base, domain);
+    // QEMU takes its name on the bus as it starts; the guest's kernel
+    // talking means it has.
+    wait_for_text(&serial, "Linux version", Duration::from_secs(60));
+    let zc = Zerocast::run("attach", &["--dbus", &address, "--fps", "30"]);
+    wait_for_text(&serial, "zerocast-flipper: frame", Duration::from_secs(120));
+    let (out, p) = record(
+        &["--connect", &zc.hxfr, "--frames", "30"],
+        "libvirt-attach.h264",
+    );
+    assert_eq!((p.width, p.height), (1280, 800), "the guest's mode");
+    assert_frames_advance(&out, 1280, 800);
+
+    let (mut c, _) = watch_in_chromium(&zc.url, 10).await;
+    type_a_and_click(&mut c, 200, 200).await;
+    wait_for_text(&serial, "EV_KEY code=30", Duration::from_secs(30));
+    drop((c, zc, libvirt));
+    let _ = dbus.kill();
+    let _ = dbus.wait();
+    let _ = std::fs::remove_dir_all(&base);
+}
