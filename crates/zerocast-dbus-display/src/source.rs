@@ -146,6 +146,8 @@ pub struct Shared {
     pub updates: AtomicU64,
     pub bytes_received: AtomicU64,
     pub map_updates: AtomicU64,
+    /// Wakes whoever waits for QEMU's end ([`Shared::closed`]).
+    ended: tokio::sync::Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -291,6 +293,19 @@ impl Shared {
     pub fn close(&self) {
         lock(&self.state).closed = true;
         self.ring();
+        self.ended.notify_waiters();
+    }
+
+    /// Resolves once QEMU's end has gone, without polling.
+    pub async fn closed(&self) {
+        loop {
+            // Registered before the check, so a close in between still wakes it.
+            let ended = self.ended.notified();
+            if self.is_closed() {
+                return;
+            }
+            ended.await;
+        }
     }
 }
 

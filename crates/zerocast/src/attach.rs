@@ -93,14 +93,9 @@ pub async fn run(args: AttachArgs) -> anyhow::Result<()> {
         args.console, attached.label
     )])?;
 
-    let closed = async {
-        while !counters.is_closed() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
     tokio::select! {
         _ = crate::stop::stopped(args.duration) => tracing::info!("detaching"),
-        _ = closed => tracing::info!("QEMU's display went away"),
+        _ = counters.closed() => tracing::info!("QEMU's display went away"),
     }
     let ps = stream.stats();
     tracing::info!(
