@@ -12,7 +12,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use zerocast_frame::frame::required_len;
 use zerocast_frame::{Damage, Doorbell, Frame, FrameSource, PixelFormat, Rect, SourceEvent};
@@ -132,6 +132,9 @@ struct State {
     /// What changed since the reader's last poll.
     damage: Damage,
     changed_at: Option<Instant>,
+    /// A new picture came and no update after it yet: QEMU sends a flip as
+    /// the new surface, then its update a moment later.
+    replaced_alone: bool,
     closed: bool,
 }
 
@@ -149,6 +152,9 @@ pub struct Shared {
     /// Wakes whoever waits for QEMU's end ([`Shared::closed`]).
     ended: tokio::sync::Notify,
 }
+
+/// How long a new surface waits for the update that follows it.
+const FLIP_HOLD: Duration = Duration::from_millis(3);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -171,6 +177,7 @@ impl Shared {
         s.generation += 1;
         s.damage = Damage::full();
         s.changed_at = Some(Instant::now());
+        s.replaced_alone = true;
         drop(s);
         self.scanouts.fetch_add(1, Ordering::Relaxed);
         self.ring();
@@ -250,6 +257,7 @@ impl Shared {
         }
         s.damage.add_rect(r);
         s.changed_at = Some(Instant::now());
+        s.replaced_alone = false;
         drop(s);
         self.updates.fetch_add(1, Ordering::Relaxed);
         self.bytes_received
@@ -270,6 +278,7 @@ impl Shared {
         let r = checked_rect(rect, picture.geometry)?;
         s.damage.add_rect(r);
         s.changed_at = Some(Instant::now());
+        s.replaced_alone = false;
         drop(s);
         self.map_updates.fetch_add(1, Ordering::Relaxed);
         self.ring();
@@ -367,6 +376,16 @@ impl FrameSource for DbusSource {
             return SourceEvent::Idle { wake_at: None };
         };
         let captured_at = s.changed_at.unwrap_or(now);
+        // A new surface waits a moment for its update, so that one flip is
+        // one encode, not two a frame slot apart.
+        if s.replaced_alone {
+            let until = captured_at + FLIP_HOLD;
+            if now < until {
+                return SourceEvent::Idle {
+                    wake_at: Some(until),
+                };
+            }
+        }
         if s.generation != self.generation {
             self.generation = s.generation;
             let g = picture.geometry;
@@ -376,8 +395,14 @@ impl FrameSource for DbusSource {
                 Pixels::Copied(p) => Shown::Copied(g, p.clone()),
                 Pixels::Mapped(m) => Shown::Mapped(g, m.clone()),
             });
+            // A new surface is a new picture, not a new stream: everything
+            // changed, and a new size restarts the encoder by itself.
             s.damage = Damage::none();
-            return SourceEvent::Restarted { captured_at };
+            s.replaced_alone = false;
+            return SourceEvent::Changed {
+                captured_at,
+                damage: Damage::full(),
+            };
         }
         let damage = s.damage.take();
         if damage.is_empty() {
@@ -447,7 +472,20 @@ mod tests {
         let now = Instant::now();
         assert!(matches!(src.poll(now), SourceEvent::Idle { .. }));
         shared.scanout(geometry(4, 2), vec![0; 32]).unwrap();
-        assert!(matches!(src.poll(now), SourceEvent::Restarted { .. }));
+        // A new surface alone waits briefly for its update...
+        let now = Instant::now();
+        assert!(matches!(
+            src.poll(now),
+            SourceEvent::Idle { wake_at: Some(_) }
+        ));
+        // ...and comes with it as one full change.
+        shared
+            .update((1, 1, 2, 1), 8, PixelFormat::Xrgb8888, &[7; 8])
+            .unwrap();
+        let SourceEvent::Changed { damage, .. } = src.poll(now) else {
+            panic!()
+        };
+        assert!(damage.is_full());
         shared
             .update((1, 1, 2, 1), 8, PixelFormat::Xrgb8888, &[7; 8])
             .unwrap();
