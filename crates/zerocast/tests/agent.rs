@@ -151,5 +151,13 @@ fn an_agent_that_reconnects_resumes_the_stream_with_a_keyframe() {
     drop(file);
     let read: Vec<u32> = stamps(&path, 1280, 800).into_iter().flatten().collect();
     assert_eq!(read.len(), frames.len(), "every frame shows the flipper");
-    assert!(read.windows(2).all(|w| w[1] >= w[0]), "{read:?}");
+    // A picture of the agent's previous session would be dozens of frames
+    // old. A step or two back is zero-copy itself: the host reads the
+    // buffer an answer names when it encodes, and a loaded guest may have
+    // redrawn it since the agent asked (seen once in three runs under load).
+    let mut newest = 0;
+    for &stamp in &read {
+        assert!(stamp + 3 >= newest, "{stamp} after {newest}: {read:?}");
+        newest = newest.max(stamp);
+    }
 }
