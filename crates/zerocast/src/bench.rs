@@ -176,10 +176,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None
     };
     let bench = Bench { encode, stream };
-    std::fs::write(&args.json, serde_json::to_string_pretty(&bench)?)
-        .with_context(|| format!("writing {}", args.json.display()))?;
-    println!("json              {}", args.json.display());
-    Ok(())
+    write_json(&args.json, &bench)
 }
 
 fn encode(args: &BenchArgs) -> anyhow::Result<Report> {
@@ -416,6 +413,14 @@ async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
 }
 /// The middle value of the repeats of a figure (the mean of the two middle
 /// ones for an even count; 0 for none).
+/// Writes a benchmark's report as JSON to `path` and says where.
+pub(crate) fn write_json(path: &std::path::Path, report: &impl Serialize) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("json              {}", path.display());
+    Ok(())
+}
+
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {

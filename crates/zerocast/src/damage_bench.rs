@@ -181,10 +181,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         workloads,
     };
     println!("encoder           {}", bench.encoder);
-    std::fs::write(&args.json, serde_json::to_string_pretty(&bench)?)
-        .with_context(|| format!("writing {}", args.json.display()))?;
-    println!("json              {}", args.json.display());
-    Ok(())
+    crate::bench::write_json(&args.json, &bench)
 }
 
 /// One run of a workload through both paths: (whole, damage, damaged share,

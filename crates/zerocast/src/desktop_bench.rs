@@ -164,10 +164,7 @@ pub async fn run(args: &BenchArgs, disk: &Path) -> anyhow::Result<()> {
         boot_to_ready_s: boot.as_secs_f64(),
         stops,
     };
-    std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)
-        .with_context(|| format!("writing {}", args.json.display()))?;
-    println!("json    {}", args.json.display());
-    Ok(())
+    crate::bench::write_json(&args.json, &report)
 }
 
 /// Runs `motion` under `settings` with a subscriber of its own, waits for

@@ -124,10 +124,7 @@ pub async fn run(args: &BenchArgs, peer: Peer) -> anyhow::Result<()> {
         medians,
         runs,
     };
-    std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)
-        .with_context(|| format!("writing {}", args.json.display()))?;
-    println!("json              {}", args.json.display());
-    Ok(())
+    crate::bench::write_json(&args.json, &report)
 }
 
 /// QEMU's own GPU and VNC server, watched by our RFB client.

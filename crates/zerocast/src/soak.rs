@@ -87,10 +87,7 @@ pub struct SoakReport {
 pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let report = soak(&args).await?;
     print(&report);
-    std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)
-        .with_context(|| format!("writing {}", args.json.display()))?;
-    println!("json              {}", args.json.display());
-    Ok(())
+    crate::bench::write_json(&args.json, &report)
 }
 
 fn print(r: &SoakReport) {
