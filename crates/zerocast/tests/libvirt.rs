@@ -131,26 +131,47 @@ impl Drop for Libvirt {
     }
 }
 
-/// The test guest as a libvirt domain with zerocast's GPU, as
-/// `install-libvirt` says to write it; its serial log is `serial-NAME.log`,
-/// and with `qmp_dir` it offers `qmp_dir/NAME.qmp` for input.
-fn domain_xml(name: &str, base: &Path, qmp_dir: Option<&Path>) -> String {
+/// How a test domain shows its display.
+enum Display<'a> {
+    /// zerocast's GPU, as `install-libvirt` says to write it (shared memfd
+    /// RAM, the vhostuser video); with a folder, the domain offers
+    /// `FOLDER/NAME.qmp` for input.
+    VhostUser { qmp_dir: Option<&'a Path> },
+    /// QEMU's own GPU, its D-Bus display on the bus at this address.
+    Dbus { address: &'a str },
+}
+
+/// The test guest as a libvirt domain; its serial log is `serial-NAME.log`.
+fn domain_xml(name: &str, base: &Path, display: &Display<'_>) -> String {
     let (kernel, initrd) = guest();
-    let qmp = qmp_dir.map_or(String::new(), |dir| {
-        format!(
-            "  <qemu:commandline>
+    let (memory, video, extra) = match display {
+        Display::VhostUser { qmp_dir } => (
+            "\n  <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>",
+            "<video><driver name='vhostuser'/><model type='virtio' heads='1'/></video>".to_owned(),
+            qmp_dir.map_or(String::new(), |dir| {
+                format!(
+                    "  <qemu:commandline>
     <qemu:arg value='-qmp'/>
     <qemu:arg value='unix:{}/{name}.qmp,server=on,wait=off'/>
   </qemu:commandline>\n",
-            dir.display()
-        )
-    });
+                    dir.display()
+                )
+            }),
+        ),
+        Display::Dbus { address } => (
+            "",
+            format!(
+                "<graphics type='dbus' address='{address}'/>
+    <video><model type='virtio' heads='1'/></video>"
+            ),
+            String::new(),
+        ),
+    };
     format!(
         "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>{name}</name>
   <memory unit='MiB'>512</memory>
-  <vcpu>1</vcpu>
-  <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>
+  <vcpu>1</vcpu>{memory}
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{}</kernel>
@@ -160,12 +181,12 @@ fn domain_xml(name: &str, base: &Path, qmp_dir: Option<&Path>) -> String {
   <features><acpi/></features>
   <devices>
     <serial type='file'><source path='{}'/><target port='0'/></serial>
-    <video><driver name='vhostuser'/><model type='virtio' heads='1'/></video>
+    {video}
     <input type='tablet' bus='virtio'/>
     <input type='keyboard' bus='virtio'/>
     <memballoon model='none'/>
   </devices>
-{qmp}</domain>",
+{extra}</domain>",
         kernel.display(),
         initrd.display(),
         serial_log(base, name).display()
@@ -243,7 +264,11 @@ fn libvirt_starts_the_backend_and_its_frames_stream() {
     install_descriptor(&base);
     let domain = &libvirt.domains[0];
     let xml = base.join("domain.xml");
-    std::fs::write(&xml, domain_xml(domain, &base, None)).unwrap();
+    std::fs::write(
+        &xml,
+        domain_xml(domain, &base, &Display::VhostUser { qmp_dir: None }),
+    )
+    .unwrap();
     libvirt.virsh_ok(&["define", xml.to_str().unwrap()]);
     libvirt.virsh_ok(&["start", domain]);
 
@@ -300,7 +325,17 @@ async fn libvirt_domains_register_with_the_daemon() {
     install_descriptor(&base);
     for domain in &libvirt.domains {
         let xml = base.join(format!("{domain}.xml"));
-        std::fs::write(&xml, domain_xml(domain, &base, Some(&qmp_dir))).unwrap();
+        std::fs::write(
+            &xml,
+            domain_xml(
+                domain,
+                &base,
+                &Display::VhostUser {
+                    qmp_dir: Some(&qmp_dir),
+                },
+            ),
+        )
+        .unwrap();
         libvirt.virsh_ok(&["define", xml.to_str().unwrap()]);
         libvirt.virsh_ok(&["start", domain]);
     }
@@ -370,15 +405,7 @@ async fn libvirt_domains_register_with_the_daemon() {
     );
 
     libvirt.virsh_ok(&["destroy", first]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while daemon.json("/api/vms").as_array().unwrap().len() != 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the destroyed domain is still listed"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(daemon.json("/api/vms")[0]["name"], second.as_str());
+    daemon.wait_for_vms(&[second.as_str()], true);
     drop(c);
     drop(libvirt);
     let _ = std::fs::remove_dir_all(&base);
@@ -406,32 +433,7 @@ async fn a_dbus_graphics_domain_is_attached() {
         assert!(Instant::now() < deadline, "dbus-daemon made no socket");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (kernel, initrd) = guest();
-    let xml = format!(
-        "<domain type='qemu'>
-  <name>{domain}</name>
-  <memory unit='MiB'>512</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{}</kernel>
-    <initrd>{}</initrd>
-    <cmdline>console=ttyS0 zerocast.fps=30 drm_kms_helper.fbdev_emulation=0</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <serial type='file'><source path='{}'/><target port='0'/></serial>
-    <graphics type='dbus' address='{address}'/>
-    <video><model type='virtio' heads='1'/></video>
-    <input type='tablet' bus='virtio'/>
-    <input type='keyboard' bus='virtio'/>
-    <memballoon model='none'/>
-  </devices>
-</domain>",
-        kernel.display(),
-        initrd.display(),
-        serial_log(&base, domain).display()
-    );
+    let xml = domain_xml(domain, &base, &Display::Dbus { address: &address });
     let path = base.join("attach.xml");
     std::fs::write(&path, xml).unwrap();
     libvirt.virsh_ok(&["define", path.to_str().unwrap()]);
