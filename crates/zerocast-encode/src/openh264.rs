@@ -83,7 +83,8 @@ impl OpenH264Encoder {
             session.encoder.force_intra_frame();
         }
         let fixed_qp = matches!(self.settings.rate_control, RateControl::Quality { .. });
-        if fixed_qp && session.started {
+        let started = session.qp.is_some();
+        if fixed_qp && started {
             session.set_qp(qp)?;
         }
         let start = out.len();
@@ -91,15 +92,16 @@ impl OpenH264Encoder {
             .encoder
             .encode(&Planes(&self.i420))
             .map_err(|e| backend_error(&e))?;
-        if fixed_qp && !session.started && qp != START_QP {
-            // The first picture came out at OpenH264's starting QP: now that
-            // the session has initialised, it is encoded again at ours.
-            session.started = true;
-            session.set_qp(qp)?;
-            session.encoder.force_intra_frame();
-            return self.encode_picture(true, quality, out);
+        if !started {
+            session.qp = Some(START_QP);
+            if fixed_qp && qp != START_QP {
+                // The first picture came out at OpenH264's starting QP: now
+                // that the session has initialised, it is encoded again at ours.
+                session.set_qp(qp)?;
+                session.encoder.force_intra_frame();
+                return self.encode_picture(true, quality, out);
+            }
         }
-        session.started = true;
         bitstream.write_vec(out);
         let keyframe = matches!(bitstream.frame_type(), FrameType::IDR);
         self.frames_since_keyframe = if keyframe {
@@ -129,10 +131,9 @@ fn qp_control(settings: &EncoderSettings) -> QpControl {
 struct Session {
     encoder: Encoder,
     size: (u32, u32),
-    /// OpenH264 initialises on the first picture: options that need an
-    /// initialised encoder (the QP) wait for it.
-    started: bool,
-    /// The QP set, if one was.
+    /// The layer QP in force; `None` until OpenH264 has initialised, on the
+    /// first picture (options that need an initialised encoder, the QP,
+    /// wait for it).
     qp: Option<u8>,
 }
 
@@ -180,7 +181,6 @@ impl Session {
         let mut session = Session {
             encoder,
             size,
-            started: false,
             qp: None,
         };
         // Only errors on stderr: OpenH264 warns at every start about settings
@@ -198,7 +198,7 @@ impl Session {
             return Ok(());
         }
         let mut params = SEncParamExt::default();
-        // SAFETY: the encoder is initialised (`started`); GetOption with
+        // SAFETY: the encoder is initialised (`qp` is set); GetOption with
         // ENCODER_OPTION_SVC_ENCODE_PARAM_EXT copies exactly one
         // `SEncParamExt` into `params`, a live exclusive borrow.
         let rc = unsafe {
