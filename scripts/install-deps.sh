@@ -15,6 +15,7 @@ have chromium || need+=(chromium)               # headless browser for the WebCo
 have qemu-system-x86_64 || need_qemu=1
 # QEMU's D-Bus display (zerocast attach) is the module ui-dbus.so, packaged with the OpenGL modules.
 ls /usr/lib/x86_64-linux-gnu/qemu/ui-dbus.so >/dev/null 2>&1 || need_qemu=1
+have dbus-daemon || need+=(dbus-daemon)         # the private bus the attach tests put QEMU's display on
 have ip && have tc || need+=(iproute2)            # network namespaces and tc for the slow-link test
 # The desktop image (scripts/build-desktop.sh): a Debian tree without a
 # chroot of our own, an ext4 disk made from a folder, the compressed cache.
