@@ -19,7 +19,7 @@ trap cleanup EXIT
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
-per() { printf '%.3f' "$(echo "scale=4; ($2 - $1) * 1000 / $hz / $FRAMES" | bc)"; }
+per() { awk -v a="$1" -v b="$2" -v hz="$hz" -v n="$FRAMES" 'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }'; }
 wait_for() { for _ in $(seq 480); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.25; done; echo "no '$2' in $1" >&2; exit 1; }
 
 # Measures $FRAMES frames from HXFR endpoint $1, zerocast pid $2, QEMU pid $3.
@@ -28,9 +28,9 @@ measure() {
     z0=$(ticks "$2"); q0=$(ticks "$3"); t0=$(date +%s.%N)
     "$BIN/zerocast" client --connect "$1" --frames "$FRAMES" -o "$D/out.h264" >/dev/null
     z1=$(ticks "$2"); q1=$(ticks "$3"); t1=$(date +%s.%N)
-    local secs; secs=$(echo "$t1 - $t0" | bc)
-    cores() { printf '%.3f' "$(echo "scale=4; ($2 - $1) / $hz / $secs" | bc)"; }
-    echo "\"seconds\":$(printf '%.2f' "$secs"),\"fps\":$(printf '%.1f' "$(echo "scale=3; $FRAMES / $secs" | bc)"),\"zerocast_cpu_ms_per_frame\":$(per "$z0" "$z1"),\"qemu_cpu_ms_per_frame\":$(per "$q0" "$q1"),\"zerocast_cores\":$(cores "$z0" "$z1"),\"qemu_cores\":$(cores "$q0" "$q1")"
+    local secs; secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    cores() { awk -v a="$1" -v b="$2" -v hz="$hz" -v s="$secs" 'BEGIN { printf "%.3f", (b - a) / hz / s }'; }
+    echo "\"seconds\":$(printf '%.2f' "$secs"),\"fps\":$(awk -v n="$FRAMES" -v s="$secs" 'BEGIN { printf "%.1f", n / s }'),\"zerocast_cpu_ms_per_frame\":$(per "$z0" "$z1"),\"qemu_cpu_ms_per_frame\":$(per "$q0" "$q1"),\"zerocast_cores\":$(cores "$z0" "$z1"),\"qemu_cores\":$(cores "$q0" "$q1")"
 }
 
 # zerocast attach: QEMU's virtio-vga, its D-Bus display on a private bus.

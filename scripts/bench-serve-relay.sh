@@ -44,8 +44,8 @@ for mode in daemon backend; do
     "$BIN/zerocast" client --connect "$conn" --scanout 0 --frames "$FRAMES" -o "$D/$mode.h264" >/dev/null
     s1=$(ticks "$serve"); b1=$(ticks "$backend"); q1=$(ticks "$qemu"); t1=$(date +%s.%N)
     # A leading zero, as JSON wants.
-    per() { printf '%.3f' "$(echo "scale=4; ($2 - $1) * 1000 / $hz / $FRAMES" | bc)"; }
-    secs=$(printf '%.2f' "$(echo "$t1 - $t0" | bc)")
+    per() { awk -v a="$1" -v b="$2" -v hz="$hz" -v n="$FRAMES" 'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }'; }
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
     printf '%-8s %d frames in %.1f s: daemon %s ms, backend %s ms, QEMU %s ms CPU per frame\n' \
         "$mode" "$FRAMES" "$secs" "$(per "$s0" "$s1")" "$(per "$b0" "$b1")" "$(per "$q0" "$q1")"
     json+="\"$mode\":{\"frames\":$FRAMES,\"seconds\":$secs,\"daemon_cpu_ms_per_frame\":$(per "$s0" "$s1"),\"backend_cpu_ms_per_frame\":$(per "$b0" "$b1"),\"qemu_cpu_ms_per_frame\":$(per "$q0" "$q1")},"
