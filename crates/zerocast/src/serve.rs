@@ -228,7 +228,7 @@ impl Daemon {
                 return;
             }
         };
-        let vm = self.clone().register(&hello).await;
+        let vm = self.clone().register(&hello);
         let answer = Reply {
             ok: true,
             streams: vm.streams.clone(),
@@ -244,12 +244,12 @@ impl Daemon {
         self.unregister(vm);
     }
 
-    async fn register(self: Arc<Self>, hello: &Hello) -> Registered {
-        let id = {
-            let mut next = self.next_vm.lock().unwrap_or_else(PoisonError::into_inner);
-            *next += 1;
-            *next - 1
-        };
+    fn register(self: Arc<Self>, hello: &Hello) -> Registered {
+        // Held until the streams are in the registry: two backends
+        // registering at once must not pick the same free ids.
+        let mut next = self.next_vm.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = *next;
+        *next += 1;
         let streams = self.free_ids(hello.scanouts);
         let gone = Arc::new(AtomicBool::new(false));
         let mut bells = Vec::new();
@@ -282,6 +282,7 @@ impl Daemon {
             }
             bells.push(bell);
         }
+        drop(next);
         let entry = VmEntry {
             name: hello.name.clone(),
             uuid: hello.uuid.clone(),
