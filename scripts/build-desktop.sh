@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds zerocast's desktop guest: Debian 12 with Xorg (modesetting), openbox
 # and an xterm, as an ext4 disk plus the kernel and initrd taken from it.
-# The guest logs in root on tty1, starts X, and writes
+# The guest logs in root on tty1, starts X, starts zerocast's session agent
+# when the host shares it (zerocast vm --vsock --share DIR, DIR holding a
+# static zerocast-guest: 9p tag `zerocast`), and writes
 #   zerocast-desktop: ready xterm X=.. Y=.. WIDTH=.. HEIGHT=.. TITLE=.. uptime=SECONDS
 # to its serial console (/dev/ttyS0) once openbox has framed the terminal
 # window (the xterm's client area on the screen, without openbox's frame;
@@ -37,11 +39,12 @@ SUITE=bookworm
 # What the desktop is made of (FIELD-NOTES "A real desktop guest"): the
 # kernel with its initrd tool, systemd with udev (input devices for Xorg's
 # libinput), Xorg with its built-in modesetting driver, xinit to start it
-# from a login shell, openbox, xterm, xdotool for the ready signal, fonts.
+# from a login shell, openbox, xterm, xdotool for the ready signal and the
+# agent's typing, xclip for a shell's clipboard, fonts.
 PACKAGES=(
   linux-image-amd64 initramfs-tools systemd-sysv udev passwd procps
   xserver-xorg-core xserver-xorg-input-libinput xinit xauth
-  x11-xserver-utils x11-utils x11-apps xdotool openbox xterm
+  x11-xserver-utils x11-utils x11-apps xdotool xclip openbox xterm
   fonts-dejavu-core xfonts-base
 )
 
@@ -92,6 +95,9 @@ EOF
   # The login shell on tty1 becomes the X session; other terminals stay shells.
   cat >"$O/root/.profile" <<'EOF'
 if [ -f ~/.bashrc ]; then . ~/.bashrc; fi
+# UTF-8 everywhere (glibc's built-in C.UTF-8): text the agent types, such
+# as an IME's, reaches the terminal and the shell intact.
+export LANG=C.UTF-8
 if [ -z "${DISPLAY:-}" ] && [ "$(tty)" = /dev/tty1 ]; then exec startx; fi
 EOF
   cat >"$O/root/.xinitrc" <<'EOF'
@@ -102,6 +108,16 @@ say() { echo "zerocast-desktop: $*" >/dev/ttyS0; }
 # The session's own errors go to the serial console too, where a failed
 # boot can be read.
 exec 2>/dev/ttyS0
+# Selecting text in the terminal copies it to the clipboard, which the
+# agent shares with the viewer.
+echo 'XTerm*selectToClipboard: true' | xrdb -merge
+# zerocast's session agent, from the host's 9p share when there is one:
+# started again whenever it ends (the host went, or is not there yet).
+if modprobe 9pnet_virtio 2>/dev/null && mkdir -p /run/zerocast &&
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro zerocast /run/zerocast 2>/dev/null &&
+  [ -x /run/zerocast/zerocast-guest ]; then
+  (while :; do /run/zerocast/zerocast-guest --session true --timeout-secs 30 >/dev/ttyS0 2>&1; sleep 2; done) &
+fi
 # The xterm first, mapped before openbox starts: openbox frames the windows
 # it finds at its start, while one mapped during its start (slow under TCG)
 # was seen left unmanaged, a 1x1 window. --sync waits until the window

@@ -21,7 +21,8 @@ pub struct Args {
     /// vsock port of the host's HXFR server (the host is CID 2).
     #[arg(long, default_value_t = zerocast_hxfr::DEFAULT_VSOCK_PORT)]
     pub vsock_port: u32,
-    /// Reach the host over TCP instead of vsock, e.g. 10.0.2.2:5001.
+    /// Reach the host over TCP instead of vsock, e.g. 10.0.2.2:5001 (with
+    /// --session true: the session channel's address).
     #[arg(long, value_name = "HOST:PORT")]
     pub tcp: Option<String>,
     /// Target bitrate in bit/s.
@@ -61,6 +62,14 @@ pub struct Args {
     /// Bound on every wait: the card, a display, the host, an answer.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_secs: u64,
+    /// Run as the session agent instead, inside the desktop session (with
+    /// its $DISPLAY): the host resizes the screen (xrandr), shares the
+    /// clipboard and types text (xdotool) through it.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub session: bool,
+    /// vsock port of the host's session channel (with --session true).
+    #[arg(long, default_value_t = zerocast_session::DEFAULT_VSOCK_PORT)]
+    pub session_port: u32,
     /// The DRM card that shows the screen.
     #[arg(long, default_value = "/dev/dri/card0")]
     pub card: PathBuf,
@@ -102,11 +111,21 @@ impl Args {
     }
 
     pub fn target(&self) -> Target {
+        self.target_port(self.vsock_port)
+    }
+
+    /// Where the host's session channel is (`--tcp`, with --session true,
+    /// is its address).
+    pub fn session_target(&self) -> Target {
+        self.target_port(self.session_port)
+    }
+
+    fn target_port(&self, port: u32) -> Target {
         match &self.tcp {
             Some(addr) => Target::Tcp(addr.clone()),
             None => Target::Vsock {
                 cid: libc::VMADDR_CID_HOST,
-                port: self.vsock_port,
+                port,
             },
         }
     }

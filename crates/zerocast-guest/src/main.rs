@@ -23,6 +23,8 @@
 //! - [`baseline`]: the guest-encodes (x264) mode's loop.
 //! - [`sink`]: where access units go: the output file and the stats line.
 //! - [`stats`]: counters, latency median and guest CPU per frame.
+//! - [`session`]: `--session true`, the agent in the desktop session:
+//!   resize, clipboard and typed text for the host.
 
 mod args;
 mod baseline;
@@ -34,6 +36,7 @@ mod ioctl;
 mod link;
 mod publish;
 mod screen;
+mod session;
 mod sink;
 mod stats;
 mod transport;
@@ -54,6 +57,9 @@ use sink::Sink;
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.session {
+        return session::run(&args);
+    }
     let deadline = Instant::now() + args.timeout();
     let card = Card::open_beside_owner(&args.card, deadline)?;
     let mut screen = Screen::new(card);

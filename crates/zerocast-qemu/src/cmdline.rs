@@ -70,9 +70,16 @@ pub struct VmConfig {
     /// A vhost-user-vsock backend's socket (see [`crate::VsockDevice`]):
     /// gives the guest real vsock.
     pub vsock: Option<PathBuf>,
+    /// A host folder the guest may read (9p, mount tag [`SHARE_TAG`]): how
+    /// the guest agent reaches a desktop image that does not carry it.
+    pub share: Option<PathBuf>,
     /// Appended to the command line as they are.
     pub extra_args: Vec<String>,
 }
+
+/// The 9p mount tag of [`VmConfig::share`]: in the guest,
+/// `mount -t 9p -o trans=virtio,ro zerocast /mnt`.
+pub const SHARE_TAG: &str = "zerocast";
 
 /// A [`VmConfig`] that cannot work, and what to change.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -124,6 +131,7 @@ impl VmConfig {
             qmp_socket: qmp_socket.into(),
             serial_log: serial_log.into(),
             vsock: None,
+            share: None,
             extra_args: Vec::new(),
         }
     }
@@ -254,6 +262,15 @@ impl VmConfig {
             push(&[
                 "-drive",
                 &format!("file={file},if=virtio,format={format}{snapshot}"),
+            ]);
+        }
+        if let Some(share) = &self.share {
+            let path = opt_value(utf8("shared folder", share)?);
+            push(&[
+                "-fsdev",
+                &format!("local,id=zerocast-share,path={path},security_model=none,readonly=on"),
+                "-device",
+                &format!("virtio-9p-pci,fsdev=zerocast-share,mount_tag={SHARE_TAG}"),
             ]);
         }
         args.extend(self.extra_args.iter().cloned());
@@ -473,6 +490,19 @@ mod tests {
         let err = config.args().unwrap_err();
         assert!(matches!(err, ConfigError::DiskFormat { .. }));
         assert!(err.to_string().contains("*.qcow2"), "{err}");
+    }
+
+    #[test]
+    fn a_shared_folder_is_read_only_9p() {
+        let mut config = kernel_config();
+        config.share = Some("/srv/agent,1".into());
+        let args = config.args().unwrap();
+        assert_eq!(
+            values(&args, "-fsdev"),
+            ["local,id=zerocast-share,path=/srv/agent,,1,security_model=none,readonly=on"]
+        );
+        assert!(values(&args, "-device")
+            .contains(&"virtio-9p-pci,fsdev=zerocast-share,mount_tag=zerocast"));
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod serial;
 mod vm;
 mod vsock;
 
-pub use cmdline::{Accel, ConfigError, Gpu, VmConfig, MEMORY_MB};
+pub use cmdline::{Accel, ConfigError, Gpu, VmConfig, MEMORY_MB, SHARE_TAG};
 pub use input::{qmp_events, InputStats, QmpInput, ABS_MAX, MAX_DETENTS};
 pub use keymap::{qcode, QCODES};
 pub use qmp::{Qmp, QmpError, COMMAND_TIMEOUT, MAX_LINE};

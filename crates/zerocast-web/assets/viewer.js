@@ -4,11 +4,17 @@
 
 const MSG = {
   VIDEO: 0x01, KEY: 0x10, CLICK: 0x11, ABS: 0x12, INIT: 0x30, PING: 0x40, PONG: 0x41,
-  CURSOR_IMAGE: 0x50, CURSOR_POS: 0x51,
+  CURSOR_IMAGE: 0x50, CURSOR_POS: 0x51, CLIPBOARD: 0x60, TEXT: 0x61, RESIZE: 0x62,
 };
+// The session's limits (zerocast-session): clipboard and typed text, bytes of UTF-8.
+const MAX_CLIPBOARD = 256 * 1024, MAX_TYPED = 4096;
 const params = new URLSearchParams(location.search);
 const scanout = Number(params.get("scanout") || 0);
 const canvas = document.getElementById("screen");
+// The keyboard's target: key presses, and the text an IME composes.
+const keys = document.getElementById("keys");
+// The guest's screen follows this page's size (?resize=off: it does not).
+const remoteResize = params.get("resize") !== "off";
 const ctx = canvas.getContext("2d", { alpha: false, desynchronized: true });
 const statsBox = document.getElementById("stats");
 const statusBox = document.getElementById("status");
@@ -22,6 +28,11 @@ const stats = window.zerocastStats = {
   // The guest's hardware cursor (zerocast's 0x50/0x51): images and moves
   // received, its size, hotspot and last hotspot position.
   cursor: { images: 0, moves: 0, visible: false, width: 0, height: 0, hotX: 0, hotY: 0, x: 0, y: 0 },
+  // The guest session's extension (0x60-0x62): the guest's clipboard texts
+  // received (and how many reached the local clipboard), pastes and typed
+  // texts sent, the mode last asked for.
+  session: { clipboardIn: 0, clipboardText: "", clipboardWritten: 0, clipboardError: "",
+             clipboardOut: 0, textOut: 0, resize: "" },
 };
 
 let ws = null, decoder = null, waitingForKey = true, reconnects = 0;
@@ -152,6 +163,50 @@ function applyCursor() {
 
 addEventListener("resize", applyCursor);
 
+// The guest's clipboard changed: it goes to this computer's clipboard
+// (the browser allows that while the page has focus).
+function onGuestClipboard(b) {
+  const text = new TextDecoder().decode(b.subarray(1));
+  const s = stats.session;
+  s.clipboardIn++;
+  s.clipboardText = text;
+  if (navigator.clipboard) {
+    navigator.clipboard.writeText(text).then(() => { s.clipboardWritten++; }, (e) => { s.clipboardError = String(e); });
+  }
+}
+
+// 0x60 or 0x61 with `text` as UTF-8, if within `max` bytes.
+function sendText(type, text, max) {
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.length > max) {
+    statusBox.textContent = `not sent: ${bytes.length} bytes of text, more than the ${max} the guest takes`;
+    return false;
+  }
+  const b = new Uint8Array(1 + bytes.length);
+  b[0] = type;
+  b.set(bytes, 1);
+  send(b);
+  return true;
+}
+
+// The size this page shows the picture at, in device pixels: the mode the
+// guest gets when this viewer has control (the host rounds it to a mode).
+let sentSize = "", resizeTimer = 0;
+function reportSize() {
+  if (!remoteResize) return;
+  const r = canvas.getBoundingClientRect(), dpr = devicePixelRatio || 1;
+  const w = Math.min(0xffff, Math.round(r.width * dpr)), h = Math.min(0xffff, Math.round(r.height * dpr));
+  const size = `${w}x${h}`;
+  if (w === 0 || h === 0 || size === sentSize || !ws || ws.readyState !== WebSocket.OPEN) return;
+  const b = new Uint8Array(5), v = new DataView(b.buffer);
+  b[0] = MSG.RESIZE;
+  v.setUint16(1, w);
+  v.setUint16(3, h);
+  send(b);
+  sentSize = stats.session.resize = size;
+}
+addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(reportSize, 300); });
+
 function onMessage(ev) {
   const b = new Uint8Array(ev.data);
   if (b.length === 0) return;
@@ -166,6 +221,7 @@ function onMessage(ev) {
     case MSG.VIDEO: onVideo(b); break;
     case MSG.CURSOR_IMAGE: onCursorImage(b); break;
     case MSG.CURSOR_POS: onCursorPos(b); break;
+    case MSG.CLIPBOARD: onGuestClipboard(b); break;
     case MSG.PONG: {
       const v = new DataView(b.buffer);
       const sent = Number(v.getBigUint64(5)), server = Number(v.getBigUint64(13));
@@ -204,6 +260,8 @@ function connect() {
     statusBox.textContent = "connected";
     ws.send(JSON.stringify({ type: "init", width: innerWidth, height: innerHeight }));
     ping();
+    sentSize = "";
+    reportSize();
   };
   ws.onmessage = onMessage;
   ws.onclose = (ev) => {
@@ -283,13 +341,64 @@ function sendButton(number, down) {
   send(new Uint8Array([MSG.CLICK, 2, down ? 1 : 0, number]));
 }
 
-function key(ev, down) {
-  const code = EVDEV[ev.code];
-  if (!code) return;
-  ev.preventDefault();
-  if (down) heldKeys.add(code); else heldKeys.delete(code);
-  sendKey(code, down, (ev.shiftKey ? 1 : 0) | (ev.ctrlKey ? 2 : 0) | (ev.altKey ? 4 : 0) | (ev.metaKey ? 8 : 0));
+// Ctrl+V (or Cmd+V) is held back until the browser's paste event has sent
+// this computer's clipboard to the guest, so the guest pastes that.
+let pendingPaste = null;
+
+function flushPaste() {
+  if (!pendingPaste) return;
+  const { code, modifiers } = pendingPaste;
+  pendingPaste = null;
+  heldKeys.add(code);
+  sendKey(code, true, modifiers);
 }
+
+function key(ev, down) {
+  // An IME or a dead key is composing: its text comes at compositionend.
+  if (ev.isComposing || ev.key === "Process" || ev.key === "Dead") return;
+  const code = EVDEV[ev.code];
+  const modifiers = (ev.shiftKey ? 1 : 0) | (ev.ctrlKey ? 2 : 0) | (ev.altKey ? 4 : 0) | (ev.metaKey ? 8 : 0);
+  if (!code) {
+    // A key the guest's keymap lacks that makes a character: sent as text.
+    if (down && !ev.ctrlKey && !ev.metaKey && [...ev.key].length === 1) {
+      ev.preventDefault();
+      if (sendText(MSG.TEXT, ev.key, MAX_TYPED)) stats.session.textOut++;
+    }
+    return;
+  }
+  if (down && ev.code === "KeyV" && (ev.ctrlKey || ev.metaKey) && !ev.repeat) {
+    // No preventDefault: the browser's paste event follows.
+    pendingPaste = { code, modifiers };
+    setTimeout(flushPaste, 200);
+    return;
+  }
+  ev.preventDefault();
+  if (!down) flushPaste();
+  if (down) heldKeys.add(code); else heldKeys.delete(code);
+  sendKey(code, down, modifiers);
+}
+
+// This computer's clipboard to the guest's, on the user's paste.
+document.addEventListener("paste", (e) => {
+  e.preventDefault();
+  const text = e.clipboardData ? e.clipboardData.getData("text/plain") : "";
+  if (text && sendText(MSG.CLIPBOARD, text, MAX_CLIPBOARD)) stats.session.clipboardOut++;
+  // The guest's agent takes the clipboard before the V arrives.
+  if (pendingPaste) setTimeout(flushPaste, 30);
+});
+
+// Text an IME (or a dead key) composed, typed in the guest as text.
+keys.addEventListener("compositionend", (e) => {
+  if (e.data && sendText(MSG.TEXT, e.data, MAX_TYPED)) stats.session.textOut++;
+  keys.value = "";
+});
+// Text inserted without a composition (an emoji picker, a handwriting or
+// voice input) likewise.
+keys.addEventListener("input", (e) => {
+  if (e.isComposing) return;
+  if (e.inputType === "insertText" && e.data && sendText(MSG.TEXT, e.data, MAX_TYPED)) stats.session.textOut++;
+  keys.value = "";
+});
 
 function releaseHeld() {
   for (const code of heldKeys) sendKey(code, false, 0);
@@ -323,15 +432,15 @@ function button(ev, down) {
   ev.preventDefault();
 }
 
-canvas.addEventListener("keydown", (e) => key(e, true));
-canvas.addEventListener("keyup", (e) => key(e, false));
+keys.addEventListener("keydown", (e) => key(e, true));
+keys.addEventListener("keyup", (e) => key(e, false));
 canvas.addEventListener("mousemove", pointer);
-canvas.addEventListener("mousedown", (e) => { canvas.focus(); button(e, true); });
+canvas.addEventListener("mousedown", (e) => { keys.focus(); button(e, true); });
 canvas.addEventListener("mouseup", (e) => button(e, false));
 canvas.addEventListener("contextmenu", (e) => e.preventDefault());
 // Focus gone (another window or tab, or another element of the page) or the
 // page hidden: the releases would go elsewhere, so send them now.
-canvas.addEventListener("blur", releaseHeld);
+keys.addEventListener("blur", releaseHeld);
 addEventListener("blur", releaseHeld);
 document.addEventListener("visibilitychange", () => { if (document.hidden) releaseHeld(); });
 canvas.addEventListener("wheel", (e) => {
@@ -348,5 +457,5 @@ if (typeof VideoDecoder === "undefined") {
   statusBox.textContent = "this browser has no WebCodecs VideoDecoder (use Chromium, or serve over https/localhost)";
 } else {
   connect();
-  canvas.focus();
+  keys.focus();
 }

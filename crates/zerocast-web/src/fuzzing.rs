@@ -22,8 +22,14 @@ pub fn check_message(data: &[u8]) {
 }
 
 fn check_client(msg: &ClientMessage) {
-    let ClientMessage::Input(event) = msg else {
-        return;
+    let event = match msg {
+        ClientMessage::Input(event) => event,
+        ClientMessage::Clipboard(t) => return assert!(t.len() <= zerocast_session::MAX_CLIPBOARD),
+        ClientMessage::Text(t) => return assert!(t.len() <= zerocast_session::MAX_TYPED),
+        ClientMessage::Resize { width, height } => {
+            return assert!(*width <= 0xffff && *height <= 0xffff)
+        }
+        ClientMessage::Ping { .. } | ClientMessage::Ignored => return,
     };
     match *event {
         InputEvent::Key { code, .. } => {

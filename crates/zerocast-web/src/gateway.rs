@@ -22,6 +22,7 @@ use zerocast_pipeline::{EncodedFrame, Registry};
 use crate::access::{Access, Role, Token};
 use crate::directory::Directory;
 pub use crate::protocol::ViewerReport;
+use crate::session::GuestSession;
 use crate::tls::Tls;
 use crate::viewer::{self, close, InputCounts};
 
@@ -37,8 +38,9 @@ static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
-/// Largest message a viewer may send; input messages are a few bytes.
-const MAX_CLIENT_MESSAGE: usize = 4096;
+/// Largest message a viewer may send: input messages are a few bytes, a
+/// pasted clipboard (0x60) is at most the session's limit.
+const MAX_CLIENT_MESSAGE: usize = 1 + zerocast_session::MAX_CLIPBOARD;
 /// Extra numbers for `/api/stats` from whatever feeds the scanouts (a GPU
 /// backend's flushes and bytes copied, say).
 pub type SourceStats = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
@@ -60,6 +62,9 @@ pub struct Gateway {
     /// Set when the listen address is known.
     pub(crate) access: Option<Access>,
     pub(crate) input: Option<Arc<dyn InputSink>>,
+    /// The guest's desktop session (resize, clipboard, typed text), when an
+    /// agent can be reached.
+    pub(crate) session: Option<Arc<dyn GuestSession>>,
     pub(crate) source_stats: Option<SourceStats>,
     /// With a directory, `/` lists the VMs and viewers are at `/view`.
     pub(crate) directory: Option<Arc<dyn Directory>>,
@@ -90,6 +95,7 @@ impl Gateway {
             access_config,
             access: None,
             input,
+            session: None,
             source_stats: None,
             directory: None,
             max_viewers: 64,
@@ -107,6 +113,13 @@ impl Gateway {
     /// Adds the frame source's own numbers to `/api/stats` (as `source`).
     pub fn with_source_stats(mut self, stats: SourceStats) -> Self {
         self.source_stats = Some(stats);
+        self
+    }
+
+    /// Lets `control` viewers resize the guest's screen, share its
+    /// clipboard and type text through its desktop session.
+    pub fn with_session(mut self, session: Arc<dyn GuestSession>) -> Self {
+        self.session = Some(session);
         self
     }
 

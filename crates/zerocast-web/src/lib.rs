@@ -16,6 +16,8 @@
 //! - `stats`: `/api/stats`.
 //! - [`directory`]: for a gateway of many VMs (`zerocast serve`): the index
 //!   page at `/`, `/api/vms`, viewers at `/view`.
+//! - [`session`]: the guest's desktop session as `control` viewers reach
+//!   it: resize, clipboard both ways, typed text (zerocast's 0x60-0x62).
 //! - [`input_budget`]: how much input one viewer may send on (a token
 //!   bucket), so that one viewer's flood cannot crowd out another's; sans I/O.
 //! - [`tls`]: the certificate and key (PEM) the gateway serves HTTPS/WSS
@@ -35,6 +37,7 @@ pub mod gateway;
 pub mod input_budget;
 mod outbox;
 pub mod protocol;
+pub mod session;
 mod stats;
 pub mod tls;
 mod viewer;
@@ -43,4 +46,5 @@ pub use access::{Access, Role, Token, TokenError};
 pub use directory::{Directory, VmEntry};
 pub use gateway::{AccessConfig, Gateway, ViewerReport};
 pub use input_budget::InputBudget;
+pub use session::GuestSession;
 pub use tls::{Tls, TlsError};

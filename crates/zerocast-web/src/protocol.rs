@@ -3,12 +3,14 @@
 //! wheel's floats, which are little-endian (as helix's client sends them).
 //! The full layout is in `docs/browser-protocol.md`. Text messages are
 //! JSON: `{"type":"init"}` and `{"type":"stats",...}` ([`ViewerReport`]).
-//! Cursor messages (0x50, 0x51) are zerocast's extension: helix's client
-//! ignores types it does not know.
+//! Cursor messages (0x50, 0x51) and the session's (0x60 clipboard, 0x61
+//! text, 0x62 resize) are zerocast's extension: helix's client ignores
+//! types it does not know.
 
 use serde::{Deserialize, Serialize};
 use zerocast_frame::{Cursor, CursorImage};
 use zerocast_input::{Button, InputEvent, KEY_MAX};
+use zerocast_session::{MAX_CLIPBOARD, MAX_TYPED};
 
 pub const VIDEO_FRAME: u8 = 0x01;
 pub const KEYBOARD: u8 = 0x10;
@@ -21,6 +23,9 @@ pub const PING: u8 = 0x40;
 pub const PONG: u8 = 0x41;
 pub const CURSOR_IMAGE: u8 = 0x50;
 pub const CURSOR_POSITION: u8 = 0x51;
+pub const CLIPBOARD: u8 = 0x60;
+pub const TEXT: u8 = 0x61;
+pub const RESIZE: u8 = 0x62;
 
 /// Length of a cursor image message's header before the pixels.
 pub const CURSOR_IMAGE_HEADER_LEN: usize = 9;
@@ -34,13 +39,22 @@ pub const VIDEO_HEADER_LEN: usize = 15;
 const FLAG_KEYFRAME: u8 = 0x01;
 
 /// A message from a viewer.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage {
     Ping {
         seq: u32,
         client_time: u64,
     },
     Input(InputEvent),
+    /// For the guest session's clipboard (the viewer pasted).
+    Clipboard(String),
+    /// Text to type that no key produces (an IME's composition).
+    Text(String),
+    /// The viewer's picture area in device pixels: the mode it would like.
+    Resize {
+        width: u32,
+        height: u32,
+    },
     /// Messages helix's client sends that carry nothing for us (control, pong).
     Ignored,
 }
@@ -336,14 +350,80 @@ pub fn parse_client(b: &[u8]) -> Result<ClientMessage, ProtocolError> {
                 dy: i32::from(be_i16(b, 4)),
             })
         }
+        CLIPBOARD => ClientMessage::Clipboard(session_text(b, MAX_CLIPBOARD)?),
+        TEXT => ClientMessage::Text(session_text(b, MAX_TYPED)?),
+        RESIZE => {
+            need(b, 5)?;
+            ClientMessage::Resize {
+                width: u32::from(be16(b, 1)),
+                height: u32::from(be16(b, 3)),
+            }
+        }
         CONTROL | PONG => ClientMessage::Ignored,
         other => return Err(ProtocolError::UnknownType(other)),
     })
 }
 
+/// 0x60 and 0x61's UTF-8 text, within `max` bytes.
+fn session_text(b: &[u8], max: usize) -> Result<String, ProtocolError> {
+    let kind = b[0];
+    let text = &b[1..];
+    if text.len() > max {
+        return Err(ProtocolError::Value {
+            kind,
+            what: "text longer than the session takes",
+        });
+    }
+    String::from_utf8(text.to_vec()).map_err(|_| ProtocolError::Value {
+        kind,
+        what: "text is not UTF-8",
+    })
+}
+
+/// 0x60 to a viewer: the guest's clipboard changed to `text`.
+pub fn clipboard(text: &str) -> Vec<u8> {
+    let mut b = Vec::with_capacity(1 + text.len());
+    b.push(CLIPBOARD);
+    b.extend_from_slice(text.as_bytes());
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_messages_are_checked() {
+        assert_eq!(
+            parse_client(&[RESIZE, 0x07, 0x80, 0x04, 0x38]),
+            Ok(ClientMessage::Resize {
+                width: 1920,
+                height: 1080
+            })
+        );
+        assert!(matches!(
+            parse_client(&[RESIZE, 1, 2]),
+            Err(ProtocolError::Length { .. })
+        ));
+        assert_eq!(
+            parse_client(&clipboard("grüß")),
+            Ok(ClientMessage::Clipboard("grüß".into()))
+        );
+        assert!(matches!(
+            parse_client(&[CLIPBOARD, 0xc3]),
+            Err(ProtocolError::Value { .. })
+        ));
+        let mut long = vec![TEXT];
+        long.extend(std::iter::repeat_n(b'a', MAX_TYPED + 1));
+        assert!(matches!(
+            parse_client(&long),
+            Err(ProtocolError::Value { .. })
+        ));
+        assert_eq!(
+            parse_client(&[TEXT]),
+            Ok(ClientMessage::Text(String::new()))
+        );
+    }
 
     #[test]
     fn server_messages_have_helix_layout() {

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use zerocast_frame::Cursor;
 use zerocast_input::{Held, InputEvent, InputSink};
 use zerocast_pipeline::EncodedFrame;
+use zerocast_session::HostMessage;
 
 use crate::access::Role;
 use crate::gateway::Gateway;
@@ -184,6 +185,11 @@ pub(crate) async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32,
         rx.mark_changed();
     }
     let mut cursor_feed = protocol::CursorFeed::default();
+    // The guest's clipboard, for control viewers: each change as it comes.
+    let mut clipboard = match (&g.session, role) {
+        (Some(session), Role::Control) => Some(session.clipboard()),
+        _ => None,
+    };
     // Writing happens in its own task: a slow link fills this viewer's
     // queue, and past its budget the viewer skips to a fresh keyframe.
     let bitrate = stream
@@ -204,6 +210,15 @@ pub(crate) async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32,
                     if !outbox.push(binary(Bytes::from(msg))) {
                         return outbox.finish().await;
                     }
+                }
+            }
+            text = next_clipboard(&mut clipboard) => {
+                let Some(text) = text else {
+                    clipboard = None;
+                    continue;
+                };
+                if !outbox.push(binary(Bytes::from(protocol::clipboard(&text)))) {
+                    return outbox.finish().await;
                 }
             }
             frame = sub.next() => {
@@ -252,6 +267,20 @@ async fn next_cursor(cursor: &mut Option<watch::Receiver<Cursor>>) -> Option<Cur
     Some(latest)
 }
 
+/// The guest's clipboard once it changed to a text; `None` once the
+/// session has gone; never without a session.
+async fn next_clipboard(rx: &mut Option<watch::Receiver<Option<Arc<str>>>>) -> Option<Arc<str>> {
+    let Some(rx) = rx else {
+        return std::future::pending().await;
+    };
+    loop {
+        rx.changed().await.ok()?;
+        if let Some(text) = rx.borrow_and_update().clone() {
+            return Some(text);
+        }
+    }
+}
+
 /// Reads messages until the JSON init; pings before it are answered.
 async fn wait_init(socket: &mut WebSocket) -> Result<(), String> {
     while let Some(msg) = socket.recv().await {
@@ -282,6 +311,14 @@ pub(crate) fn video_message(frame: &EncodedFrame) -> Bytes {
     buf.freeze()
 }
 
+/// Hands a viewer's request to the guest session, if there is one.
+fn session_request(g: &Gateway, msg: HostMessage) {
+    match &g.session {
+        Some(session) => session.request(msg),
+        None => tracing::debug!("no guest session: a viewer's session request is dropped"),
+    }
+}
+
 fn handle_client(
     outbox: &Outbox,
     g: &Gateway,
@@ -300,12 +337,23 @@ fn handle_client(
                     return Err((close::NORMAL, "viewer gone".into()));
                 }
             }
-            Ok(ClientMessage::Input(_)) if role == Role::View => {
+            // A view-only page asks for its size like any other; only a
+            // viewer with control decides the guest's mode.
+            Ok(ClientMessage::Resize { .. }) if role == Role::View => {}
+            Ok(ClientMessage::Input(_) | ClientMessage::Clipboard(_) | ClientMessage::Text(_))
+                if role == Role::View =>
+            {
                 return Err((
                     close::POLICY,
                     "view-only: this viewer's link does not allow input".into(),
                 ))
             }
+            Ok(ClientMessage::Resize { width, height }) => {
+                let (width, height) = zerocast_session::fit_mode(width, height);
+                session_request(g, HostMessage::Resize { width, height });
+            }
+            Ok(ClientMessage::Clipboard(text)) => session_request(g, HostMessage::Clipboard(text)),
+            Ok(ClientMessage::Text(text)) => session_request(g, HostMessage::Type(text)),
             Ok(ClientMessage::Input(ev)) => {
                 g.input_events.fetch_add(1, Ordering::Relaxed);
                 input.take(g, viewer, ev);

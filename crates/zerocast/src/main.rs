@@ -9,6 +9,7 @@
 //! - [`demo`]: `zerocast demo`, the synthetic desktop served to browsers and HXFR peers.
 //! - [`client`]: `zerocast client`, an HXFR subscriber or requester that writes raw H.264.
 //! - [`vm`]: `zerocast vm`, a QEMU guest displayed through our GPU backend, streamed with input back.
+//! - [`guest_session`]: the session agent's vsock channel for `vm`: viewers' resizes, clipboard and typed text in, the guest's clipboard out.
 //! - [`attach`]: `zerocast attach`, a VM with QEMU's own GPU, through QEMU's D-Bus display.
 //! - [`gpu_backend`]: `zerocast gpu-backend`, the vhost-user-gpu backend program libvirt starts.
 //! - [`serve`]: `zerocast serve`, the host daemon: every registered VM's displays behind one gateway and HXFR endpoint, an index of VMs, input by QMP.
@@ -35,6 +36,7 @@ mod demo;
 mod desktop_bench;
 mod gpu_backend;
 mod gpu_streams;
+mod guest_session;
 mod install_libvirt;
 mod options;
 mod peer_bench;

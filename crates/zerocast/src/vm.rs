@@ -17,6 +17,7 @@ use zerocast_qemu::{Accel, Gpu, Qmp, QmpInput, Vm, VmConfig, VsockDevice};
 use zerocast_web::Gateway;
 
 use crate::gpu_streams::{self, GpuStreams};
+use crate::guest_session::AgentSession;
 use crate::options::{DisplayArgs, HxfrArgs, VideoArgs};
 use crate::runtime_dir::RuntimeDir;
 use crate::serving::Serving;
@@ -73,6 +74,17 @@ pub struct VmArgs {
     /// The vsock port HXFR is served on (helix's deployment uses 5001).
     #[arg(long, default_value_t = zerocast_hxfr::DEFAULT_VSOCK_PORT)]
     pub vsock_port: u32,
+    /// With --vsock, the vsock port where the agent in the guest's desktop
+    /// session (`zerocast-guest --session true`) connects: viewers with
+    /// control resize the guest's screen, share its clipboard and type text
+    /// through it.
+    #[arg(long, default_value_t = zerocast_session::DEFAULT_VSOCK_PORT)]
+    pub session_port: u32,
+    /// A host folder the guest may read, over 9p with mount tag `zerocast`
+    /// (read-only): how a guest image without the agent gets it, e.g. a
+    /// folder holding zerocast-guest.
+    #[arg(long, value_name = "DIR")]
+    pub share: Option<PathBuf>,
     /// Folder for the VM's sockets and serial log: yours alone (mode 0700,
     /// not a symlink), created if missing, kept afterwards. Default: a new
     /// private one in $XDG_RUNTIME_DIR (/run/zerocast for root, else the
@@ -111,6 +123,8 @@ impl VmArgs {
             hxfr: HxfrArgs::default(),
             vsock: false,
             vsock_port: zerocast_hxfr::DEFAULT_VSOCK_PORT,
+            session_port: zerocast_session::DEFAULT_VSOCK_PORT,
+            share: None,
             work_dir: None,
             qemu_args: Vec::new(),
             duration: None,
@@ -184,6 +198,7 @@ impl VmStack {
         };
         config.scanouts = args.display.scanouts;
         config.vsock = vsock.as_ref().map(|v| v.socket().to_owned());
+        config.share = args.share.clone();
         config.extra_args = args.qemu_args.clone();
         let vm = Vm::spawn(&config).context("starting QEMU")?;
         let qmp = Qmp::connect(&qmp_socket, Duration::from_secs(30))
@@ -197,7 +212,9 @@ impl VmStack {
         let mut endpoints = args.hxfr.endpoints(&work)?;
         let limits = args.hxfr.limits();
         let mut guest_stream = None;
+        let mut session = None;
         if let Some(v) = &vsock {
+            session = Some(AgentSession::listen(&v.host_listener(args.session_port))?);
             // The guest's own endpoint: it reaches its own resources and stream.
             endpoints.push((
                 Endpoint::Unix(v.host_listener(args.vsock_port)),
@@ -209,8 +226,12 @@ impl VmStack {
             )));
             guest_stream = Some(stream);
         }
-        let gateway = Gateway::new(registry.clone(), Some(input.clone()), args.access.config()?)
-            .with_source_stats(gpu_streams::source_stats(gpu.clone()));
+        let mut gateway =
+            Gateway::new(registry.clone(), Some(input.clone()), args.access.config()?)
+                .with_source_stats(gpu_streams::source_stats(gpu.clone()));
+        if let Some(session) = session {
+            gateway = gateway.with_session(session);
+        }
         let serving =
             crate::serving::start(registry, gateway, &endpoints, limits, args.listen, tls).await?;
         Ok(VmStack {

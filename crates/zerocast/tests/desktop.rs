@@ -102,10 +102,12 @@ async fn page_stats(c: &mut Chromium) -> Value {
 async fn wait_page(c: &mut Chromium, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
-        let stats = page_stats(c).await;
+        let mut stats = page_stats(c).await;
         if done(&stats) {
             return stats;
         }
+        // The latencies of the last frames say nothing here.
+        stats["latencies"].take();
         assert!(
             Instant::now() < deadline,
             "{what} within {STEP_TIMEOUT:?}; the page: {stats}"
@@ -177,6 +179,10 @@ fn key_for(ch: char) -> (String, bool) {
         '-' => ("Minus".into(), false),
         '/' => ("Slash".into(), false),
         '>' => ("Period".into(), true),
+        '|' => ("Backslash".into(), true),
+        '$' => ("Digit4".into(), true),
+        '(' => ("Digit9".into(), true),
+        ')' => ("Digit0".into(), true),
         '\n' => ("Enter".into(), false),
         other => panic!("the test types no {other:?}"),
     }
@@ -217,9 +223,13 @@ async fn the_desktop_boots_and_is_used_through_the_browser() {
 
     // QEMU starts at once inside `zerocast vm`: boot time is counted from here.
     let started = Instant::now();
+    let share = harness::session_agent_share();
     let vm = Zerocast::run(
         "vm",
         &[
+            "--vsock",
+            "--share",
+            share.to_str().unwrap(),
             "--disk",
             disk.to_str().unwrap(),
             "--disk-snapshot",
@@ -253,7 +263,8 @@ async fn the_desktop_boots_and_is_used_through_the_browser() {
     );
 
     // The viewer at the picture's own size, so the screenshot is 1:1.
-    let (mut c, stats) = watch_in_chromium_with(&vm.url, 1, &["--window-size=1280,800"]).await;
+    let fixed = format!("{}&resize=off", vm.url);
+    let (mut c, stats) = watch_in_chromium_with(&fixed, 1, &["--window-size=1280,800"]).await;
     assert_eq!(
         (stats["width"].as_u64(), stats["height"].as_u64()),
         (Some(1280), Some(800)),
@@ -323,7 +334,7 @@ async fn the_desktop_boots_and_is_used_through_the_browser() {
         .unwrap();
     assert_eq!(moved, true, "focus left the canvas");
     c.eval(
-        "document.getElementById('elsewhere').remove(); document.getElementById('screen').focus()",
+        "document.getElementById('elsewhere').remove(); document.getElementById('keys').focus()",
     )
     .await
     .unwrap();
@@ -408,8 +419,144 @@ async fn the_desktop_boots_and_is_used_through_the_browser() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    session_clipboard_and_text(&mut c, &serial).await;
+
+    // A screenshot leaves out the CSS cursor (the system draws it): the
+    // guest's cursor image is painted where the page shows it, for the
+    // picture only.
+    let painted = c.eval(
+        "(async () => { const cur = getComputedStyle(document.getElementById('screen')).cursor; \
+         const m = cur.match(/url\\(\"(.*)\"\\) (\\d+) (\\d+)/); if (!m) return false; \
+         const img = new Image(); img.src = m[1]; await img.decode(); \
+         const s = window.zerocastStats.cursor; \
+         document.getElementById('screen').getContext('2d').drawImage(img, s.x - Number(m[2]), s.y - Number(m[3])); \
+         return true; })()",
+    )
+    .await
+    .expect("paint the cursor for the screenshot");
+    assert_eq!(
+        painted, true,
+        "the canvas's CSS cursor is the guest's image"
+    );
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("desktop-viewer.png");
     c.screenshot(&shot).await.expect("screenshot");
     eprintln!("the viewer, as Chromium shows it: {}", shot.display());
+
+    resize_follows_the_window(&mut c, &vm).await;
     eprintln!("GPU source: {}", vm.stats()["source"]);
+}
+
+/// The session agent (from the 9p share, over vsock): the guest's clipboard
+/// reaches the page and this computer's clipboard, a paste in the page
+/// reaches the guest's clipboard, and text no key makes is typed.
+async fn session_clipboard_and_text(c: &mut Chromium, serial: &Path) {
+    wait_line(
+        serial,
+        "zerocast-guest: session agent connected",
+        STEP_TIMEOUT,
+    );
+    // The browser lets the page write the clipboard (a user's browser asks once).
+    c.call(
+        "Browser.grantPermissions",
+        json!({ "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"] }),
+    )
+    .await
+    .expect("grant the clipboard permissions");
+    let pid = std::process::id();
+
+    // Guest to page: a shell in the guest takes the clipboard.
+    let copied = format!("zc-copied-{pid}");
+    type_text(
+        c,
+        &format!("echo -n {copied} | xclip -selection clipboard\n"),
+    )
+    .await;
+    let session = wait_page(c, "the guest's clipboard in the page", |s| {
+        s["session"]["clipboardText"] == copied.as_str()
+            && s["session"]["clipboardWritten"].as_u64() >= Some(1)
+    })
+    .await["session"]
+        .clone();
+    let local = c.eval("navigator.clipboard.readText()").await.unwrap();
+    assert_eq!(
+        local,
+        copied.as_str(),
+        "this computer's clipboard: {session}"
+    );
+
+    // Page to guest: the user pastes in the page (the browser's paste
+    // event, as Ctrl+V fires it); a shell in the guest prints the clipboard.
+    let pasted = format!("zc-pasted-{pid}");
+    c.eval(&format!(
+        "(() => {{ const d = new DataTransfer(); d.setData('text/plain', '{pasted}'); \
+         document.getElementById('keys').dispatchEvent(new ClipboardEvent('paste', \
+         {{ clipboardData: d, bubbles: true, cancelable: true }})); }})()"
+    ))
+    .await
+    .unwrap();
+    type_text(c, "echo $(xclip -o -selection clipboard) >/dev/ttyS0\n").await;
+    let line = wait_line(serial, "zc-pasted-", STEP_TIMEOUT);
+    assert_eq!(line.trim(), pasted, "the guest's clipboard after the paste");
+
+    // Text no key of the guest's keymap makes (as an IME or an emoji
+    // picker inserts it): typed in the guest by the agent. It takes its own
+    // path (vsock, xdotool), so the keys after it wait until it is typed.
+    type_text(c, "echo zc-ime-").await;
+    c.call("Input.insertText", json!({ "text": "é€" }))
+        .await
+        .expect("insert text");
+    wait_page(c, "the inserted text sent", |s| {
+        s["session"]["textOut"].as_u64() >= Some(1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    type_text(c, " >/dev/ttyS0\n").await;
+    let line = wait_line(serial, "zc-ime-", STEP_TIMEOUT);
+    assert_eq!(line.trim(), "zc-ime-é€", "the text typed by the agent");
+}
+
+/// The page's size becomes the guest's mode: one the monitor lists and one
+/// it does not (the agent makes it); a view-only viewer of another size
+/// changes nothing.
+async fn resize_follows_the_window(c: &mut Chromium, vm: &Zerocast) {
+    // Reloaded without ?resize=off: the page reports its size from now on.
+    c.eval(&format!("location.href = {:?}", vm.url))
+        .await
+        .unwrap();
+    for (width, height) in [(1024, 768), (1000, 700)] {
+        c.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await
+        .expect("resize the page");
+        let deadline = Instant::now() + STEP_TIMEOUT * 2;
+        loop {
+            let s = c
+                .eval("JSON.parse(JSON.stringify(window.zerocastStats || null))")
+                .await
+                .unwrap();
+            if s["width"] == width && s["height"] == height && s["decoded"].as_u64() > Some(0) {
+                eprintln!(
+                    "the stream follows the page to {width}x{height}: {}",
+                    s["session"]
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the guest's mode and the stream did not follow the page to {width}x{height}: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let (view, _) = watch_in_chromium_with(&vm.view_url, 1, &["--window-size=800,600"]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = page_stats(c).await;
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(1000), Some(700)),
+        "a view-only viewer does not resize the guest"
+    );
+    drop(view);
 }

@@ -575,3 +575,20 @@ pub async fn type_a_and_click(c: &mut Chromium, x: u32, y: u32) {
         .expect("dispatch a mouse event");
     }
 }
+
+/// A folder holding the static guest agent `scripts/build-guest.sh` builds,
+/// for `zerocast vm --share`: how the desktop image gets its session agent.
+pub fn session_agent_share() -> PathBuf {
+    guest();
+    let agent = repo().join("target/guest/x86_64-unknown-linux-gnu/release/zerocast-guest");
+    assert!(
+        agent.exists(),
+        "{} is missing: run scripts/build-guest.sh",
+        agent.display()
+    );
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("agent-share-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the agent's share");
+    std::fs::copy(&agent, dir.join("zerocast-guest")).expect("copy the agent into its share");
+    dir
+}
