@@ -17,8 +17,8 @@ struct zc_x264_config {
     const char *preset;
     /* Sliced threads; 0 = as many as x264 finds cores. */
     int threads;
-    /* >= 0: every picture at this QP (constant QP, no rate control);
-     * < 0: average bitrate under a VBV. */
+    /* >= 0: every picture at this QP unless one is given with it (no
+     * rate control); < 0: average bitrate under a VBV. */
     int qp;
     int bitrate_kbps;
     int vbv_buffer_kbit;
@@ -49,8 +49,13 @@ x264_t *zc_x264_open(const struct zc_x264_config *c)
     p.i_keyint_max = c->keyint > 0 ? c->keyint : X264_KEYINT_MAX_INFINITE;
     p.i_scenecut_threshold = 0;
     if (c->qp >= 0) {
-        p.rc.i_rc_method = X264_RC_CQP;
-        p.rc.i_qp_constant = c->qp;
+        /* Constant quality with each picture's QP forced (zc_x264_encode):
+         * CRF rather than CQP, which would clamp every forced QP to the few
+         * around its constant. No adaptive quantisation: every macroblock
+         * at the picture's QP, as OpenH264 codes it. */
+        p.rc.i_rc_method = X264_RC_CRF;
+        p.rc.f_rf_constant = c->qp;
+        p.rc.i_aq_mode = X264_AQ_NONE;
     } else {
         p.rc.i_rc_method = X264_RC_ABR;
         p.rc.i_bitrate = c->bitrate_kbps;
@@ -117,6 +122,12 @@ int zc_x264_encode(x264_t *enc, const uint8_t *y, const uint8_t *u,
     *out = size > 0 ? nals[0].p_payload : NULL;
     *keyframe = size > 0 && pic_out.b_keyframe;
     return size;
+}
+
+/* The x264 API version this was built against. */
+int zc_x264_build(void)
+{
+    return X264_BUILD;
 }
 
 void zc_x264_close(x264_t *enc)

@@ -57,7 +57,14 @@ unsafe extern "C" {
         out: *mut *mut u8,
         keyframe: *mut c_int,
     ) -> c_int;
+    fn zc_x264_build() -> c_int;
     fn zc_x264_close(enc: *mut X264T);
+}
+
+/// The x264 API version (`X264_BUILD`, e.g. 164) linked in.
+pub fn build() -> i32 {
+    // SAFETY: returns a compile-time constant.
+    unsafe { zc_x264_build() }
 }
 
 /// What x264 refused.
@@ -105,6 +112,7 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// The name x264 knows it by.
     pub fn name(self) -> &'static CStr {
         match self {
             Preset::Ultrafast => c"ultrafast",
