@@ -88,14 +88,17 @@ pub enum EncoderKind {
     /// Cisco's OpenH264, built from source: software, runs anywhere.
     #[default]
     OpenH264,
+    /// x264, linked statically: software, low-latency tuned, sliced threads.
+    X264,
 }
 
 impl EncoderKind {
-    pub const ALL: [EncoderKind; 1] = [EncoderKind::OpenH264];
+    pub const ALL: [EncoderKind; 2] = [EncoderKind::OpenH264, EncoderKind::X264];
 
     pub fn name(self) -> &'static str {
         match self {
             EncoderKind::OpenH264 => "openh264",
+            EncoderKind::X264 => "x264",
         }
     }
 }

@@ -6,18 +6,28 @@
 //! - [`qp_control`]: quality-driven rate control under a bitrate ceiling (sans I/O).
 //! - [`encoder`]: the [`VideoEncoder`] trait every backend implements, and its errors.
 //! - [`openh264`]: the default software H.264 backend (builds from crates.io alone).
+//! - [`x264`]: the second software H.264 backend (`--encoder x264`),
+//!   through `zerocast-x264`.
 //! - [`openh264_build`]: whether that backend runs OpenH264's SIMD assembly or
 //!   plain C, and the advice to rebuild once `nasm` is installed.
+//! - `picture`: the picture a backend encodes next, updated from each
+//!   frame's damage (shared by the backends).
 //! - [`annexb`]: walking an Annex B byte stream (NAL types, keyframe checks).
 //! - [`sps`]: the picture size a stream's sequence parameter set declares.
+//! - `backend_tests`: the [`VideoEncoder`] contract, checked on every backend.
 
 pub mod annexb;
 pub mod encoder;
 pub mod openh264;
 pub mod openh264_build;
+mod picture;
 pub mod qp_control;
 pub mod settings;
 pub mod sps;
+pub mod x264;
+
+#[cfg(test)]
+mod backend_tests;
 
 pub use encoder::{EncodeError, Encoded, EncoderKind, Quality, VideoEncoder};
 pub use settings::{EncoderSettings, Fps, RateControl};
@@ -29,5 +39,6 @@ pub fn new_encoder(
 ) -> Result<Box<dyn VideoEncoder>, EncodeError> {
     match kind {
         EncoderKind::OpenH264 => Ok(Box::new(openh264::OpenH264Encoder::new(settings)?)),
+        EncoderKind::X264 => Ok(Box::new(x264::X264Encoder::new(settings)?)),
     }
 }

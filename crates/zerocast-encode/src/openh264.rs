@@ -18,6 +18,7 @@ use std::time::Instant;
 use zerocast_frame::{Damage, Frame, I420};
 
 use crate::openh264_build::{self, Build};
+use crate::picture::Picture;
 use crate::qp_control::QpControl;
 use crate::{EncodeError, Encoded, EncoderSettings, Quality, RateControl, VideoEncoder};
 
@@ -35,11 +36,8 @@ pub struct OpenH264Encoder {
     /// bitrate when it re-initialises for a new size).
     session: Option<Session>,
     settings: EncoderSettings,
-    /// The picture last encoded: damage is converted into it in place.
-    i420: I420,
-    /// `i420` holds the whole previous picture (false at start and after a
-    /// failed conversion), so damage alone brings it up to date.
-    i420_valid: bool,
+    /// The picture last encoded.
+    picture: Picture,
     frames_since_keyframe: u64,
     /// Each picture's QP under [`RateControl::Quality`].
     qp: QpControl,
@@ -52,14 +50,13 @@ impl OpenH264Encoder {
         Ok(OpenH264Encoder {
             session: None,
             settings,
-            i420: I420::default(),
-            i420_valid: false,
+            picture: Picture::default(),
             frames_since_keyframe: 0,
-            qp: qp_control(&settings),
+            qp: QpControl::for_settings(&settings),
         })
     }
 
-    /// Encodes the picture in `i420` at `quality`, appending its access
+    /// Encodes the picture in `picture` at `quality`, appending its access
     /// unit to `out`.
     fn encode_picture(
         &mut self,
@@ -73,7 +70,7 @@ impl OpenH264Encoder {
             // Unused: OpenH264's own rate control picks the QP.
             (RateControl::Bitrate, _) => (START_QP, false),
         };
-        let size = (self.i420.width(), self.i420.height());
+        let size = self.picture.size();
         let session = match &mut self.session {
             Some(s) if s.size == size => s,
             slot => slot.insert(Session::new(&self.settings, size)?),
@@ -90,7 +87,7 @@ impl OpenH264Encoder {
         let start = out.len();
         let bitstream = session
             .encoder
-            .encode(&Planes(&self.i420))
+            .encode(&Planes(self.picture.i420()))
             .map_err(|e| backend_error(&e))?;
         if !started {
             session.qp = Some(START_QP);
@@ -117,15 +114,6 @@ impl OpenH264Encoder {
             len,
         })
     }
-}
-
-/// The QP controller for `settings` (unused under [`RateControl::Bitrate`]).
-fn qp_control(settings: &EncoderSettings) -> QpControl {
-    let qp = match settings.rate_control {
-        RateControl::Quality { qp, .. } => qp,
-        RateControl::Bitrate => START_QP,
-    };
-    QpControl::new(qp, settings.bitrate_bps)
 }
 
 struct Session {
@@ -292,30 +280,13 @@ impl VideoEncoder for OpenH264Encoder {
         quality: Quality,
         out: &mut Vec<u8>,
     ) -> Result<Encoded, EncodeError> {
-        if frame.width() > MAX_SIZE.0 || frame.height() > MAX_SIZE.1 {
-            return Err(EncodeError::UnsupportedSize {
-                encoder: NAME,
-                width: frame.width(),
-                height: frame.height(),
-                max_width: MAX_SIZE.0,
-                max_height: MAX_SIZE.1,
-            });
-        }
-        let same_size =
-            (frame.width() & !1, frame.height() & !1) == (self.i420.width(), self.i420.height());
-        let valid = std::mem::replace(&mut self.i420_valid, false);
-        if valid && same_size && !damage.is_full() {
-            self.i420.convert_rects(frame, damage.rects())?;
-        } else {
-            self.i420.convert(frame)?;
-        }
-        self.i420_valid = true;
+        self.picture.update(frame, damage, NAME, MAX_SIZE)?;
         self.encode_picture(force_keyframe, quality, out)
     }
 
     fn refine(&mut self, out: &mut Vec<u8>) -> Result<Option<Encoded>, EncodeError> {
         let quality = matches!(self.settings.rate_control, RateControl::Quality { .. });
-        if !quality || !self.i420_valid || self.session.is_none() {
+        if !quality || !self.picture.is_valid() || self.session.is_none() {
             return Ok(None);
         }
         self.encode_picture(false, Quality::Still, out).map(Some)
@@ -332,7 +303,7 @@ impl VideoEncoder for OpenH264Encoder {
             // Another rate control is another session (OpenH264 fixes its
             // mode at the start): the next picture starts it, as a keyframe.
             self.session = None;
-            self.qp = qp_control(&settings);
+            self.qp = QpControl::for_settings(&settings);
         }
         let Some(session) = &mut self.session else {
             // Not started yet: the first frame builds the encoder from these.
@@ -377,251 +348,4 @@ fn apply_rate(
         session.set_option(ENCODER_OPTION_FRAME_RATE, &mut fps)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::annexb::{self, nal_type};
-    use zerocast_frame::PixelFormat;
-
-    fn picture(w: u32, h: u32, seed: u32) -> Vec<u8> {
-        (0..w * h * 4)
-            .map(|i| ((i / 4 + seed * 7) % 251) as u8)
-            .collect()
-    }
-
-    fn encode(
-        enc: &mut OpenH264Encoder,
-        w: u32,
-        h: u32,
-        seed: u32,
-        key: bool,
-    ) -> (Encoded, Vec<u8>) {
-        let px = picture(w, h, seed);
-        let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
-        let mut out = Vec::new();
-        let e = enc
-            .encode(&frame, &Damage::full(), key, Quality::Motion, &mut out)
-            .unwrap();
-        (e, out)
-    }
-
-    #[test]
-    fn first_frame_is_idr_with_parameter_sets_then_p_frames() {
-        let mut enc = OpenH264Encoder::new(EncoderSettings::default()).unwrap();
-        let (e, au) = encode(&mut enc, 320, 240, 0, false);
-        assert!(e.keyframe);
-        assert_eq!(e.len, au.len());
-        let types: Vec<_> = annexb::nal_units(&au)
-            .filter_map(annexb::unit_type)
-            .collect();
-        assert!(
-            types.contains(&nal_type::SPS) && types.contains(&nal_type::PPS),
-            "{types:?}"
-        );
-        assert!(annexb::is_keyframe(&au));
-        for seed in 1..5 {
-            let (e, au) = encode(&mut enc, 320, 240, seed, false);
-            assert!(!e.keyframe && !au.is_empty() && !annexb::is_keyframe(&au));
-        }
-        let (e, _) = encode(&mut enc, 320, 240, 9, true);
-        assert!(e.keyframe, "a forced keyframe is an IDR");
-    }
-
-    #[test]
-    fn keyframe_interval_and_runtime_reconfigure() {
-        let mut enc = OpenH264Encoder::new(EncoderSettings {
-            keyframe_interval: 3,
-            ..EncoderSettings::default()
-        })
-        .unwrap();
-        let keys: Vec<bool> = (0..7)
-            .map(|i| encode(&mut enc, 320, 240, i, false).0.keyframe)
-            .collect();
-        assert_eq!(keys, [true, false, false, true, false, false, true]);
-        let new = EncoderSettings {
-            bitrate_bps: 500_000,
-            fps: crate::Fps::new(30),
-            keyframe_interval: 0,
-            rate_control: RateControl::Quality {
-                qp: 30,
-                refresh_qp: 20,
-            },
-        };
-        enc.reconfigure(new).unwrap();
-        assert_eq!(enc.settings(), new);
-        let keys: Vec<bool> = (0..5)
-            .map(|i| encode(&mut enc, 320, 240, i, false).0.keyframe)
-            .collect();
-        assert_eq!(
-            keys, [false; 5],
-            "reconfiguring does not restart the stream"
-        );
-    }
-
-    #[test]
-    fn damage_alone_gives_the_same_stream_as_whole_frames() {
-        let (w, h) = (320u32, 240u32);
-        let mut px = picture(w, h, 0);
-        let (mut whole, mut part) = (
-            OpenH264Encoder::new(EncoderSettings::default()).unwrap(),
-            OpenH264Encoder::new(EncoderSettings::default()).unwrap(),
-        );
-        for n in 0..6u32 {
-            // A 9x13 block moves and changes colour; the rest stays.
-            let r = zerocast_frame::Rect::new(3 + n * 17, 5 + n * 11, 9, 13);
-            if n > 0 {
-                for y in r.y..r.y + r.height {
-                    for x in r.x..r.x + r.width {
-                        let i = ((y * w + x) * 4) as usize;
-                        px[i..i + 4].copy_from_slice(&[u8::try_from(n * 40).unwrap(), 200, 30, 0]);
-                    }
-                }
-            }
-            let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
-            let damage = if n == 0 {
-                Damage::full()
-            } else {
-                Damage::rect(r)
-            };
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            whole
-                .encode(&frame, &Damage::full(), false, Quality::Motion, &mut a)
-                .unwrap();
-            part.encode(&frame, &damage, false, Quality::Motion, &mut b)
-                .unwrap();
-            assert_eq!(a, b, "frame {n}: the same picture reaches the encoder");
-        }
-        // Nothing changed: the previous picture again, even as a keyframe.
-        let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        whole
-            .encode(&frame, &Damage::full(), true, Quality::Motion, &mut a)
-            .unwrap();
-        part.encode(&frame, &Damage::none(), true, Quality::Motion, &mut b)
-            .unwrap();
-        assert_eq!(a, b);
-    }
-
-    #[test]
-    fn size_change_restarts_with_keyframe_and_huge_frames_are_refused() {
-        let mut enc = OpenH264Encoder::new(EncoderSettings::default()).unwrap();
-        encode(&mut enc, 320, 240, 0, false);
-        assert!(!encode(&mut enc, 320, 240, 1, false).0.keyframe);
-        assert!(encode(&mut enc, 640, 240, 2, false).0.keyframe);
-        let px = vec![0u8; 4096 * 4 * 2];
-        let wide = Frame::new(4096, 2, 4096 * 4, PixelFormat::Xrgb8888, &px).unwrap();
-        assert!(matches!(
-            enc.encode(
-                &wide,
-                &Damage::full(),
-                false,
-                Quality::Motion,
-                &mut Vec::new()
-            ),
-            Err(EncodeError::UnsupportedSize { .. })
-        ));
-    }
-
-    /// A picture with text-like detail: fine stripes and sharp edges.
-    fn detailed(w: u32, h: u32) -> Vec<u8> {
-        (0..w * h)
-            .flat_map(|i| {
-                let (x, y) = (i % w, i / w);
-                let v = if (x / 3 + y / 5) % 2 == 0 { 230 } else { 20 };
-                [v, v / 2 + (x % 7) as u8 * 9, 255 - v, 0]
-            })
-            .collect()
-    }
-
-    /// Luma PSNR of a decoded access unit against `frame`.
-    fn decoded_psnr(decoder: &mut openh264::decoder::Decoder, au: &[u8], frame: &Frame<'_>) -> f64 {
-        let decoded = decoder.decode(au).unwrap().expect("a picture");
-        let mut source = I420::default();
-        source.convert(frame).unwrap();
-        let w = source.width() as usize;
-        let stride = decoded.strides().0;
-        let mut sum = 0f64;
-        for (got, want) in decoded.y().chunks(stride).zip(source.y().chunks_exact(w)) {
-            for (a, b) in got[..w].iter().zip(want) {
-                sum += f64::from(a.abs_diff(*b)).powi(2);
-            }
-        }
-        let mse = sum / (w * source.height() as usize) as f64;
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
-
-    #[test]
-    fn refine_sharpens_the_still_picture_as_a_p_frame() {
-        let settings = EncoderSettings {
-            rate_control: RateControl::Quality {
-                qp: 36,
-                refresh_qp: 16,
-            },
-            ..EncoderSettings::default()
-        };
-        let mut enc = OpenH264Encoder::new(settings).unwrap();
-        let mut out = Vec::new();
-        assert_eq!(enc.refine(&mut out).unwrap(), None, "nothing to refine yet");
-        let (w, h) = (320, 240);
-        let px = detailed(w, h);
-        let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
-        let mut decoder = openh264::decoder::Decoder::new().unwrap();
-        enc.encode(&frame, &Damage::full(), false, Quality::Motion, &mut out)
-            .unwrap();
-        let coarse = decoded_psnr(&mut decoder, &out, &frame);
-        out.clear();
-        let refined = enc.refine(&mut out).unwrap().expect("a refinement");
-        assert!(!refined.keyframe && !annexb::is_keyframe(&out));
-        let sharp = decoded_psnr(&mut decoder, &out, &frame);
-        assert!(
-            sharp > coarse + 6.0,
-            "refined {sharp:.1} dB against {coarse:.1} dB"
-        );
-        // Back to the motion QP for the next change, still no keyframe.
-        out.clear();
-        assert!(
-            !enc.encode(&frame, &Damage::none(), false, Quality::Motion, &mut out)
-                .unwrap()
-                .keyframe
-        );
-    }
-
-    #[test]
-    fn the_first_picture_is_coded_at_the_qp_asked_for() {
-        let (w, h) = (320, 240);
-        let px = detailed(w, h);
-        let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
-        let size_at = |qp| {
-            let mut enc = OpenH264Encoder::new(EncoderSettings {
-                rate_control: RateControl::Quality { qp, refresh_qp: qp },
-                ..EncoderSettings::default()
-            })
-            .unwrap();
-            let mut out = Vec::new();
-            let e = enc
-                .encode(&frame, &Damage::full(), false, Quality::Motion, &mut out)
-                .unwrap();
-            assert!(e.keyframe && e.len == out.len());
-            out.len()
-        };
-        let (fine, start, coarse) = (size_at(12), size_at(START_QP), size_at(44));
-        assert!(fine > start && start > coarse, "{fine} {start} {coarse}");
-    }
-
-    #[test]
-    fn bitrate_control_does_not_refine_and_switching_restarts_with_a_keyframe() {
-        let mut enc = OpenH264Encoder::new(EncoderSettings {
-            rate_control: RateControl::Bitrate,
-            ..EncoderSettings::default()
-        })
-        .unwrap();
-        encode(&mut enc, 320, 240, 0, false);
-        assert_eq!(enc.refine(&mut Vec::new()).unwrap(), None);
-        assert!(!encode(&mut enc, 320, 240, 1, false).0.keyframe);
-        enc.reconfigure(EncoderSettings::default()).unwrap();
-        assert!(encode(&mut enc, 320, 240, 2, false).0.keyframe);
-        assert!(enc.refine(&mut Vec::new()).unwrap().is_some());
-    }
 }

@@ -13,13 +13,15 @@
 
 use std::time::Instant;
 
+use crate::{EncoderSettings, RateControl};
+
 /// H.264's coarsest QP.
 pub const MAX_QP: u8 = 51;
 
 /// How far above the ceiling the stream may run before the QP rises: the
-/// bits of this many seconds at the ceiling. Half a second absorbs one large
+/// bits of this many milliseconds at the ceiling. Half a second absorbs one large
 /// picture (a keyframe, a window opening) without any change in quality.
-const BURST_SECONDS: f64 = 0.5;
+pub(crate) const BURST_MS: u32 = 500;
 
 /// The QP rises by this much per picture while over budget: fast enough to
 /// catch a full-screen video within a few frames.
@@ -51,6 +53,16 @@ impl QpControl {
         }
     }
 
+    /// The controller for `settings`' quality and ceiling.
+    pub fn for_settings(settings: &EncoderSettings) -> Self {
+        let qp = match settings.rate_control {
+            RateControl::Quality { qp, .. } => qp,
+            // Unused: the encoder's own rate control picks the QP.
+            RateControl::Bitrate => MAX_QP / 2,
+        };
+        QpControl::new(qp, settings.bitrate_bps)
+    }
+
     /// The QP for the next picture.
     pub fn qp(&self) -> u8 {
         self.qp
@@ -69,7 +81,7 @@ impl QpControl {
     }
 
     fn burst_bits(&self) -> f64 {
-        BURST_SECONDS * self.ceiling_bps
+        f64::from(BURST_MS) / 1000.0 * self.ceiling_bps
     }
 
     /// Accounts a picture of `bytes` sent at `now`, and picks the QP of the

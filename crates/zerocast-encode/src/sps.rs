@@ -158,20 +158,21 @@ fn skip_scaling_list(r: &mut Bits<'_>, size: u32) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EncoderSettings, Quality, VideoEncoder};
+    use crate::{EncoderKind, EncoderSettings, Quality};
     use zerocast_frame::{Damage, Frame, PixelFormat};
 
     #[test]
     fn reads_the_size_of_our_own_streams_including_cropped_ones() {
-        for (w, h) in [(320, 240), (1920, 1080), (1366, 768), (642, 362), (16, 16)] {
-            let mut enc =
-                crate::openh264::OpenH264Encoder::new(EncoderSettings::default()).unwrap();
-            let px = vec![90u8; (w * h * 4) as usize];
-            let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
-            let mut au = Vec::new();
-            enc.encode(&frame, &Damage::full(), true, Quality::Motion, &mut au)
-                .unwrap();
-            assert_eq!(picture_size(&au), Some((w, h)), "{w}x{h}");
+        for kind in EncoderKind::ALL {
+            for (w, h) in [(320, 240), (1920, 1080), (1366, 768), (642, 362), (16, 16)] {
+                let mut enc = crate::new_encoder(kind, EncoderSettings::default()).unwrap();
+                let px = vec![90u8; (w * h * 4) as usize];
+                let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap();
+                let mut au = Vec::new();
+                enc.encode(&frame, &Damage::full(), true, Quality::Motion, &mut au)
+                    .unwrap();
+                assert_eq!(picture_size(&au), Some((w, h)), "{kind}: {w}x{h}");
+            }
         }
     }
 

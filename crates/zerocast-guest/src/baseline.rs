@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use zerocast_frame::{Frame, I420};
+use zerocast_x264::X264;
 
 use crate::args::Args;
 use crate::link::Link;
@@ -18,7 +19,6 @@ use crate::screen::Screen;
 use crate::sink::Sink;
 use crate::transport;
 use crate::watch::Watch;
-use crate::x264::X264;
 
 pub fn run(args: &Args, mut screen: Screen, mut sink: Sink) -> Result<()> {
     println!("zerocast-guest: encoding in the guest with x264");
@@ -76,7 +76,7 @@ pub fn run(args: &Args, mut screen: Screen, mut sink: Sink) -> Result<()> {
             _ => false,
         };
         let force = std::mem::take(&mut keyframe_asked) || periodic;
-        let Some(au) = enc.encode(&pic, force)? else {
+        let Some(au) = enc.encode(&pic, force, None)? else {
             continue;
         };
         if let Some((publisher, link)) = &mut publishing {

@@ -19,7 +19,6 @@
 //! - [`link`]: HXFR over a blocking stream: a reader thread and a writer.
 //! - [`publish`]: handing access units to the host as a published stream.
 //! - [`zerocopy`]: the host-encodes mode's loop.
-//! - [`x264`]: the x264 encoder, through a small C shim.
 //! - [`baseline`]: the guest-encodes (x264) mode's loop.
 //! - [`sink`]: where access units go: the output file and the stats line.
 //! - [`stats`]: counters, latency median and guest CPU per frame.
@@ -42,7 +41,6 @@ mod stats;
 mod transport;
 mod watch;
 mod wire_format;
-mod x264;
 mod zerocopy;
 
 use std::time::Instant;

@@ -38,7 +38,8 @@ pub struct VideoArgs {
     /// A keyframe at least every this many frames (0: only when a viewer needs one).
     #[arg(long, default_value_t = 0)]
     pub keyframe_interval: u32,
-    /// Encoder backend.
+    /// Encoder backend: `openh264`, or `x264` (sliced threads, one per
+    /// core up to four).
     #[arg(long, default_value_t = EncoderKind::OpenH264)]
     pub encoder: EncoderKind,
 }

@@ -23,7 +23,7 @@ use openh264::decoder::Decoder;
 use serde::Serialize;
 use zerocast_encode::{new_encoder, EncoderSettings, Quality, RateControl, VideoEncoder};
 use zerocast_frame::{Damage, Frame, I420};
-use zerocast_pipeline::stats::thread_cpu_time;
+use zerocast_pipeline::stats::process_cpu_time;
 use zerocast_synthetic::{Workload, WorkloadScene};
 
 use crate::bench::{median, BenchArgs};
@@ -107,10 +107,10 @@ impl Path {
         (first, last): (bool, bool),
     ) -> anyhow::Result<()> {
         self.out.clear();
-        let cpu = thread_cpu_time();
+        let cpu = process_cpu_time();
         self.encoder
             .encode(frame, damage, first, Quality::Motion, &mut self.out)?;
-        let cpu = thread_cpu_time().saturating_sub(cpu);
+        let cpu = process_cpu_time().saturating_sub(cpu);
         let error = self.decode_compare(source, last)?;
         if !first {
             self.cpu += cpu;
@@ -141,9 +141,9 @@ impl Path {
     /// Refines the still picture and decodes it: its wall and CPU time.
     fn refine(&mut self, source: &I420) -> anyhow::Result<(Duration, Duration)> {
         self.out.clear();
-        let (start, cpu) = (Instant::now(), thread_cpu_time());
+        let (start, cpu) = (Instant::now(), process_cpu_time());
         let refined = self.encoder.refine(&mut self.out)?;
-        let (elapsed, cpu) = (start.elapsed(), thread_cpu_time().saturating_sub(cpu));
+        let (elapsed, cpu) = (start.elapsed(), process_cpu_time().saturating_sub(cpu));
         anyhow::ensure!(
             refined.is_some(),
             "the encoder did not refine the still picture (--rate-control quality refines)"

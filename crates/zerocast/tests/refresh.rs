@@ -96,7 +96,7 @@ fn final_luma() -> Vec<u8> {
 }
 
 /// A pipeline over a drag that starts when the gate opens.
-fn drag_stream(refresh_after: Option<Duration>) -> (Stream, Arc<Gate>) {
+fn drag_stream(encoder: EncoderKind, refresh_after: Option<Duration>) -> (Stream, Arc<Gate>) {
     let go = Arc::new(Gate::default());
     let source = Drag {
         scene: WorkloadScene::new(Workload::Drag, WIDTH, HEIGHT),
@@ -107,7 +107,7 @@ fn drag_stream(refresh_after: Option<Duration>) -> (Stream, Arc<Gate>) {
     };
     let config = PipelineConfig {
         scanout_id: 0,
-        encoder: EncoderKind::OpenH264,
+        encoder,
         settings: EncoderSettings::default(),
         refresh_after,
     };
@@ -119,8 +119,11 @@ fn drag_stream(refresh_after: Option<Duration>) -> (Stream, Arc<Gate>) {
 /// before it; returns every frame it got until a second passed without
 /// one (its first, the keyframe of the picture before the drag, left
 /// out), and the refinements.
-async fn drag(refresh_after: Option<Duration>) -> (Vec<Arc<EncodedFrame>>, u64) {
-    let (stream, go) = drag_stream(refresh_after);
+async fn drag(
+    encoder: EncoderKind,
+    refresh_after: Option<Duration>,
+) -> (Vec<Arc<EncodedFrame>>, u64) {
+    let (stream, go) = drag_stream(encoder, refresh_after);
     let mut sub = stream.subscribe();
     let first = tokio::time::timeout(Duration::from_secs(10), sub.next())
         .await
@@ -189,39 +192,44 @@ fn psnr(a: &[u8], b: &[u8]) -> f64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_picture_left_after_motion_is_refined_once_to_near_lossless() {
     let source = final_luma();
-    let (frames, refinements) = drag(Some(Duration::from_millis(150))).await;
-    assert_eq!(
-        after_keyframe(&frames),
-        MOTION as usize + 1,
-        "every moving picture, then one refinement, then nothing"
-    );
-    assert_eq!(refinements, 1);
-    let refined = frames.last().unwrap();
-    assert!(!refined.keyframe, "a refinement is a P-frame");
-    let stop = frames[MOTION as usize].captured_at;
-    let sharp_at = refined.captured_at.duration_since(stop);
-    assert!(
-        sharp_at >= Duration::from_millis(150),
-        "not before the screen was still for the delay ({sharp_at:?})"
-    );
-    let pictures = decode(&frames, "refresh-on.h264");
-    assert_eq!(pictures.len(), frames.len());
-    let (moving, sharp) = (
-        psnr(&pictures[pictures.len() - 2], &source),
-        psnr(&pictures[pictures.len() - 1], &source),
-    );
-    println!("PSNR: last moving picture {moving:.2} dB, refined {sharp:.2} dB, {sharp_at:?} after the stop");
-    assert!(sharp >= 45.0, "the refined picture is at {sharp:.2} dB");
-    assert!(
-        sharp > moving + 1.0,
-        "refined {sharp:.2} dB against {moving:.2} dB"
-    );
+    for encoder in EncoderKind::ALL {
+        let (frames, refinements) = drag(encoder, Some(Duration::from_millis(150))).await;
+        assert_eq!(
+            after_keyframe(&frames),
+            MOTION as usize + 1,
+            "{encoder}: every moving picture, then one refinement, then nothing"
+        );
+        assert_eq!(refinements, 1);
+        let refined = frames.last().unwrap();
+        assert!(!refined.keyframe, "{encoder}: a refinement is a P-frame");
+        let stop = frames[MOTION as usize].captured_at;
+        let sharp_at = refined.captured_at.duration_since(stop);
+        assert!(
+            sharp_at >= Duration::from_millis(150),
+            "{encoder}: not before the screen was still for the delay ({sharp_at:?})"
+        );
+        let pictures = decode(&frames, &format!("refresh-on-{encoder}.h264"));
+        assert_eq!(pictures.len(), frames.len());
+        let (moving, sharp) = (
+            psnr(&pictures[pictures.len() - 2], &source),
+            psnr(&pictures[pictures.len() - 1], &source),
+        );
+        println!("{encoder}: PSNR: last moving picture {moving:.2} dB, refined {sharp:.2} dB, {sharp_at:?} after the stop");
+        assert!(
+            sharp >= 45.0,
+            "{encoder}: the refined picture is at {sharp:.2} dB"
+        );
+        assert!(
+            sharp > moving + 1.0,
+            "{encoder}: refined {sharp:.2} dB against {moving:.2} dB"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_refresh_the_last_moving_picture_stays() {
     let source = final_luma();
-    let (frames, refinements) = drag(None).await;
+    let (frames, refinements) = drag(EncoderKind::OpenH264, None).await;
     assert_eq!(
         after_keyframe(&frames),
         MOTION as usize,
@@ -311,12 +319,15 @@ async fn canvas_luma(c: &mut zerocast_chromium::Chromium) -> Vec<u8> {
 /// is the refined picture.
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_shows_the_refined_picture() {
+    for encoder in EncoderKind::ALL {
+        chromium_shows_the_refined_picture_of(encoder).await;
+    }
+}
+
+async fn chromium_shows_the_refined_picture_of(encoder: EncoderKind) {
     let source = final_luma();
-    let (stream, go) = drag_stream(Some(Duration::from_millis(150)));
-    let registry = Arc::new(Registry::new(
-        EncoderKind::OpenH264,
-        EncoderSettings::default(),
-    ));
+    let (stream, go) = drag_stream(encoder, Some(Duration::from_millis(150)));
+    let registry = Arc::new(Registry::new(encoder, EncoderSettings::default()));
     let stream = registry.add(stream);
     let control = Token::random().unwrap();
     let access = AccessConfig {
@@ -345,7 +356,7 @@ async fn chromium_shows_the_refined_picture() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(page["decoded"].as_u64(), Some(frames), "{page}");
-    assert_eq!(page["errors"], 0, "{page}");
+    assert_eq!(page["errors"], 0, "{encoder}: {page}");
     assert_eq!(stream.stats().refinements, 1);
     let shown = canvas_luma(&mut c).await;
     assert_eq!(
@@ -354,6 +365,9 @@ async fn chromium_shows_the_refined_picture() {
         "the canvas is the picture's size"
     );
     let now = psnr(&shown, &source);
-    println!("Chromium's canvas against the source once still: {now:.2} dB");
-    assert!(now >= 45.0, "the page shows {now:.2} dB");
+    println!(
+        "{encoder}: Chromium's canvas against the source once still: {now:.2} dB ({})",
+        page["codec"]
+    );
+    assert!(now >= 45.0, "{encoder}: the page shows {now:.2} dB");
 }

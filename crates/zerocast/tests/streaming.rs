@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use harness::{record, stamps, tmp, Zerocast, HEAVY_STREAM};
+use zerocast_encode::EncoderKind;
 use zerocast_hxfr::{encode, Decoder, ErrorCode, FrameRequest, Limits, Message, Packet};
 
 const SMALL: &[&str] = &["--width", "640", "--height", "360", "--fps", "30"];
@@ -29,15 +30,21 @@ fn assert_advancing(stamps: &[Option<u32>], consecutive: bool) {
 
 #[test]
 fn subscriber_writes_a_stream_that_decodes() {
-    let demo = Zerocast::demo(SMALL);
-    let (out, p) = record(
-        &["--connect", &demo.hxfr, "--frames", "45"],
-        "subscribe.h264",
-    );
-    assert_eq!((p.width, p.height), (640, 360));
-    assert_eq!(p.keyframes.len(), 45);
-    assert!(p.keyframes[0], "a new subscriber starts with a keyframe");
-    assert_advancing(&stamps(&out, 640, 360), false);
+    for encoder in EncoderKind::ALL {
+        let name = encoder.to_string();
+        let demo = Zerocast::demo(&[SMALL, &["--encoder", &name]].concat());
+        let (out, p) = record(
+            &["--connect", &demo.hxfr, "--frames", "45"],
+            &format!("subscribe-{name}.h264"),
+        );
+        assert_eq!((p.width, p.height), (640, 360), "{name}");
+        assert_eq!(p.keyframes.len(), 45, "{name}");
+        assert!(
+            p.keyframes[0],
+            "{name}: a new subscriber starts with a keyframe"
+        );
+        assert_advancing(&stamps(&out, 640, 360), false);
+    }
 }
 
 #[test]

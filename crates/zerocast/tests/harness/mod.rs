@@ -442,7 +442,9 @@ pub fn probe(path: &Path) -> Probe {
     let text = String::from_utf8(out.stdout).unwrap();
     let (mut width, mut height, mut keyframes) = (0, 0, Vec::new());
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let fields: Vec<&str> = line.split(',').collect();
+        // A frame with side data (x264's SEI naming itself, on its first
+        // keyframe) gets an empty field after its flag.
+        let fields: Vec<&str> = line.split(',').filter(|f| !f.is_empty()).collect();
         if fields.len() >= 2 {
             width = fields[0].parse().unwrap();
             height = fields[1].parse().unwrap();

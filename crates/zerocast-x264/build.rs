@@ -1,5 +1,6 @@
 //! Compiles the x264 shim (`csrc/x264_shim.c`) and links libx264
-//! statically, so the guest binary stays a self-contained static-pie.
+//! statically, so the guest binary stays a self-contained static-pie and
+//! the host binary needs no libx264 at run time.
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/x264_shim.c");
