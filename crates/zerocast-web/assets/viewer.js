@@ -27,7 +27,8 @@ const stats = window.zerocastStats = {
   latencies: [],           // recent capture -> decoded latencies, ms
   // The guest's hardware cursor (zerocast's 0x50/0x51): images and moves
   // received, its size, hotspot and last hotspot position.
-  cursor: { images: 0, moves: 0, visible: false, width: 0, height: 0, hotX: 0, hotY: 0, x: 0, y: 0 },
+  cursor: { images: 0, moves: 0, visible: false, width: 0, height: 0, hotX: 0, hotY: 0, x: 0, y: 0,
+            echoes: [] },     // ms from a pointer move sent to the guest's next cursor move back
   // The guest session's extension (0x60-0x62): the guest's clipboard texts
   // received (and how many reached the local clipboard), pastes and typed
   // texts sent, the mode last asked for.
@@ -126,7 +127,16 @@ function onCursorImage(b) {
   applyCursor();
 }
 
+// When the last pointer move went out: the guest's cursor moving back in
+// answer measures the round trip the local CSS cursor saves.
+let pointerSentAt = 0;
+
 function onCursorPos(b) {
+  if (pointerSentAt) {
+    stats.cursor.echoes.push(performance.now() - pointerSentAt);
+    if (stats.cursor.echoes.length > 200) stats.cursor.echoes.shift();
+    pointerSentAt = 0;
+  }
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
   stats.cursor.visible = b[1] !== 0;
   stats.cursor.x = v.getInt32(2);
@@ -422,6 +432,7 @@ function pointer(ev) {
   v.setInt16(6, 4096);
   v.setInt16(8, 4096);
   send(b);
+  if (!pointerSentAt) pointerSentAt = performance.now();
 }
 
 function button(ev, down) {

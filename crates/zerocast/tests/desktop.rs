@@ -91,6 +91,43 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis((fields[0] + fields[1]) * 1000 / ticks_per_second)
 }
 
+/// Frames, flushes and zerocast's CPU over a stretch of the test.
+struct Span {
+    frames: u64,
+    flushes: u64,
+    cpu: Duration,
+    started: Instant,
+}
+
+impl Span {
+    async fn start(c: &mut Chromium, vm: &Zerocast) -> Span {
+        Span {
+            frames: page_stats(c).await["decoded"].as_u64().unwrap(),
+            flushes: vm.stats()["source"]["flushes"].as_u64().unwrap(),
+            cpu: cpu_time(vm.pid()),
+            started: Instant::now(),
+        }
+    }
+
+    /// Prints the frame rate the page decoded, the guest's flushes and
+    /// zerocast's CPU since the start; returns the frames.
+    async fn report(self, c: &mut Chromium, vm: &Zerocast, what: &str) -> u64 {
+        let secs = self.started.elapsed().as_secs_f64();
+        let cpu = (cpu_time(vm.pid()) - self.cpu).as_secs_f64();
+        let frames = page_stats(c).await["decoded"].as_u64().unwrap() - self.frames;
+        let flushes = vm.stats()["source"]["flushes"].as_u64().unwrap() - self.flushes;
+        eprintln!(
+            "{what} for {secs:.1} s: {:.1} fps decoded in Chromium, {:.0} guest flushes/s, \
+             zerocast CPU {:.0}% of one core ({:.1} ms per frame)",
+            frames as f64 / secs,
+            flushes as f64 / secs,
+            cpu / secs * 100.0,
+            cpu * 1000.0 / frames.max(1) as f64,
+        );
+        frames
+    }
+}
+
 /// The page's measurements (`window.zerocastStats`).
 async fn page_stats(c: &mut Chromium) -> Value {
     c.eval("JSON.parse(JSON.stringify(window.zerocastStats))")
@@ -365,11 +402,7 @@ async fn the_desktop_boots_and_is_used_through_the_browser() {
         white(old) && dark(new),
         "before the drag: the terminal at {old_spot:?} ({old:?}), bare desktop at {new_spot:?} ({new:?})"
     );
-    let (frames_before, flushes_before) = (
-        page_stats(&mut c).await["decoded"].as_u64().unwrap(),
-        vm.stats()["source"]["flushes"].as_u64().unwrap(),
-    );
-    let (cpu_before, drag_started) = (cpu_time(vm.pid()), Instant::now());
+    let span = Span::start(&mut c, &vm).await;
     mouse(&mut c, "mouseMoved", grab.0, grab.1, false).await;
     mouse(&mut c, "mousePressed", grab.0, grab.1, true).await;
     // 100 steps of 50 ms: a zigzag down and back up (at most 50 px) on
@@ -382,24 +415,30 @@ async fn the_desktop_boots_and_is_used_through_the_browser() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     mouse(&mut c, "mouseReleased", grab.0 + dx, grab.1 + dy, false).await;
-    let drag = drag_started.elapsed();
-    let cpu = cpu_time(vm.pid()) - cpu_before;
-    let (frames, flushes) = (
-        page_stats(&mut c).await["decoded"].as_u64().unwrap() - frames_before,
-        vm.stats()["source"]["flushes"].as_u64().unwrap() - flushes_before,
-    );
-    eprintln!(
-        "while dragging for {:.1} s: {:.1} fps decoded in Chromium, {:.0} guest flushes/s, \
-         zerocast CPU {:.0}% of one core ({:.1} ms per frame)",
-        drag.as_secs_f64(),
-        frames as f64 / drag.as_secs_f64(),
-        flushes as f64 / drag.as_secs_f64(),
-        cpu.as_secs_f64() / drag.as_secs_f64() * 100.0,
-        cpu.as_secs_f64() * 1000.0 / frames.max(1) as f64,
-    );
+    let frames = span.report(&mut c, &vm, "dragging the xterm").await;
     assert!(
         frames > 10,
         "frames reached the page while dragging: {frames}"
+    );
+    // The pointer's round trip, which the page's local cursor does not wait
+    // for: a move sent, the guest's cursor moving back.
+    let mut echoes: Vec<f64> = page_stats(&mut c).await["cursor"]["echoes"]
+        .as_array()
+        .expect("the page's pointer echoes")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    echoes.sort_by(f64::total_cmp);
+    assert!(
+        !echoes.is_empty(),
+        "the guest's cursor followed the pointer"
+    );
+    eprintln!(
+        "pointer round trip (move sent -> guest cursor moved, {} samples): p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms; the page's own cursor moves at once",
+        echoes.len(),
+        echoes[echoes.len() / 2],
+        echoes[echoes.len() * 95 / 100],
+        echoes[echoes.len() - 1],
     );
     // The picture follows: the old place is bare desktop, the terminal is
     // at the new one.
@@ -441,6 +480,26 @@ async fn the_desktop_boots_and_is_used_through_the_browser() {
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("desktop-viewer.png");
     c.screenshot(&shot).await.expect("screenshot");
     eprintln!("the viewer, as Chromium shows it: {}", shot.display());
+
+    // A full-screen terminal scrolling: the xterm made as large as the
+    // screen, then printing numbers for 6 s.
+    type_text(
+        &mut c,
+        "xdotool getactivewindow windowmove 0 0 windowsize 1280 800\n",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    type_text(&mut c, "timeout 6 seq 100000000\n").await;
+    let span = Span::start(&mut c, &vm).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let frames = span
+        .report(&mut c, &vm, "scrolling a full-screen terminal")
+        .await;
+    assert!(
+        frames > 10,
+        "frames reached the page while scrolling: {frames}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     resize_follows_the_window(&mut c, &vm).await;
     eprintln!("GPU source: {}", vm.stats()["source"]);
