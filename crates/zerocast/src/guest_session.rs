@@ -185,3 +185,162 @@ impl GuestSession for AgentSession {
         self.from_guest_clipboard.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A fake agent: connected, hello said.
+    async fn agent(path: &Path) -> UnixStream {
+        let mut s = UnixStream::connect(path).await.unwrap();
+        let hello = AgentMessage::Hello {
+            version: VERSION,
+            display: ":0".into(),
+        };
+        write(&mut s, &hello).await;
+        s
+    }
+
+    async fn write(s: &mut UnixStream, msg: &AgentMessage) {
+        let mut out = Vec::new();
+        wire::encode(msg, &mut out);
+        s.write_all(&out).await.unwrap();
+    }
+
+    /// The next message the host sends, within 5 s.
+    async fn next(s: &mut UnixStream, d: &mut Decoder<HostMessage>) -> Option<HostMessage> {
+        let mut buf = [0u8; 4096];
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some(m) = d.next_message().unwrap() {
+                    return Some(m);
+                }
+                // Closed, or reset (closed with our hello unread).
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => d.push(&buf[..n]),
+                }
+            }
+        })
+        .await
+        .expect("the host answers within 5 s")
+    }
+
+    fn socket() -> (tempdir::Dir, std::path::PathBuf) {
+        let dir = tempdir::Dir::new();
+        let path = dir.0.join("session.sock");
+        (dir, path)
+    }
+
+    mod tempdir {
+        /// A folder of its own under the temp dir, removed on drop.
+        pub struct Dir(pub std::path::PathBuf);
+
+        impl Dir {
+            pub fn new() -> Dir {
+                let n = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos();
+                let p = std::env::temp_dir().join(format!("zc-session-{}-{n}", std::process::id()));
+                std::fs::create_dir(&p).unwrap();
+                Dir(p)
+            }
+        }
+
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_reach_the_agent_and_its_clipboard_comes_back() {
+        let (_dir, path) = socket();
+        let session = AgentSession::listen(&path).unwrap();
+        // Asked before the agent came: still applies once it is there.
+        session.request(HostMessage::Resize {
+            width: 1024,
+            height: 768,
+        });
+        // Typed before the agent came: not for it.
+        session.request(HostMessage::Type("lost".into()));
+        let mut s = agent(&path).await;
+        let mut d = Decoder::default();
+        assert_eq!(
+            next(&mut s, &mut d).await,
+            Some(HostMessage::Resize {
+                width: 1024,
+                height: 768
+            })
+        );
+        let mut clip = session.clipboard();
+        write(&mut s, &AgentMessage::Clipboard("from the guest".into())).await;
+        clip.changed().await.unwrap();
+        assert_eq!(clip.borrow().as_deref(), Some("from the guest"));
+        // Wait until the connection is marked before typing.
+        while !session.connected.load(Ordering::Acquire) {
+            tokio::task::yield_now().await;
+        }
+        session.request(HostMessage::Type("é".into()));
+        assert_eq!(
+            next(&mut s, &mut d).await,
+            Some(HostMessage::Type("é".into()))
+        );
+        session.request(HostMessage::Clipboard("from the page".into()));
+        assert_eq!(
+            next(&mut s, &mut d).await,
+            Some(HostMessage::Clipboard("from the page".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_breaks_the_protocol_is_dropped() {
+        let (_dir, path) = socket();
+        let _session = AgentSession::listen(&path).unwrap();
+        // No hello first.
+        let mut s = UnixStream::connect(&path).await.unwrap();
+        write(&mut s, &AgentMessage::Clipboard("x".into())).await;
+        assert_eq!(next(&mut s, &mut Decoder::default()).await, None);
+        // A length past the limit.
+        let mut s = agent(&path).await;
+        s.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        assert_eq!(next(&mut s, &mut Decoder::default()).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_new_agent_replaces_the_old_and_resizes_collapse() {
+        let (_dir, path) = socket();
+        let session = AgentSession::listen(&path).unwrap();
+        let mut old = agent(&path).await;
+        let mut s = agent(&path).await;
+        assert_eq!(next(&mut old, &mut Decoder::default()).await, None);
+        let mut d = Decoder::default();
+        for width in [800, 1024, 1280] {
+            session.request(HostMessage::Resize { width, height: 720 });
+        }
+        // The last is always delivered; earlier ones may have been skipped.
+        let mut last = None;
+        while last
+            != Some(HostMessage::Resize {
+                width: 1280,
+                height: 720,
+            })
+        {
+            last = next(&mut s, &mut d).await;
+            assert!(last.is_some());
+        }
+        // Out of range: refused before it goes anywhere.
+        session.request(HostMessage::Resize {
+            width: 100_000,
+            height: 720,
+        });
+        session.request(HostMessage::Clipboard("after".into()));
+        assert_eq!(
+            next(&mut s, &mut d).await,
+            Some(HostMessage::Clipboard("after".into()))
+        );
+    }
+}

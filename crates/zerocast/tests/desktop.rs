@@ -647,7 +647,8 @@ async fn resize_follows_the_window(c: &mut Chromium, vm: &Zerocast) {
         )
         .await
         .expect("resize the page");
-        let deadline = Instant::now() + STEP_TIMEOUT * 2;
+        let asked = Instant::now();
+        let deadline = asked + STEP_TIMEOUT * 2;
         loop {
             let s = c
                 .eval("JSON.parse(JSON.stringify(window.zerocastStats || null))")
@@ -655,7 +656,8 @@ async fn resize_follows_the_window(c: &mut Chromium, vm: &Zerocast) {
                 .unwrap();
             if s["width"] == width && s["height"] == height && s["decoded"].as_u64() > Some(0) {
                 eprintln!(
-                    "the stream follows the page to {width}x{height}: {}",
+                    "the stream follows the page to {width}x{height} in {:.1} s (the page waits 300 ms for the size to settle): {}",
+                    asked.elapsed().as_secs_f64(),
                     s["session"]
                 );
                 break;
