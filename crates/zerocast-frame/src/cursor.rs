@@ -115,6 +115,45 @@ pub struct Cursor {
     pub image: Option<Arc<CursorImage>>,
 }
 
+/// One thing to tell a viewer about the cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorUpdate {
+    /// A new image (always followed by a [`CursorUpdate::Position`]).
+    Image(Arc<CursorImage>),
+    /// Whether a hardware cursor is shown, and where its hotspot is.
+    Position { visible: bool, x: i32, y: i32 },
+}
+
+/// What one viewer has been told of a stream's cursor, and so what to tell
+/// it next: the image only when it changed, the position when it moved.
+/// Fed the latest state only, so moves a slow viewer missed cost nothing.
+/// Each protocol (browser, HXFR) writes the updates in its own bytes.
+#[derive(Debug, Default)]
+pub struct CursorFeed {
+    serial: Option<u64>,
+    position: Option<(bool, i32, i32)>,
+}
+
+impl CursorFeed {
+    /// The updates that bring the viewer to `cursor`, in order.
+    pub fn update(&mut self, cursor: &Cursor) -> Vec<CursorUpdate> {
+        let mut out = Vec::new();
+        if self.serial != Some(cursor.serial) {
+            self.serial = Some(cursor.serial);
+            if let Some(image) = &cursor.image {
+                out.push(CursorUpdate::Image(image.clone()));
+            }
+        }
+        let position = (cursor.image.is_some(), cursor.x, cursor.y);
+        if self.position != Some(position) || !out.is_empty() {
+            self.position = Some(position);
+            let (visible, x, y) = position;
+            out.push(CursorUpdate::Position { visible, x, y });
+        }
+        out
+    }
+}
+
 /// Where a source with a hardware cursor publishes it (a stream's cursor
 /// channel). Called on every change from whatever thread made it, so it
 /// must be cheap and never block nor call back into the source.
@@ -125,6 +164,48 @@ pub trait CursorSink: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn image(serial: u64, x: i32, y: i32) -> Cursor {
+        let image = CursorImage::new(2, 2, (1, 1), vec![7; 16]).unwrap();
+        Cursor {
+            serial,
+            x,
+            y,
+            image: Some(Arc::new(image)),
+        }
+    }
+
+    fn at(visible: bool, x: i32, y: i32) -> CursorUpdate {
+        CursorUpdate::Position { visible, x, y }
+    }
+
+    #[test]
+    fn a_viewer_is_told_the_image_once_and_then_only_moves() {
+        let mut feed = CursorFeed::default();
+        // No hardware cursor yet: the viewer learns it is hidden.
+        assert_eq!(feed.update(&Cursor::default()), [at(false, 0, 0)]);
+        assert!(feed.update(&Cursor::default()).is_empty());
+        let sent = feed.update(&image(1, 10, 20));
+        assert!(matches!(sent[..], [CursorUpdate::Image(_), _]));
+        assert_eq!(sent[1], at(true, 10, 20));
+        // Moves: position only; the same state again: nothing.
+        assert_eq!(feed.update(&image(1, 11, 20)), [at(true, 11, 20)]);
+        assert!(feed.update(&image(1, 11, 20)).is_empty());
+        // A new image at the same place: image and position again.
+        let sent = feed.update(&image(2, 11, 20));
+        assert!(matches!(
+            sent[..],
+            [CursorUpdate::Image(_), CursorUpdate::Position { .. }]
+        ));
+        // Hidden.
+        let hidden = Cursor {
+            serial: 3,
+            x: 11,
+            y: 20,
+            image: None,
+        };
+        assert_eq!(feed.update(&hidden), [at(false, 11, 20)]);
+    }
 
     #[test]
     fn images_are_checked() {

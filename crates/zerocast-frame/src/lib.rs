@@ -21,7 +21,7 @@ pub mod i420;
 pub mod source;
 pub mod stamp;
 
-pub use cursor::{Cursor, CursorImage, CursorImageError, CursorSink};
+pub use cursor::{Cursor, CursorFeed, CursorImage, CursorImageError, CursorSink, CursorUpdate};
 pub use damage::{Damage, Rect};
 pub use format::PixelFormat;
 pub use frame::{Frame, FrameError};

@@ -1,7 +1,7 @@
 //! One HXFR peer's I/O: the read loop decodes packets and hands them to
 //! the sans-IO [`Peer`], then carries out what it asks (replies to the
 //! writer, encodes off the async threads); a writer task sends replies and,
-//! once subscribed, the stream's frames. A peer that stops reading only
+//! once subscribed, the stream's frames (and its cursor, when asked). A peer that stops reading only
 //! stalls its own writer: the pipeline keeps going and the subscription
 //! skips ahead to the next keyframe.
 
@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
+use zerocast_frame::{Cursor, CursorFeed, CursorUpdate};
 use zerocast_hxfr::{
-    encode, frame_response_prefix, Decoder, ErrorCode, ErrorMsg, Limits, Message, Packet,
-    FRAME_RESPONSE_PREFIX_LEN,
+    encode, frame_response_prefix, CursorImage, CursorPosition, Decoder, ErrorCode, ErrorMsg,
+    Limits, Message, Packet, FRAME_RESPONSE_PREFIX_LEN,
 };
 use zerocast_pipeline::{EncodedFrame, Registry, Subscription};
 
@@ -37,8 +38,9 @@ enum Outgoing {
         prefix: [u8; FRAME_RESPONSE_PREFIX_LEN],
         access_unit: Bytes,
     },
-    /// From now on, also this stream's frames, under this session id.
-    Subscribe(u16, Subscription),
+    /// From now on, also this stream's frames (and its cursor, if given),
+    /// under this session id.
+    Subscribe(u16, Subscription, Option<watch::Receiver<Cursor>>),
 }
 
 /// What request/response encoding may take, process-wide.
@@ -157,9 +159,12 @@ async fn carry_out(
                 ),
                 access_unit: reply.access_unit,
             },
-            Output::Subscribe(sub) => {
-                let session_id = u16::try_from(sub.stream_id()).unwrap_or(u16::MAX);
-                Outgoing::Subscribe(session_id, sub)
+            Output::Subscribe {
+                subscription,
+                cursor,
+            } => {
+                let session_id = u16::try_from(subscription.stream_id()).unwrap_or(u16::MAX);
+                Outgoing::Subscribe(session_id, subscription, cursor)
             }
             Output::Encode {
                 session_id,
@@ -201,17 +206,40 @@ async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Outgoing>, name
     // waits for subscribers to leave (zerocast vm before it exits) waits
     // for that too.
     let mut ended: Option<Subscription> = None;
+    // The subscription's cursor, when asked for: its current state at once,
+    // then the latest whenever this peer gets to it.
+    let mut cursor: Option<watch::Receiver<Cursor>> = None;
+    let mut feed = CursorFeed::default();
     loop {
         let outgoing = tokio::select! {
             biased;
             m = rx.recv() => match m {
-                Some(Outgoing::Subscribe(sid, s)) => {
+                Some(Outgoing::Subscribe(sid, s, c)) => {
                     sub = Some((sid, s));
+                    cursor = c.map(|mut c| {
+                        c.mark_changed();
+                        c
+                    });
+                    feed = CursorFeed::default();
                     continue;
                 }
                 Some(o) => o,
                 None => break,
             },
+            latest = next_cursor(&mut cursor) => {
+                let (Some(latest), Some((sid, _))) = (latest, &sub) else {
+                    cursor = None;
+                    continue;
+                };
+                let mut b = BytesMut::new();
+                for update in feed.update(&latest) {
+                    encode(&Packet::new(*sid, cursor_message(update)), &mut b);
+                }
+                if b.is_empty() {
+                    continue;
+                }
+                Outgoing::Bytes(b.freeze())
+            }
             f = next_frame(&mut sub) => match f {
                 Some((sid, frame)) => frame_message(sid, &frame),
                 None => match sub.take() {
@@ -281,6 +309,38 @@ fn frame_message(session_id: u16, frame: &EncodedFrame) -> Outgoing {
         ),
         access_unit: frame.access_unit.clone(),
     }
+}
+
+/// A cursor update as HXFR (zerocast's extension).
+fn cursor_message(update: CursorUpdate) -> Message {
+    match update {
+        CursorUpdate::Image(image) => {
+            let (hot_x, hot_y) = image.hotspot();
+            // A cursor image is at most 128x128: every value fits.
+            let side = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+            Message::CursorImage(CursorImage {
+                hot_x: side(hot_x),
+                hot_y: side(hot_y),
+                width: side(image.width()),
+                height: side(image.height()),
+                rgba: Bytes::copy_from_slice(image.rgba()),
+            })
+        }
+        CursorUpdate::Position { visible, x, y } => {
+            Message::CursorPosition(CursorPosition { visible, x, y })
+        }
+    }
+}
+
+/// The cursor's latest state once it changed; `None` once its stream has
+/// gone; never without a cursor.
+async fn next_cursor(cursor: &mut Option<watch::Receiver<Cursor>>) -> Option<Cursor> {
+    let Some(rx) = cursor else {
+        return pending().await;
+    };
+    rx.changed().await.ok()?;
+    let latest = rx.borrow_and_update().clone();
+    Some(latest)
 }
 
 async fn next_frame(sub: &mut Option<(u16, Subscription)>) -> Option<(u16, Arc<EncodedFrame>)> {

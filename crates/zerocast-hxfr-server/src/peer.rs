@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use tokio::sync::watch;
 use zerocast_encode::{EncoderSettings, Fps};
 use zerocast_frame::frame::MAX_DIMENSION;
+use zerocast_frame::Cursor;
 use zerocast_hxfr::{
     ConfigReq, DecodeError, ErrorCode, ErrorMsg, FrameRequest, FrameResponse, Message, Packet,
     ScanoutResp, SubscribeResp,
@@ -89,8 +91,13 @@ pub enum Output {
         pts_ns: i64,
         reply: EncodedReply,
     },
-    /// From now on, also push this stream's frames.
-    Subscribe(Subscription),
+    /// From now on, also push this stream's frames, and its cursor when the
+    /// subscriber asked for it ([`zerocast_hxfr::FLAG_CURSOR`]) and the
+    /// stream has one.
+    Subscribe {
+        subscription: Subscription,
+        cursor: Option<watch::Receiver<Cursor>>,
+    },
     /// Encode the resource `request` names with `session`, off the async
     /// threads, and hand both back through [`Peer::encoded`].
     Encode {
@@ -204,7 +211,10 @@ impl Peer {
         }
         match p.message {
             Message::Ping => self.send(sid, Message::Pong),
-            Message::Subscribe { scanout_id } => self.subscribe(sid, scanout_id),
+            Message::Subscribe { scanout_id } => {
+                let cursor = p.flags & zerocast_hxfr::FLAG_CURSOR != 0;
+                self.subscribe(sid, scanout_id, cursor);
+            }
             Message::KeyframeReq => self.keyframe_request(sid),
             Message::ConfigReq(c) => self.configure(sid, &c),
             Message::FrameRequest(req) => self.frame_request(sid, req),
@@ -225,6 +235,8 @@ impl Peer {
             | Message::Pong
             | Message::ScanoutResp(_)
             | Message::SubscribeResp(_)
+            | Message::CursorImage(_)
+            | Message::CursorPosition(_)
             | Message::Error(_) => {}
         }
     }
@@ -269,7 +281,7 @@ impl Peer {
         }
     }
 
-    fn subscribe(&mut self, sid: u16, scanout_id: u32) {
+    fn subscribe(&mut self, sid: u16, scanout_id: u32, with_cursor: bool) {
         let stream = self.registry.stream(scanout_id);
         let resp = SubscribeResp {
             scanout_id,
@@ -277,7 +289,11 @@ impl Peer {
         };
         self.send(sid, Message::SubscribeResp(resp));
         if let Some(stream) = stream {
-            self.out.push_back(Output::Subscribe(stream.subscribe()));
+            let cursor = if with_cursor { stream.cursor() } else { None };
+            self.out.push_back(Output::Subscribe {
+                subscription: stream.subscribe(),
+                cursor,
+            });
             self.subscribed = Some(stream);
         }
     }
@@ -447,6 +463,8 @@ fn is_from_client(m: &Message) -> bool {
             | Message::Pong
             | Message::ScanoutResp(_)
             | Message::SubscribeResp(_)
+            | Message::CursorImage(_)
+            | Message::CursorPosition(_)
             | Message::Error(_)
     )
 }
@@ -553,7 +571,7 @@ mod tests {
             packet(16, Message::Subscribe { scanout_id: 16 }),
         );
         assert!(matches!(p.poll_output(), Some(Output::Send(_))));
-        assert!(matches!(p.poll_output(), Some(Output::Subscribe(_))));
+        assert!(matches!(p.poll_output(), Some(Output::Subscribe { .. })));
     }
 
     #[test]

@@ -4,8 +4,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::message::{get_c_string, put_frame_response_fixed, wire_u32};
 use crate::{
-    ConfigReq, DecodeError, EnableScanout, ErrorMsg, FrameRequest, FrameResponse, Header, Message,
-    MsgType, ScanoutResp, SubscribeResp, HEADER_LEN,
+    ConfigReq, CursorImage, CursorPosition, DecodeError, EnableScanout, ErrorMsg, FrameRequest,
+    FrameResponse, Header, Message, MsgType, ScanoutResp, SubscribeResp, HEADER_LEN,
 };
 
 /// Hard limits, checked from the header before any payload is buffered.
@@ -168,6 +168,16 @@ impl Decoder {
                 scanout_id: p.get_u32_le(),
                 success: p.get_u32_le() != 0,
             }),
+            MsgType::CursorImage => Message::CursorImage(parse_cursor_image(p)?),
+            MsgType::CursorPosition => {
+                let visible = p.get_u8() != 0;
+                p.advance(3);
+                Message::CursorPosition(CursorPosition {
+                    visible,
+                    x: p.get_i32_le(),
+                    y: p.get_i32_le(),
+                })
+            }
             MsgType::Error => Message::Error(ErrorMsg {
                 code: p.get_i32_le(),
                 message: get_c_string(&p[..256]),
@@ -207,6 +217,31 @@ impl Decoder {
             nals,
         })
     }
+}
+
+/// A CURSOR_IMAGE payload: a size within [`CursorImage::MAX_SIDE`], the
+/// hotspot inside, exactly the pixels that size needs.
+fn parse_cursor_image(mut p: Bytes) -> Result<CursorImage, DecodeError> {
+    let [hot_x, hot_y, width, height] = [(); 4].map(|()| p.get_u16_le());
+    let side = 1..=CursorImage::MAX_SIDE;
+    if !side.contains(&width) || !side.contains(&height) {
+        return Err(DecodeError::CursorImage("size outside 1..=128"));
+    }
+    if hot_x >= width || hot_y >= height {
+        return Err(DecodeError::CursorImage("hotspot outside the image"));
+    }
+    if p.len() != usize::from(width) * usize::from(height) * 4 {
+        return Err(DecodeError::CursorImage(
+            "pixel bytes unlike width x height x 4",
+        ));
+    }
+    Ok(CursorImage {
+        hot_x,
+        hot_y,
+        width,
+        height,
+        rgba: p,
+    })
 }
 
 /// `None`: fewer than 12 bytes; `Some(None)`: bad magic.

@@ -68,6 +68,8 @@ pub enum DecodeError {
     TooManyNals { count: u32, limit: u32 },
     #[error("FRAME_RESPONSE NAL entry {index} runs past the end of the payload")]
     NalOverrun { index: u32 },
+    #[error("CURSOR_IMAGE: {0}")]
+    CursorImage(&'static str),
 }
 
 impl DecodeError {

@@ -21,6 +21,11 @@ pub enum MsgType {
     ScanoutResp = 0x22,
     Subscribe = 0x30,
     SubscribeResp = 0x31,
+    /// zerocast's extension: the guest's cursor image, to a subscriber that
+    /// asked ([`crate::FLAG_CURSOR`]).
+    CursorImage = 0x50,
+    /// zerocast's extension: the cursor's visibility and position.
+    CursorPosition = 0x51,
     Error = 0xFF,
 }
 
@@ -40,6 +45,8 @@ impl MsgType {
             0x22 => ScanoutResp,
             0x30 => Subscribe,
             0x31 => SubscribeResp,
+            0x50 => CursorImage,
+            0x51 => CursorPosition,
             0xFF => Error,
             _ => return None,
         })

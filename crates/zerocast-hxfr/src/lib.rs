@@ -30,9 +30,14 @@ pub use codec::{
 pub use error::{DecodeError, ErrorCode};
 pub use header::{Header, MsgType, HEADER_LEN, MAGIC};
 pub use message::{
-    ConfigReq, EnableScanout, ErrorMsg, FrameRequest, FrameResponse, Message, ScanoutResp,
-    SubscribeResp,
+    ConfigReq, CursorImage, CursorPosition, EnableScanout, ErrorMsg, FrameRequest, FrameResponse,
+    Message, ScanoutResp, SubscribeResp,
 };
+
+/// SUBSCRIBE's header flag asking for the guest's cursor too
+/// (zerocast's extension): CURSOR_IMAGE and CURSOR_POSITION on the
+/// subscription's session. helix's clients send flags 0 and never see them.
+pub const FLAG_CURSOR: u8 = 0x01;
 
 /// TCP port of helix's scanout mode (`HELIX_FRAME_EXPORT_PORT`).
 pub const DEFAULT_TCP_PORT: u16 = 15937;

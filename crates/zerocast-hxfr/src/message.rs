@@ -107,6 +107,39 @@ impl ErrorMsg {
     pub const LEN: u32 = 260;
 }
 
+/// CURSOR_IMAGE (host to subscriber, zerocast's extension): hotspot x, y,
+/// width, height (u16 each), then the image: RGBA, straight alpha, row by
+/// row (8 + width x height x 4 bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CursorImage {
+    pub hot_x: u16,
+    pub hot_y: u16,
+    pub width: u16,
+    pub height: u16,
+    pub rgba: Bytes,
+}
+
+impl CursorImage {
+    pub const FIXED_LEN: u32 = 8;
+    /// The largest side of a cursor image (virtio-gpu's are 64x64).
+    pub const MAX_SIDE: u16 = 128;
+}
+
+/// CURSOR_POSITION (host to subscriber, zerocast's extension): visible
+/// (u8, 0 when the guest shows no hardware cursor), 3 bytes padding, then
+/// the hotspot's x and y in picture pixels (i32 each; may lie off the
+/// picture). 12 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CursorPosition {
+    pub visible: bool,
+    pub x: i32,
+    pub y: i32,
+}
+
+impl CursorPosition {
+    pub const LEN: u32 = 12;
+}
+
 /// Any HXFR message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -122,6 +155,8 @@ pub enum Message {
     ScanoutResp(ScanoutResp),
     Subscribe { scanout_id: u32 },
     SubscribeResp(SubscribeResp),
+    CursorImage(CursorImage),
+    CursorPosition(CursorPosition),
     Error(ErrorMsg),
 }
 
@@ -140,6 +175,8 @@ impl Message {
             Message::ScanoutResp(_) => MsgType::ScanoutResp,
             Message::Subscribe { .. } => MsgType::Subscribe,
             Message::SubscribeResp(_) => MsgType::SubscribeResp,
+            Message::CursorImage(_) => MsgType::CursorImage,
+            Message::CursorPosition(_) => MsgType::CursorPosition,
             Message::Error(_) => MsgType::Error,
         }
     }
@@ -154,6 +191,8 @@ impl Message {
             MsgType::DisableScanout | MsgType::Subscribe => 4,
             MsgType::ScanoutResp => ScanoutResp::LEN,
             MsgType::SubscribeResp => SubscribeResp::LEN,
+            MsgType::CursorImage => CursorImage::FIXED_LEN,
+            MsgType::CursorPosition => CursorPosition::LEN,
             MsgType::Error => ErrorMsg::LEN,
             MsgType::KeyframeReq | MsgType::ConfigResp | MsgType::Ping | MsgType::Pong => 0,
         }
@@ -166,6 +205,7 @@ impl Message {
                 FrameResponse::FIXED_LEN as usize
                     + r.nals.iter().map(|n| 4 + n.len()).sum::<usize>()
             }
+            Message::CursorImage(c) => CursorImage::FIXED_LEN as usize + c.rgba.len(),
             m => Self::min_payload(m.msg_type()) as usize,
         }
     }
@@ -220,6 +260,18 @@ impl Message {
             Message::SubscribeResp(r) => {
                 b.put_u32_le(r.scanout_id);
                 b.put_u32_le(r.success.into());
+            }
+            Message::CursorImage(c) => {
+                for v in [c.hot_x, c.hot_y, c.width, c.height] {
+                    b.put_u16_le(v);
+                }
+                b.put_slice(&c.rgba);
+            }
+            Message::CursorPosition(c) => {
+                b.put_u8(c.visible.into());
+                b.put_bytes(0, 3);
+                b.put_i32_le(c.x);
+                b.put_i32_le(c.y);
             }
             Message::Error(e) => {
                 b.put_i32_le(e.code);

@@ -188,3 +188,58 @@ fn empty_messages() {
         assert_eq!(decoded(&header(t, 4, 0), Limits::HOST).message, m);
     }
 }
+
+/// zerocast's extension, not helix's: the cursor for a subscriber that set
+/// FLAG_CURSOR on its SUBSCRIBE. Little-endian and packed like the rest.
+#[test]
+fn cursor_messages() {
+    let mut want = b"HXFR".to_vec();
+    want.extend_from_slice(&[0x30, FLAG_CURSOR, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0]);
+    let p = decoded(&want, Limits::HOST);
+    assert_eq!(
+        (p.flags, p.message),
+        (FLAG_CURSOR, Message::Subscribe { scanout_id: 0 })
+    );
+
+    let mut want = header(0x50, 0, 8 + 2 * 1 * 4);
+    want.extend_from_slice(&[1, 0, 0, 0, 2, 0, 1, 0]);
+    want.extend_from_slice(&[10, 20, 30, 255, 40, 50, 60, 0]);
+    let image = Message::CursorImage(CursorImage {
+        hot_x: 1,
+        hot_y: 0,
+        width: 2,
+        height: 1,
+        rgba: Bytes::from_static(&[10, 20, 30, 255, 40, 50, 60, 0]),
+    });
+    assert_eq!(encoded(0, image.clone()), want);
+    assert_eq!(decoded(&want, Limits::CLIENT).message, image);
+
+    let mut want = header(0x51, 0, 12);
+    want.extend_from_slice(&[1, 0, 0, 0]);
+    want.extend_from_slice(&(-3i32).to_le_bytes());
+    want.extend_from_slice(&800i32.to_le_bytes());
+    let position = Message::CursorPosition(CursorPosition {
+        visible: true,
+        x: -3,
+        y: 800,
+    });
+    assert_eq!(encoded(0, position.clone()), want);
+    assert_eq!(decoded(&want, Limits::CLIENT).message, position);
+
+    // A size outside 1..=128, a hotspot outside, pixels unlike the size.
+    for (fixed, pixels) in [
+        ([0u8, 0, 0, 0, 0, 0, 1, 0], 0usize),
+        ([2, 0, 0, 0, 2, 0, 1, 0], 8),
+        ([0, 0, 0, 0, 2, 0, 1, 0], 7),
+    ] {
+        let len = u32::try_from(8 + pixels).unwrap();
+        let mut bad = header(0x50, 0, len);
+        bad.extend_from_slice(&fixed);
+        bad.resize(bad.len() + pixels, 0);
+        let err = Decoder::new(Limits::CLIENT)
+            .decode(&mut BytesMut::from(&bad[..]))
+            .unwrap_err();
+        assert!(matches!(err, DecodeError::CursorImage(_)), "{err}");
+        assert!(!err.is_fatal());
+    }
+}

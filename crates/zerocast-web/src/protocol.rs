@@ -8,7 +8,7 @@
 //! types it does not know.
 
 use serde::{Deserialize, Serialize};
-use zerocast_frame::{Cursor, CursorImage};
+use zerocast_frame::{CursorImage, CursorUpdate};
 use zerocast_input::{Button, InputEvent, KEY_MAX};
 use zerocast_session::{MAX_CLIPBOARD, MAX_TYPED};
 
@@ -213,32 +213,11 @@ pub fn parse_cursor(b: &[u8]) -> Result<CursorMessage, ProtocolError> {
     }
 }
 
-/// What one viewer has been sent of a stream's cursor, and so what to send
-/// it next: the image only when it changed, the position when it moved.
-/// Fed the latest state only, so moves a slow viewer missed cost nothing.
-#[derive(Debug, Default)]
-pub struct CursorFeed {
-    serial: Option<u64>,
-    position: Option<(bool, i32, i32)>,
-}
-
-impl CursorFeed {
-    /// The messages that bring the viewer to `cursor`, in order.
-    pub fn update(&mut self, cursor: &Cursor) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        if self.serial != Some(cursor.serial) {
-            self.serial = Some(cursor.serial);
-            if let Some(image) = &cursor.image {
-                out.push(cursor_image(image));
-            }
-        }
-        let position = (cursor.image.is_some(), cursor.x, cursor.y);
-        if self.position != Some(position) || !out.is_empty() {
-            self.position = Some(position);
-            let (visible, x, y) = position;
-            out.push(cursor_position(visible, x, y).to_vec());
-        }
-        out
+/// A cursor update as a browser message (0x50 or 0x51).
+pub fn cursor_message(update: &CursorUpdate) -> Vec<u8> {
+    match update {
+        CursorUpdate::Image(image) => cursor_image(image),
+        CursorUpdate::Position { visible, x, y } => cursor_position(*visible, *x, *y).to_vec(),
     }
 }
 
@@ -444,10 +423,10 @@ mod tests {
         assert_eq!(p[22], 3);
     }
 
-    fn image(serial: u64, x: i32, y: i32) -> Cursor {
+    fn image(serial: u64, x: i32, y: i32) -> zerocast_frame::Cursor {
         let rgba = (0..=255u8).cycle().take(64 * 64 * 4).collect();
         let image = CursorImage::new(64, 64, (3, 60), rgba).unwrap();
-        Cursor {
+        zerocast_frame::Cursor {
             serial,
             x,
             y,
@@ -502,41 +481,6 @@ mod tests {
             ));
         }
         assert_eq!(parse_cursor(&[0x01]), Err(ProtocolError::UnknownType(1)));
-    }
-
-    #[test]
-    fn a_viewer_is_sent_the_image_once_and_then_only_moves() {
-        let mut feed = CursorFeed::default();
-        // No hardware cursor yet: the viewer learns it is hidden.
-        assert_eq!(
-            feed.update(&Cursor::default()),
-            [cursor_position(false, 0, 0).to_vec()]
-        );
-        assert!(feed.update(&Cursor::default()).is_empty());
-        let sent = feed.update(&image(1, 10, 20));
-        assert_eq!(sent.len(), 2);
-        assert_eq!(sent[0][0], CURSOR_IMAGE);
-        assert_eq!(sent[1], cursor_position(true, 10, 20));
-        // Moves: position only; the same state again: nothing.
-        assert_eq!(
-            feed.update(&image(1, 11, 20)),
-            [cursor_position(true, 11, 20).to_vec()]
-        );
-        assert!(feed.update(&image(1, 11, 20)).is_empty());
-        // A new image at the same place: image and position again.
-        let sent = feed.update(&image(2, 11, 20));
-        assert_eq!(sent.iter().map(|m| m[0]).collect::<Vec<_>>(), [0x50, 0x51]);
-        // Hidden.
-        let hidden = Cursor {
-            serial: 3,
-            x: 11,
-            y: 20,
-            image: None,
-        };
-        assert_eq!(
-            feed.update(&hidden),
-            [cursor_position(false, 11, 20).to_vec()]
-        );
     }
 
     #[test]

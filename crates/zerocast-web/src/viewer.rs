@@ -10,7 +10,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::watch;
-use zerocast_frame::Cursor;
+use zerocast_frame::{Cursor, CursorFeed};
 use zerocast_input::{Held, InputEvent, InputSink};
 use zerocast_pipeline::EncodedFrame;
 use zerocast_session::HostMessage;
@@ -184,7 +184,7 @@ pub(crate) async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32,
     if let Some(rx) = &mut cursor {
         rx.mark_changed();
     }
-    let mut cursor_feed = protocol::CursorFeed::default();
+    let mut cursor_feed = CursorFeed::default();
     // The guest's clipboard, for control viewers: each change as it comes.
     let mut clipboard = match (&g.session, role) {
         (Some(session), Role::Control) => Some(session.clipboard()),
@@ -206,7 +206,8 @@ pub(crate) async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32,
                     cursor = None;
                     continue;
                 };
-                for msg in cursor_feed.update(&latest) {
+                for update in cursor_feed.update(&latest) {
+                    let msg = protocol::cursor_message(&update);
                     if !outbox.push(binary(Bytes::from(msg))) {
                         return outbox.finish().await;
                     }

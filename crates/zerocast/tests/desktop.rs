@@ -3,20 +3,29 @@
 //! boots under `zerocast vm` and says it is ready on its serial console;
 //! then, through the web viewer in headless Chromium, the test moves the
 //! pointer (the guest's cursor image arrives in the page as a 0x50 and
-//! changes over the terminal), types a command into the terminal (its output
-//! reaches the serial log), holds Shift while the page loses focus (the
-//! page lets go of it: the next letter is lowercase), and drags the
-//! terminal window by its title bar (the decoded picture shows it moved).
-//! It saves a screenshot of the viewer and prints boot time, frame rate and
-//! zerocast's CPU while dragging.
+//! changes over the terminal; an HXFR subscriber that asks gets it too),
+//! types a command into the terminal (its output reaches the serial log),
+//! holds Shift while the page loses focus (the page lets go of it: the next
+//! letter is lowercase), drags the terminal window by its title bar (the
+//! decoded picture shows it moved), shares the clipboard both ways and
+//! types text no key makes through the session agent, scrolls a
+//! full-screen terminal, and resizes the page (the guest's mode and the
+//! stream follow). It saves a screenshot of the viewer and prints boot
+//! time, frame rates, zerocast's CPU and the pointer's round trip. A second
+//! test checks every row of an extended two-scanout desktop.
 
 mod harness;
 
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use serde_json::{json, Value};
 use zerocast_chromium::Chromium;
+use zerocast_hxfr::{
+    encode, CursorImage, CursorPosition, Decoder, Limits, Message, Packet, FLAG_CURSOR,
+};
 
 use harness::{desktop, require, watch_in_chromium_with, Zerocast};
 
@@ -89,6 +98,35 @@ fn cpu_time(pid: u32) -> Duration {
     let ticks_per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
         .expect("a positive clock tick rate");
     Duration::from_millis((fields[0] + fields[1]) * 1000 / ticks_per_second)
+}
+
+/// Subscribes to scanout 0 over HXFR with [`FLAG_CURSOR`]: the first
+/// CURSOR_IMAGE and the CURSOR_POSITION after it (frames skipped).
+fn hxfr_cursor(addr: &str) -> (CursorImage, CursorPosition) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the HXFR endpoint");
+    s.set_read_timeout(Some(STEP_TIMEOUT)).unwrap();
+    let mut out = BytesMut::new();
+    let mut subscribe = Packet::new(0, Message::Subscribe { scanout_id: 0 });
+    subscribe.flags = FLAG_CURSOR;
+    encode(&subscribe, &mut out);
+    s.write_all(&out).unwrap();
+    let decoder = Decoder::new(Limits::CLIENT);
+    let (mut buf, mut image) = (BytesMut::new(), None);
+    loop {
+        while let Some(p) = decoder.decode(&mut buf).expect("HXFR from zerocast") {
+            match (p.message, &image) {
+                (Message::CursorImage(i), _) => image = Some(i),
+                (Message::CursorPosition(at), Some(i)) => return (i.clone(), at),
+                _ => {}
+            }
+        }
+        let mut chunk = [0u8; 65536];
+        let n = s
+            .read(&mut chunk)
+            .expect("the cursor over HXFR within the step's time");
+        assert_ne!(n, 0, "the HXFR endpoint closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// Frames, flushes and zerocast's CPU over a stretch of the test.
@@ -217,6 +255,9 @@ fn key_for(ch: char) -> (String, bool) {
         '/' => ("Slash".into(), false),
         '>' => ("Period".into(), true),
         '|' => ("Backslash".into(), true),
+        ';' => ("Semicolon".into(), false),
+        '?' => ("Slash".into(), true),
+        '=' => ("Equal".into(), false),
         '$' => ("Digit4".into(), true),
         '(' => ("Digit9".into(), true),
         ')' => ("Digit0".into(), true),
@@ -406,6 +447,27 @@ async fn the_desktop_boots_and_is_used_through_the_browser() {
         "the canvas shows the guest's cursor: {css}"
     );
 
+    // An HXFR subscriber that asks for the cursor (FLAG_CURSOR) is told the
+    // same: the image over the terminal and where it is.
+    let (image, position) = hxfr_cursor(vm.hxfr_addr());
+    assert_eq!(
+        (
+            u64::from(image.width),
+            u64::from(image.hot_x),
+            u64::from(image.hot_y)
+        ),
+        (
+            over_xterm["width"].as_u64().unwrap(),
+            over_xterm["hotX"].as_u64().unwrap(),
+            over_xterm["hotY"].as_u64().unwrap()
+        ),
+        "the HXFR cursor image is the page's"
+    );
+    assert!(
+        position.visible && (position.x - mid_x).abs() <= 4 && (position.y - mid_y).abs() <= 4,
+        "the HXFR cursor is at the pointer ({mid_x}, {mid_y}): {position:?}"
+    );
+
     // Typing: a click focuses the terminal, then a command whose output
     // goes to the serial console.
     mouse(&mut c, "mousePressed", mid_x, mid_y, true).await;
@@ -585,9 +647,15 @@ async fn session_clipboard_and_text(c: &mut Chromium, serial: &Path) {
     let copied = format!("zc-copied-{pid}");
     type_text(
         c,
-        &format!("echo -n {copied} | xclip -selection clipboard\n"),
+        &format!("echo -n {copied} | xclip -selection clipboard; echo zc-xclip-$? >/dev/ttyS0\n"),
     )
     .await;
+    let line = wait_line(serial, "zc-xclip-", STEP_TIMEOUT);
+    assert_eq!(
+        line.trim(),
+        "zc-xclip-0",
+        "xclip took the guest's clipboard"
+    );
     let session = wait_page(c, "the guest's clipboard in the page", |s| {
         s["session"]["clipboardText"] == copied.as_str()
             && s["session"]["clipboardWritten"].as_u64() >= Some(1)

@@ -6,6 +6,8 @@
 //! large ones use).
 
 use std::sync::Mutex;
+use std::thread;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use x11rb::connection::Connection;
@@ -19,6 +21,10 @@ use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
 use x11rb::{COPY_DEPTH_FROM_PARENT, CURRENT_TIME, NONE};
 use zerocast_session::MAX_CLIPBOARD;
+
+/// How often, and after how long, an empty text is asked for again.
+const EMPTY_RETRIES: u32 = 5;
+const EMPTY_RETRY_AFTER: Duration = Duration::from_millis(100);
 
 x11rb::atom_manager! {
     Atoms: AtomsCookie {
@@ -90,9 +96,14 @@ impl Clipboard {
     /// new clipboard text another program offers.
     pub fn run(&self, mut changed: impl FnMut(String) -> Result<()>) -> Result<()> {
         let a = &self.atoms;
+        // Asks again for an owner's text that came empty: xclip was seen
+        // to give an empty text when asked right after it took the
+        // clipboard (it had its text a moment later).
+        let mut retries = 0;
         loop {
             match self.conn.wait_for_event()? {
                 Event::XfixesSelectionNotify(e) if e.owner != self.window && e.owner != NONE => {
+                    retries = 0;
                     self.ask(a.UTF8_STRING, e.selection_timestamp)?;
                 }
                 // An owner that has no UTF-8 (xclip's default is STRING) is
@@ -100,10 +111,20 @@ impl Clipboard {
                 Event::SelectionNotify(e) if e.property == NONE && e.target == a.UTF8_STRING => {
                     self.ask(AtomEnum::STRING.into(), e.time)?;
                 }
+                Event::SelectionNotify(e) if e.property == NONE => {
+                    eprintln!("zerocast-guest: the clipboard's owner gave no text");
+                }
                 Event::SelectionNotify(e) if e.property != NONE => {
-                    // An empty text (a click in a terminal) is no copy.
-                    if let Some(text) = self.read_text(e.property)?.filter(|t| !t.is_empty()) {
-                        changed(text)?;
+                    match self.read_text(e.property)? {
+                        Some(text) if !text.is_empty() => changed(text)?,
+                        // Empty for good (a click in a terminal selects
+                        // nothing) after a few tries: no copy.
+                        Some(_) if retries < EMPTY_RETRIES => {
+                            retries += 1;
+                            thread::sleep(EMPTY_RETRY_AFTER);
+                            self.ask(e.target, e.time)?;
+                        }
+                        _ => {}
                     }
                 }
                 Event::SelectionRequest(req) => self.answer(&req)?,
