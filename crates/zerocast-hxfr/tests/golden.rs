@@ -201,7 +201,8 @@ fn cursor_messages() {
         (FLAG_CURSOR, Message::Subscribe { scanout_id: 0 })
     );
 
-    let mut want = header(0x50, 0, 8 + 2 * 1 * 4);
+    // A 2x1 image.
+    let mut want = header(0x50, 0, 8 + 2 * 4);
     want.extend_from_slice(&[1, 0, 0, 0, 2, 0, 1, 0]);
     want.extend_from_slice(&[10, 20, 30, 255, 40, 50, 60, 0]);
     let image = Message::CursorImage(CursorImage {
