@@ -25,7 +25,7 @@ use crate::options::{DesktopSize, HxfrArgs, VideoArgs};
 use crate::web_access::WebAccessArgs;
 use zerocast_web::Role;
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     #[command(flatten)]
     pub size: DesktopSize,
@@ -74,6 +74,15 @@ pub struct BenchArgs {
     /// side with zerocast in the same run (QEMU's own GPU and VNC server).
     #[arg(long, value_enum, requires = "kernel", conflicts_with = "agent")]
     pub peer: Option<crate::peer_bench::Peer>,
+    /// Every stream mode one after another in this one run, --repeats
+    /// times each, on the test guest (--kernel/--initrd, default
+    /// work/guest/ from scripts/build-guest.sh): figures with their
+    /// min/median/max, zero-copy against the x264 baseline as ratios.
+    #[arg(long, conflicts_with_all = ["workload", "peer", "agent"])]
+    pub suite: bool,
+    /// With --suite: the modes to run, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = crate::suite::Mode::ALL)]
+    pub modes: Vec<crate::suite::Mode>,
 }
 
 impl BenchArgs {
@@ -105,28 +114,28 @@ struct Bench {
     stream: Option<StreamReport>,
 }
 
-#[derive(Serialize)]
-struct StreamReport {
+#[derive(Serialize, Clone)]
+pub(crate) struct StreamReport {
     seconds: f64,
     target_fps: u32,
     /// Frames decoded per second in Chromium.
-    delivered_fps: f64,
+    pub(crate) delivered_fps: f64,
     /// Host capture to decoded in the browser, over the measured frames.
-    latency_p50_ms: f64,
-    latency_p95_ms: f64,
-    latency_p99_ms: f64,
+    pub(crate) latency_p50_ms: f64,
+    pub(crate) latency_p95_ms: f64,
+    pub(crate) latency_p99_ms: f64,
     /// CPU time of the whole zerocast process (render, encode, network) per frame.
-    host_cpu_per_frame_ms: f64,
+    pub(crate) host_cpu_per_frame_ms: f64,
     /// Cores the zerocast process kept busy.
     host_cores: f64,
-    bitrate_bps: f64,
-    decoder_errors: u64,
+    pub(crate) bitrate_bps: f64,
+    pub(crate) decoder_errors: u64,
     /// VM only: frames the guest flushed per second, and pixel bytes the
     /// host copied per encoded frame.
     guest_flushes_per_second: Option<f64>,
-    bytes_copied_per_frame: Option<f64>,
+    pub(crate) bytes_copied_per_frame: Option<f64>,
     /// With --agent: the agent's own figure of guest CPU per frame.
-    guest_cpu_per_frame_ms: Option<f64>,
+    pub(crate) guest_cpu_per_frame_ms: Option<f64>,
     agent: Option<String>,
 }
 
@@ -169,6 +178,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(peer) = args.peer {
         return crate::peer_bench::run(&args, peer).await;
+    }
+    if args.suite {
+        return crate::suite::run(&args).await;
     }
     let encode = encode(&args)?;
     let stream = if args.seconds > 0.0 {
@@ -280,7 +292,7 @@ async fn page(c: &mut Chromium) -> anyhow::Result<serde_json::Value> {
     )
 }
 
-async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
+pub(crate) async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
     let v = &args.video;
     let listen: SocketAddr = "127.0.0.1:0".parse()?;
     let (url, pipeline, vm) = match (&args.kernel, &args.initrd) {

@@ -24,6 +24,7 @@
 //! - [`refresh_bench`]: `zerocast bench --workload still-after-motion`, how sharp a still picture is before and after refinement.
 //! - [`desktop_bench`]: the same on the real desktop image: a drag and a scroll, before and after, against the guest's framebuffer.
 //! - [`picture_quality`]: PSNR and SSIM of a decoded picture against its source.
+//! - [`suite`]: `zerocast bench --suite`, every stream mode one after another in one run, with spreads and the zero-copy / x264 ratios.
 //! - [`peer_bench`]: `zerocast bench --peer qemu-vnc`, zerocast against QEMU's own GPU and VNC server on the same guest.
 //! - [`rfb`]: the viewer side of RFB 3.8 (VNC), sans I/O, counting updates and bytes for `peer_bench`.
 //! - [`soak`]: `zerocast soak`, one scanout under many viewers, churn and floods, with its costs.
@@ -51,6 +52,7 @@ mod serve;
 mod serving;
 mod soak;
 mod stop;
+mod suite;
 mod vm;
 mod web_access;
 

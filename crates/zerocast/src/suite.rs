@@ -1,0 +1,306 @@
+//! `zerocast bench --suite`: the stream modes one after another in one run
+//! on one machine, each `--repeats` times, so that they compare as ratios
+//! measured together (these machines are shared and noisy). Each run is
+//! the stream benchmark's: frames decoded per second in a real headless
+//! Chromium, capture-to-decoded latency percentiles, CPU per delivered
+//! frame (zerocast's process; the guest's own figure for the agent modes),
+//! pixel bytes copied per frame. The report: every run, the min/median/max
+//! of each figure per mode, and agent-zerocopy / agent-x264 ratios.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::bench::{median, stream, write_json, BenchArgs, StreamReport};
+
+/// Version of `bench.json`'s layout under `--suite`.
+const SCHEMA_VERSION: u32 = 1;
+
+/// The modes a suite runs.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// No VM: the synthetic desktop, encoded by the host.
+    Synthetic,
+    /// The test guest page-flipping; the host encodes each flush from guest memory.
+    Scanout,
+    /// The guest agent asks the host by resource id over vsock; the host
+    /// encodes from guest memory (the seed's path).
+    AgentZerocopy,
+    /// The guest agent reads its own pixels and encodes with x264 in the
+    /// guest (the baseline).
+    AgentX264,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [
+        Mode::Synthetic,
+        Mode::Scanout,
+        Mode::AgentZerocopy,
+        Mode::AgentX264,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Synthetic => "synthetic",
+            Mode::Scanout => "scanout",
+            Mode::AgentZerocopy => "agent-zerocopy",
+            Mode::AgentX264 => "agent-x264",
+        }
+    }
+
+    /// `args` for one run of this mode.
+    fn args(self, base: &BenchArgs, kernel: &Path, initrd: &Path) -> BenchArgs {
+        let mut a = base.clone();
+        a.suite = false;
+        (a.kernel, a.initrd) = match self {
+            Mode::Synthetic => (None, None),
+            _ => (Some(kernel.to_owned()), Some(initrd.to_owned())),
+        };
+        a.agent = match self {
+            Mode::AgentZerocopy => Some("host".into()),
+            Mode::AgentX264 => Some("x264".into()),
+            Mode::Synthetic | Mode::Scanout => None,
+        };
+        a
+    }
+}
+
+/// A figure over the repeats.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq)]
+struct Spread {
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Option<Spread> {
+        let min = values.iter().copied().reduce(f64::min)?;
+        let max = values.iter().copied().reduce(f64::max)?;
+        Some(Spread {
+            min,
+            median: median(values.to_vec()),
+            max,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct ModeReport {
+    runs: Vec<StreamReport>,
+    /// Each figure's min/median/max over the runs (absent when no run has it).
+    summary: BTreeMap<&'static str, Spread>,
+}
+
+#[derive(Serialize)]
+struct Machine {
+    cpu: String,
+    cores: usize,
+    /// How the guests run: this benchmark boots them under TCG.
+    accel: &'static str,
+}
+
+#[derive(Serialize)]
+struct SuiteReport {
+    version: u32,
+    machine: Machine,
+    width: u32,
+    height: u32,
+    fps: u32,
+    seconds_per_run: f64,
+    repeats: u32,
+    modes: BTreeMap<&'static str, ModeReport>,
+    /// agent-zerocopy's median over agent-x264's, per figure: below 1 is
+    /// less (better for CPU and latency, worse for fps).
+    zerocopy_over_x264: BTreeMap<&'static str, f64>,
+}
+
+/// The figures summarised, by name, from one run.
+fn figures(r: &StreamReport) -> Vec<(&'static str, Option<f64>)> {
+    let total = r
+        .guest_cpu_per_frame_ms
+        .map(|g| g + r.host_cpu_per_frame_ms);
+    vec![
+        ("delivered_fps", Some(r.delivered_fps)),
+        ("latency_p50_ms", Some(r.latency_p50_ms)),
+        ("latency_p95_ms", Some(r.latency_p95_ms)),
+        ("latency_p99_ms", Some(r.latency_p99_ms)),
+        ("host_cpu_per_frame_ms", Some(r.host_cpu_per_frame_ms)),
+        ("guest_cpu_per_frame_ms", r.guest_cpu_per_frame_ms),
+        ("total_cpu_per_frame_ms", total),
+        ("bytes_copied_per_frame", r.bytes_copied_per_frame),
+        ("bitrate_bps", Some(r.bitrate_bps)),
+    ]
+}
+
+fn summarise(runs: &[StreamReport]) -> BTreeMap<&'static str, Spread> {
+    let mut values: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    for r in runs {
+        for (name, v) in figures(r) {
+            if let Some(v) = v {
+                values.entry(name).or_default().push(v);
+            }
+        }
+    }
+    values
+        .into_iter()
+        .filter_map(|(name, v)| Some((name, Spread::of(&v)?)))
+        .collect()
+}
+
+/// agent-zerocopy's median over agent-x264's, for the figures both have.
+fn ratios(modes: &BTreeMap<&'static str, ModeReport>) -> BTreeMap<&'static str, f64> {
+    let (Some(zc), Some(x264)) = (modes.get("agent-zerocopy"), modes.get("agent-x264")) else {
+        return BTreeMap::new();
+    };
+    zc.summary
+        .iter()
+        .filter_map(|(name, s)| {
+            let base = x264.summary.get(name)?.median;
+            (base != 0.0).then(|| (*name, s.median / base))
+        })
+        .collect()
+}
+
+fn machine() -> Machine {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split(':')
+                    .nth(1)
+                    .map(str::trim)
+                    .map(str::to_owned)
+            })
+        })
+        .unwrap_or_default();
+    Machine {
+        cpu,
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
+        accel: "tcg",
+    }
+}
+
+pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.seconds > 0.0,
+        "--suite measures streams: give --seconds above 0"
+    );
+    let guest = PathBuf::from("work/guest");
+    let kernel = args.kernel.clone().unwrap_or_else(|| guest.join("vmlinuz"));
+    let initrd = args
+        .initrd
+        .clone()
+        .unwrap_or_else(|| guest.join("initrd.img"));
+    let needs_guest = args.modes.iter().any(|m| *m != Mode::Synthetic);
+    if needs_guest && !(kernel.exists() && initrd.exists()) {
+        anyhow::bail!(
+            "the test guest ({} and {}) is missing: run scripts/build-guest.sh, or give --kernel and --initrd",
+            kernel.display(),
+            initrd.display()
+        );
+    }
+    let mut modes: Vec<Mode> = args.modes.clone();
+    modes.sort();
+    modes.dedup();
+    let mut reports = BTreeMap::new();
+    for mode in modes {
+        let mut runs = Vec::new();
+        for repeat in 1..=args.repeats.max(1) {
+            println!("== {} run {repeat}/{}", mode.name(), args.repeats.max(1));
+            let run = stream(&mode.args(args, &kernel, &initrd))
+                .await
+                .with_context(|| format!("suite mode {}, run {repeat}", mode.name()))?;
+            runs.push(run);
+        }
+        let summary = summarise(&runs);
+        reports.insert(mode.name(), ModeReport { runs, summary });
+    }
+    let report = SuiteReport {
+        version: SCHEMA_VERSION,
+        machine: machine(),
+        width: args.size.width,
+        height: args.size.height,
+        fps: args.video.fps,
+        seconds_per_run: args.seconds,
+        repeats: args.repeats.max(1),
+        zerocopy_over_x264: ratios(&reports),
+        modes: reports,
+    };
+    print_table(&report);
+    write_json(&args.json, &report)
+}
+
+fn print_table(r: &SuiteReport) {
+    println!(
+        "\n{} ({} cores, guests under {}); synthetic desktop {}x{} (the guest's mode for the others), {} fps, {} s x {} per mode; medians [min-max]",
+        r.machine.cpu,
+        r.machine.cores,
+        r.machine.accel,
+        r.width,
+        r.height,
+        r.fps,
+        r.seconds_per_run,
+        r.repeats
+    );
+    let names: Vec<&str> = r.modes.keys().copied().collect();
+    print!("{:<24}", "");
+    for n in &names {
+        print!("{n:>26}");
+    }
+    println!();
+    let figures = [
+        "delivered_fps",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "host_cpu_per_frame_ms",
+        "guest_cpu_per_frame_ms",
+        "total_cpu_per_frame_ms",
+        "bytes_copied_per_frame",
+    ];
+    for f in figures {
+        print!("{f:<24}");
+        for n in &names {
+            let cell = r.modes[n].summary.get(f).map_or("-".to_owned(), |s| {
+                format!("{:.2} [{:.2}-{:.2}]", s.median, s.min, s.max)
+            });
+            print!("{cell:>26}");
+        }
+        println!();
+    }
+    for (f, ratio) in &r.zerocopy_over_x264 {
+        println!("agent-zerocopy / agent-x264  {f:<24} {ratio:.3}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spreads_and_ratios() {
+        assert_eq!(
+            Spread::of(&[3.0, 1.0, 2.0]),
+            Some(Spread {
+                min: 1.0,
+                median: 2.0,
+                max: 3.0
+            })
+        );
+        assert_eq!(Spread::of(&[]), None);
+        let mode = |cpu: f64| ModeReport {
+            runs: Vec::new(),
+            summary: BTreeMap::from([("host_cpu_per_frame_ms", Spread::of(&[cpu]).unwrap())]),
+        };
+        let modes = BTreeMap::from([("agent-zerocopy", mode(2.0)), ("agent-x264", mode(8.0))]);
+        assert_eq!(
+            ratios(&modes),
+            BTreeMap::from([("host_cpu_per_frame_ms", 0.25)])
+        );
+        assert!(ratios(&BTreeMap::from([("agent-x264", mode(1.0))])).is_empty());
+    }
+}

@@ -1,0 +1,84 @@
+//! `zerocast bench --suite` as a user runs it, for a few seconds a mode:
+//! every mode runs (the synthetic desktop, the test guest's scanout, the
+//! guest agent zero-copy and with x264), in a real headless Chromium, and
+//! `bench.json` holds every figure, each plausible, with the ratios. The
+//! figures themselves are the command's to report, not this test's.
+
+mod harness;
+
+use std::process::Command;
+
+use harness::{guest, require, tmp, BIN};
+use serde_json::Value;
+
+#[test]
+fn the_suite_runs_every_mode_and_reports_them() {
+    require("chromium");
+    require("qemu-system-x86_64");
+    let (kernel, initrd) = guest();
+    let json = tmp("suite.json");
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "--suite",
+            "--seconds",
+            "2",
+            "--repeats",
+            "1",
+            "--kernel",
+        ])
+        .arg(&kernel)
+        .arg("--initrd")
+        .arg(&initrd)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run zerocast bench --suite");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench --suite failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{stdout}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("bench.json written"))
+            .expect("bench.json is JSON");
+    assert_eq!(report["version"], 1);
+    assert!(
+        report["machine"]["cores"].as_u64() >= Some(1),
+        "{}",
+        report["machine"]
+    );
+    for mode in ["synthetic", "scanout", "agent-zerocopy", "agent-x264"] {
+        let m = &report["modes"][mode];
+        assert_eq!(m["runs"].as_array().map(Vec::len), Some(1), "{mode}: {m}");
+        let median = |f: &str| m["summary"][f]["median"].as_f64();
+        assert!(
+            median("delivered_fps") > Some(0.0),
+            "{mode} delivered frames: {m}"
+        );
+        assert!(median("latency_p50_ms") > Some(0.0), "{mode} latency: {m}");
+        assert!(
+            median("host_cpu_per_frame_ms") > Some(0.0),
+            "{mode} host CPU: {m}"
+        );
+        if mode.starts_with("agent") {
+            assert!(
+                median("guest_cpu_per_frame_ms") > Some(0.0),
+                "{mode} guest CPU: {m}"
+            );
+        }
+        if mode != "synthetic" {
+            // Encoded from guest memory, or by the guest itself: none copied by the host.
+            assert_eq!(median("bytes_copied_per_frame"), Some(0.0), "{mode}: {m}");
+        }
+    }
+    let ratio = report["zerocopy_over_x264"]["total_cpu_per_frame_ms"].as_f64();
+    assert!(
+        ratio.is_some_and(|r| r > 0.0),
+        "ratios: {}",
+        report["zerocopy_over_x264"]
+    );
+}
