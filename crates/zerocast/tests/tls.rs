@@ -73,12 +73,14 @@ fn plain_http_to_the_tls_port_gets_no_page() {
     let addr = z.web_addr();
     let mut s = TcpStream::connect(addr).expect("connect to the gateway");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
+    // The gateway may close the connection while the request is still
+    // being written (no TLS ClientHello came): a broken pipe here is the
+    // refusal this test wants, not a failure.
+    let _ = write!(
         s,
         "GET /?token={} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
         z.token()
-    )
-    .unwrap();
+    );
     let mut got = Vec::new();
     let until = Instant::now() + Duration::from_secs(5);
     let mut buf = [0u8; 4096];
