@@ -8,6 +8,8 @@
 //! - [`openh264`]: the default software H.264 backend (builds from crates.io alone).
 //! - [`x264`]: the second software H.264 backend (`--encoder x264`),
 //!   through `zerocast-x264`.
+//! - [`stripes`]: [`StripedEncoder`], the picture in horizontal stripes, each
+//!   its own small stream, only the changed ones encoded (the web viewer's).
 //! - [`openh264_build`]: whether that backend runs OpenH264's SIMD assembly or
 //!   plain C, and the advice to rebuild once `nasm` is installed.
 //! - `picture`: the picture a backend encodes next, updated from each
@@ -24,6 +26,7 @@ mod picture;
 pub mod qp_control;
 pub mod settings;
 pub mod sps;
+pub mod stripes;
 pub mod x264;
 
 #[cfg(test)]
@@ -31,6 +34,7 @@ mod backend_tests;
 
 pub use encoder::{EncodeError, Encoded, EncoderKind, Quality, VideoEncoder};
 pub use settings::{EncoderSettings, Fps, RateControl};
+pub use stripes::StripedEncoder;
 
 /// Builds the encoder of the given kind.
 pub fn new_encoder(

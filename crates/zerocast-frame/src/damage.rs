@@ -208,6 +208,24 @@ impl Damage {
         }
     }
 
+    /// What of this damage falls in `band`, in the band's own coordinates
+    /// (full stays full).
+    pub fn within(&self, band: &Rect) -> Damage {
+        if self.full {
+            return Damage::full();
+        }
+        let mut d = Damage::none();
+        for r in self.rects() {
+            let part = r.intersection(band);
+            d.add_rect(Rect {
+                x: part.x.saturating_sub(band.x),
+                y: part.y.saturating_sub(band.y),
+                ..part
+            });
+        }
+        d
+    }
+
     /// Takes what was collected, leaving nothing.
     pub fn take(&mut self) -> Damage {
         std::mem::take(self)
@@ -239,6 +257,20 @@ impl Damage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn damage_within_a_band_is_in_the_band_s_coordinates() {
+        let mut d = Damage::rect(Rect::new(10, 60, 20, 10));
+        d.add_rect(Rect::new(0, 200, 4, 4));
+        let band = Rect::new(0, 64, 1920, 64);
+        assert_eq!(d.within(&band).rects(), &[Rect::new(10, 0, 20, 6)]);
+        assert_eq!(
+            d.within(&Rect::new(0, 0, 1920, 64)).rects(),
+            &[Rect::new(10, 60, 20, 4)]
+        );
+        assert!(d.within(&Rect::new(0, 128, 1920, 64)).is_empty());
+        assert!(Damage::full().within(&band).is_full());
+    }
 
     #[test]
     fn rect_bounds_never_overflow() {

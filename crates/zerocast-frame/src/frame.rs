@@ -94,6 +94,23 @@ impl<'a> Frame<'a> {
     pub fn data(&self) -> &'a [u8] {
         self.data
     }
+
+    /// The band of `height` rows from row `y`, as a picture of its own (no
+    /// copy); `None` when the band is empty or leaves the picture.
+    pub fn rows(&self, y: u32, height: u32) -> Option<Frame<'a>> {
+        if height == 0 || y.checked_add(height)? > self.height {
+            return None;
+        }
+        let start = usize::try_from(u64::from(y) * u64::from(self.stride)).ok()?;
+        Frame::new(
+            self.width,
+            height,
+            self.stride,
+            self.format,
+            self.data.get(start..)?,
+        )
+        .ok()
+    }
 }
 
 #[cfg(test)]
@@ -123,6 +140,19 @@ mod tests {
             Frame::new(16, 17, 64, PixelFormat::Xrgb8888, &data),
             Err(FrameError::TooShort { .. })
         ));
+    }
+
+    #[test]
+    fn a_band_of_rows_is_the_same_pixels_without_a_copy() {
+        let data: Vec<u8> = (0..=255).cycle().take(64 * 4).collect();
+        let f = Frame::new(16, 4, 64, PixelFormat::Xrgb8888, &data).unwrap();
+        let band = f.rows(1, 2).unwrap();
+        assert_eq!((band.width(), band.height(), band.stride()), (16, 2, 64));
+        assert_eq!(band.data().as_ptr(), data[64..].as_ptr());
+        assert!(f.rows(3, 1).is_some());
+        assert!(f.rows(3, 2).is_none(), "past the last row");
+        assert!(f.rows(0, 0).is_none(), "empty");
+        assert!(f.rows(u32::MAX, 2).is_none(), "overflow");
     }
 
     proptest! {

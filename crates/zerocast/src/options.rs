@@ -42,6 +42,21 @@ pub struct VideoArgs {
     /// core up to four).
     #[arg(long, default_value_t = EncoderKind::OpenH264)]
     pub encoder: EncoderKind,
+    /// Rows per stripe for web viewers, whole macroblock rows (16..=1088):
+    /// each stripe is its own small stream and only changed ones are
+    /// encoded. 0: web viewers get the single whole-frame stream, as
+    /// helix's clients and HXFR subscribers always do.
+    #[arg(long, default_value_t = 64, value_parser = parse_stripe_height)]
+    pub stripe_height: u32,
+}
+
+fn parse_stripe_height(s: &str) -> Result<u32, String> {
+    let h: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if h == 0 || (h % 16 == 0 && zerocast_encode::stripes::STRIPE_HEIGHTS.contains(&h)) {
+        Ok(h)
+    } else {
+        Err("a multiple of 16 from 16 to 1088, or 0 for no stripes".into())
+    }
 }
 
 /// `--rate-control`'s values.
