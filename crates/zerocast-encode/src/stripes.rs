@@ -10,10 +10,11 @@
 //! and draws it at its row. Stripes absent from a frame keep their last
 //! picture. See `docs/browser-protocol.md` (message 0x02).
 
-use zerocast_frame::{Damage, Frame, Rect};
+use zerocast_frame::{Damage, Frame, Rect, I420};
 
 use crate::{
-    new_encoder, EncodeError, Encoded, EncoderKind, EncoderSettings, Quality, VideoEncoder,
+    new_encoder, EncodeError, Encoded, EncoderKind, EncoderSettings, Quality, RateControl,
+    VideoEncoder,
 };
 
 /// Bytes of a stripe record's header: row (u16), height (u16), flags (u8),
@@ -82,24 +83,97 @@ pub fn records(mut au: &[u8]) -> impl Iterator<Item = Result<(StripeHeader, &[u8
     })
 }
 
-/// One stripe: its rows and its encoder.
-struct Stripe {
+/// A share of the picture's rows past which a frame is coded whole: a
+/// scroll, a video or a dragged window moves pixels across stripes, which
+/// stripes code at many times the bytes (they cannot predict from their
+/// neighbours), for no CPU saved.
+const WHOLE_ABOVE: f64 = 0.25;
+
+/// One encoder of a striped stream: a stripe's, or the whole picture's.
+struct Part {
+    /// Its rows in the picture.
     rows: Rect,
     encoder: Box<dyn VideoEncoder>,
-    /// Its last picture was coded at motion quality: a refinement would improve it.
+    /// What changed in its rows since its own last encode (what it converts).
+    pending: Damage,
+    /// Its rows changed in the frame being encoded (what it encodes for).
+    changed: bool,
+    /// Its last picture is on screen at motion quality: a refinement
+    /// would improve it.
     refinable: bool,
+    /// Viewers may lack its previous pictures (a keyframe of the other
+    /// parts went out since its last encode): its next picture is an IDR.
+    needs_idr: bool,
+}
+
+impl Part {
+    fn new(rows: Rect, encoder: Box<dyn VideoEncoder>) -> Self {
+        Part {
+            rows,
+            encoder,
+            pending: Damage::full(),
+            changed: false,
+            refinable: false,
+            needs_idr: true,
+        }
+    }
+
+    /// Encodes its rows of `frame` as one record appended to `out`.
+    fn encode(
+        &mut self,
+        frame: &Frame<'_>,
+        force_keyframe: bool,
+        quality: Quality,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Encoded>, EncodeError> {
+        let Some(rows) = frame.rows(self.rows.y, self.rows.height) else {
+            return Ok(None);
+        };
+        let damage = self.pending.take();
+        let key = force_keyframe || self.needs_idr;
+        let encoder = &mut self.encoder;
+        let encoded = record(out, &self.rows, |out| {
+            encoder.encode(&rows, &damage, key, quality, out).map(Some)
+        })?;
+        if let Some(e) = encoded {
+            self.refinable = !e.still;
+            self.needs_idr &= !e.keyframe;
+        }
+        Ok(encoded)
+    }
 }
 
 /// A [`VideoEncoder`] whose access units are striped (see the module docs):
-/// one inner encoder of `kind` per stripe of `stripe_height` rows.
+/// one inner encoder of `kind` per stripe of `stripe_height` rows, and one
+/// for the whole picture, used while most of it changes.
+///
+/// How the parts stay in step with what viewers show:
+/// - A keyframe is every stripe as an IDR; the whole picture's encoder
+///   then starts with an IDR of its own when next used.
+/// - A part encodes its rows from its own last picture, whatever other
+///   parts showed since (its decoder has the same reference): correct, and
+///   only dearer than predicting from the newest picture.
+/// - Once a frame was coded whole, frames stay whole until that picture
+///   is refined (the screen went still): stripes could not refine rows
+///   they did not code last. A stripe refines only rows it coded last.
 pub struct StripedEncoder {
     kind: EncoderKind,
     settings: EncoderSettings,
     stripe_height: u32,
     describe: String,
-    /// (width, height) the stripes are cut for.
+    /// (width, height) the parts are cut for.
     size: (u32, u32),
-    stripes: Vec<Stripe>,
+    stripes: Vec<Part>,
+    /// `None` when the picture is a single stripe.
+    whole: Option<Part>,
+    /// The last frame was coded whole at motion quality and not refined yet.
+    whole_on_screen: bool,
+    /// The last frame's picture, to find what a frame of unknown damage
+    /// changed, and the buffer the next one is converted into.
+    seen: I420,
+    scratch: I420,
+    /// `seen` holds the whole last frame.
+    seen_valid: bool,
 }
 
 impl StripedEncoder {
@@ -125,12 +199,20 @@ impl StripedEncoder {
             describe,
             size: (0, 0),
             stripes: Vec::new(),
+            whole: None,
+            whole_on_screen: false,
+            seen: I420::default(),
+            scratch: I420::default(),
+            seen_valid: false,
         })
     }
 
-    /// Cuts the stripes for a picture of `size`, each with a new encoder.
+    /// Cuts the parts for a picture of `size`, each with a new encoder.
     fn cut(&mut self, (width, height): (u32, u32)) -> Result<(), EncodeError> {
         self.stripes.clear();
+        self.whole = None;
+        self.whole_on_screen = false;
+        self.seen_valid = false;
         self.size = (width, height);
         let mut y = 0;
         while y < height {
@@ -143,12 +225,12 @@ impl StripedEncoder {
                 Rect::new(0, y, width, self.stripe_height)
             };
             let encoder = new_encoder(self.kind, self.share(rows.height))?;
-            self.stripes.push(Stripe {
-                rows,
-                encoder,
-                refinable: false,
-            });
+            self.stripes.push(Part::new(rows, encoder));
             y += rows.height;
+        }
+        if self.stripes.len() > 1 {
+            let encoder = new_encoder(self.kind, self.settings)?;
+            self.whole = Some(Part::new(Rect::new(0, 0, width, height), encoder));
         }
         Ok(())
     }
@@ -163,9 +245,159 @@ impl StripedEncoder {
         }
         .sanitized()
     }
+
+    /// Whether this frame is coded whole (see the type's docs).
+    fn whole_frame(&self, force_keyframe: bool) -> bool {
+        if self.whole.is_none() || force_keyframe {
+            return false;
+        }
+        if self.whole_on_screen {
+            return true;
+        }
+        let changed: u32 = self
+            .stripes
+            .iter()
+            .filter(|s| s.changed)
+            .map(|s| s.rows.height)
+            .sum();
+        f64::from(changed) > WHOLE_ABOVE * f64::from(self.size.1)
+    }
+
+    fn encode_parts(
+        &mut self,
+        frame: &Frame<'_>,
+        force_keyframe: bool,
+        quality: Quality,
+        out: &mut Vec<u8>,
+    ) -> Result<Encoded, EncodeError> {
+        let start = out.len();
+        let whole_frame = self.whole_frame(force_keyframe);
+        if let Some(whole) = self.whole.as_mut().filter(|_| whole_frame) {
+            let encoded = whole.encode(frame, false, quality, out)?;
+            let still = encoded.is_none_or(|e| e.still);
+            // Rows coded whole are not the stripes' to refine any more.
+            for stripe in &mut self.stripes {
+                stripe.refinable = false;
+            }
+            let refinable = matches!(self.settings.rate_control, RateControl::Quality { .. });
+            self.whole_on_screen = refinable && !still;
+            return Ok(Encoded {
+                keyframe: false,
+                still,
+                len: out.len() - start,
+            });
+        }
+        let (mut all_keyframes, mut still) = (true, true);
+        for stripe in &mut self.stripes {
+            if !stripe.changed && !force_keyframe {
+                all_keyframes = false;
+                continue;
+            }
+            match stripe.encode(frame, force_keyframe, quality, out)? {
+                Some(e) => {
+                    all_keyframes &= e.keyframe;
+                    still &= e.still;
+                }
+                None => all_keyframes = false,
+            }
+        }
+        let keyframe = all_keyframes && !self.stripes.is_empty();
+        if let Some(whole) = &mut self.whole {
+            whole.refinable = false;
+            // Its decoders may be new (a viewer joined): start them afresh.
+            whole.needs_idr |= keyframe;
+        }
+        self.whole_on_screen = false;
+        Ok(Encoded {
+            keyframe,
+            still,
+            len: out.len() - start,
+        })
+    }
+
+    fn refine_parts(&mut self, out: &mut Vec<u8>) -> Result<Option<Encoded>, EncodeError> {
+        let start = out.len();
+        let mut any = false;
+        let whole = self.whole.iter_mut().filter(|_| self.whole_on_screen);
+        for part in whole.chain(self.stripes.iter_mut()).filter(|p| p.refinable) {
+            let encoder = &mut part.encoder;
+            any |= record(out, &part.rows, |out| encoder.refine(out))?.is_some();
+            part.refinable = false;
+        }
+        self.whole_on_screen = false;
+        Ok(any.then(|| Encoded {
+            keyframe: false,
+            still: true,
+            len: out.len() - start,
+        }))
+    }
+
+    /// Notes what `frame` changed, for each part. Damage that is the whole
+    /// picture (unknown, or a page flip to another buffer) is narrowed to
+    /// the stripes whose pixels differ, as a VNC server finds its
+    /// rectangles: a flip that changed one window encodes that window's
+    /// stripes, not the screen.
+    fn note(&mut self, frame: &Frame<'_>, damage: &Damage) -> Result<(), EncodeError> {
+        for part in self.whole.iter_mut() {
+            part.pending.add(damage);
+        }
+        let narrowed = if damage.is_full() {
+            self.scratch.convert(frame)?;
+            std::mem::swap(&mut self.seen, &mut self.scratch);
+            // `scratch` now holds the picture before, if `seen` did.
+            self.seen_valid.then_some(&self.scratch)
+        } else {
+            if self.seen_valid {
+                self.seen.convert_rects(frame, damage.rects())?;
+            } else {
+                self.seen.convert(frame)?;
+            }
+            None
+        };
+        self.seen_valid = true;
+        for stripe in &mut self.stripes {
+            let part = match narrowed {
+                Some(before) if same_rows(before, &self.seen, &stripe.rows) => Damage::none(),
+                _ => damage.within(&stripe.rows),
+            };
+            stripe.changed = !part.is_empty();
+            stripe.pending.add(&part);
+        }
+        Ok(())
+    }
+
+    /// Drops every part after a failure: their encoders are out of step
+    /// with what viewers have, so the next picture cuts them afresh.
+    fn restart<T>(
+        &mut self,
+        out: &mut Vec<u8>,
+        start: usize,
+        e: EncodeError,
+    ) -> Result<T, EncodeError> {
+        self.size = (0, 0);
+        out.truncate(start);
+        Err(e)
+    }
 }
 
-/// Appends one stripe's record: a header, then what `encode` appends.
+/// Whether two pictures of the same size have the same samples in `rows`
+/// (the rows of a stripe: even, whole chroma rows).
+fn same_rows(a: &I420, b: &I420, rows: &Rect) -> bool {
+    /// The samples of rows `top..bottom` of a plane `w` samples wide.
+    fn band(plane: &[u8], w: u32, top: u32, bottom: u32) -> Option<&[u8]> {
+        plane.get(top as usize * w as usize..bottom as usize * w as usize)
+    }
+    let (top, bottom) = (rows.y, rows.y + rows.height);
+    let (w, cw) = (a.width(), a.width().div_ceil(2));
+    let y = band(a.y(), w, top, bottom);
+    a.width() == b.width()
+        && y.is_some()
+        && y == band(b.y(), w, top, bottom)
+        && band(a.u(), cw, top / 2, bottom / 2) == band(b.u(), cw, top / 2, bottom / 2)
+        && band(a.v(), cw, top / 2, bottom / 2) == band(b.v(), cw, top / 2, bottom / 2)
+}
+
+/// Appends one part's record: a header, then what `encode` appends.
 fn record(
     out: &mut Vec<u8>,
     rows: &Rect,
@@ -173,9 +405,12 @@ fn record(
 ) -> Result<Option<Encoded>, EncodeError> {
     let start = out.len();
     out.extend_from_slice(&[0; STRIPE_HEADER_LEN]);
-    let Some(encoded) = encode(out)? else {
-        out.truncate(start);
-        return Ok(None);
+    let encoded = match encode(out) {
+        Ok(Some(e)) => e,
+        other => {
+            out.truncate(start);
+            return other;
+        }
     };
     let header = StripeHeader {
         // Sizes are at most MAX_DIMENSION (8192): they fit.
@@ -202,71 +437,29 @@ impl VideoEncoder for StripedEncoder {
         out: &mut Vec<u8>,
     ) -> Result<Encoded, EncodeError> {
         let size = (frame.width() & !1, frame.height() & !1);
-        let (mut damage, mut force_keyframe) = (*damage, force_keyframe);
-        if size != self.size {
-            self.cut(size)?;
-            (damage, force_keyframe) = (Damage::full(), true);
-        }
         let start = out.len();
-        let (mut all_keyframes, mut still) = (true, true);
-        for stripe in &mut self.stripes {
-            let part = damage.within(&stripe.rows);
-            if part.is_empty() && !force_keyframe {
-                all_keyframes = false;
-                continue;
+        let mut force_keyframe = force_keyframe;
+        if size != self.size {
+            if let Err(e) = self.cut(size) {
+                return self.restart(out, start, e);
             }
-            let Some(rows) = frame.rows(stripe.rows.y, stripe.rows.height) else {
-                continue;
-            };
-            let encoder = &mut stripe.encoder;
-            let encoded = record(out, &stripe.rows, |out| {
-                encoder
-                    .encode(&rows, &part, force_keyframe, quality, out)
-                    .map(Some)
-            });
-            let encoded = match encoded {
-                Ok(Some(e)) => e,
-                Ok(None) => continue,
-                Err(e) => {
-                    // The stripes' encoders are out of step with what viewers
-                    // have: the next picture cuts them afresh, all keyframes.
-                    self.size = (0, 0);
-                    out.truncate(start);
-                    return Err(e);
-                }
-            };
-            stripe.refinable = !encoded.still;
-            all_keyframes &= encoded.keyframe;
-            still &= encoded.still;
+            force_keyframe = true;
         }
-        Ok(Encoded {
-            keyframe: all_keyframes && !self.stripes.is_empty(),
-            still,
-            len: out.len() - start,
-        })
+        if let Err(e) = self.note(frame, damage) {
+            return self.restart(out, start, e);
+        }
+        match self.encode_parts(frame, force_keyframe, quality, out) {
+            Ok(e) => Ok(e),
+            Err(e) => self.restart(out, start, e),
+        }
     }
 
     fn refine(&mut self, out: &mut Vec<u8>) -> Result<Option<Encoded>, EncodeError> {
         let start = out.len();
-        let mut any = false;
-        for stripe in self.stripes.iter_mut().filter(|s| s.refinable) {
-            let encoder = &mut stripe.encoder;
-            match record(out, &stripe.rows, |out| encoder.refine(out)) {
-                Ok(refined) => any |= refined.is_some(),
-                Err(e) => {
-                    // As for a failed encode: start afresh with keyframes.
-                    self.size = (0, 0);
-                    out.truncate(start);
-                    return Err(e);
-                }
-            }
-            stripe.refinable = false;
+        match self.refine_parts(out) {
+            Ok(e) => Ok(e),
+            Err(e) => self.restart(out, start, e),
         }
-        Ok(any.then(|| Encoded {
-            keyframe: false,
-            still: true,
-            len: out.len() - start,
-        }))
     }
 
     fn reconfigure(&mut self, settings: EncoderSettings) -> Result<(), EncodeError> {
@@ -274,6 +467,9 @@ impl VideoEncoder for StripedEncoder {
         for i in 0..self.stripes.len() {
             let share = self.share(self.stripes[i].rows.height);
             self.stripes[i].encoder.reconfigure(share)?;
+        }
+        if let Some(whole) = &mut self.whole {
+            whole.encoder.reconfigure(self.settings)?;
         }
         Ok(())
     }
@@ -291,7 +487,7 @@ mod tests {
     use zerocast_frame::PixelFormat;
 
     const W: u32 = 64;
-    const H: u32 = 100;
+    const H: u32 = 330;
 
     fn picture(seed: u32) -> Vec<u8> {
         (0..W * H * 4)
@@ -331,8 +527,12 @@ mod tests {
             .iter()
             .map(|h| (h.y, h.height, h.keyframe))
             .collect();
-        // 100 rows: two of 32, then 36 (the last 4 rows join the third).
-        assert_eq!(rows, [(0, 32, true), (32, 32, true), (64, 36, true)]);
+        // 330 rows: nine of 32, then 42 (the last 10 rows join the tenth).
+        let want: Vec<_> = (0..9)
+            .map(|i| (i * 32, 32, true))
+            .chain([(288, 42, true)])
+            .collect();
+        assert_eq!(rows, want);
         for record in records(&au) {
             let (h, body) = record.unwrap();
             let mut decoder = Decoder::new().unwrap();
@@ -350,7 +550,7 @@ mod tests {
         enc.refine(&mut out)
             .unwrap()
             .expect("the first picture refined");
-        assert_eq!(headers(&out).len(), 3);
+        assert_eq!(headers(&out).len(), 10);
         // A change in rows 40..44 and one straddling rows 60..70.
         let mut damage = Damage::rect(Rect::new(8, 40, 8, 4));
         damage.add_rect(Rect::new(0, 60, 4, 10));
@@ -376,7 +576,7 @@ mod tests {
         encode(&mut enc, &picture(1), &Damage::full(), false);
         let (e, au) = encode(&mut enc, &picture(1), &Damage::none(), true);
         assert!(e.keyframe);
-        assert_eq!(headers(&au).len(), 3);
+        assert_eq!(headers(&au).len(), 10);
         let px = vec![0u8; 48 * 40 * 4];
         let frame = Frame::new(48, 40, 48 * 4, PixelFormat::Xrgb8888, &px).unwrap();
         let mut out = Vec::new();
@@ -398,8 +598,87 @@ mod tests {
         };
         enc.reconfigure(settings).unwrap();
         assert_eq!(enc.settings().bitrate_bps, 1_000_000);
-        assert_eq!(enc.stripes[0].encoder.settings().bitrate_bps, 320_000);
-        assert_eq!(enc.stripes[2].encoder.settings().bitrate_bps, 360_000);
+        assert_eq!(enc.stripes[0].encoder.settings().bitrate_bps, 96_969);
+        assert_eq!(enc.stripes[9].encoder.settings().bitrate_bps, 127_272);
+        let whole = enc.whole.as_ref().unwrap();
+        assert_eq!(whole.encoder.settings().bitrate_bps, 1_000_000);
+    }
+
+    #[test]
+    fn most_of_the_picture_changing_is_coded_whole_until_refined() {
+        let mut enc = striped();
+        encode(&mut enc, &picture(1), &Damage::full(), false);
+        // Rows 0..120 change: four stripes of ten, more than a quarter.
+        let big = Damage::rect(Rect::new(0, 0, W, 120));
+        let (e, au) = encode(&mut enc, &picture(2), &big, false);
+        assert!(!e.keyframe, "not every stripe: not a keyframe for joiners");
+        let rows: Vec<_> = headers(&au)
+            .iter()
+            .map(|h| (h.y, h.height, h.keyframe))
+            .collect();
+        assert_eq!(
+            rows,
+            [(0, 330, true)],
+            "the whole picture's first is an IDR"
+        );
+        let mut decoder = Decoder::new().unwrap();
+        let (_, body) = records(&au).next().unwrap().unwrap();
+        let decoded = decoder.decode(body).unwrap().expect("a picture");
+        assert_eq!(decoded.dimensions(), (W as usize, H as usize));
+        // A small change now is still coded whole: the stripes could not
+        // refine the rows the whole picture coded.
+        let small = Damage::rect(Rect::new(0, 0, 8, 8));
+        let (_, au) = encode(&mut enc, &picture(3), &small, false);
+        assert_eq!(
+            headers(&au)
+                .iter()
+                .map(|h| (h.y, h.keyframe))
+                .collect::<Vec<_>>(),
+            [(0, false)]
+        );
+        let mut out = Vec::new();
+        enc.refine(&mut out)
+            .unwrap()
+            .expect("the whole picture refined");
+        assert_eq!(
+            headers(&out).iter().map(|h| h.height).collect::<Vec<_>>(),
+            [330]
+        );
+        // Refined: back to stripes, each from its own last picture (here
+        // so unlike it that OpenH264 makes it an IDR of its own accord).
+        let (_, au) = encode(&mut enc, &picture(4), &small, false);
+        let rows: Vec<_> = headers(&au).iter().map(|h| (h.y, h.height)).collect();
+        assert_eq!(rows, [(0, 32)]);
+        // A keyframe is every stripe, and the whole picture restarts with an IDR.
+        let (e, _) = encode(&mut enc, &picture(4), &Damage::none(), true);
+        assert!(e.keyframe);
+        let (_, au) = encode(&mut enc, &picture(5), &Damage::full(), false);
+        assert_eq!(
+            headers(&au)
+                .iter()
+                .map(|h| (h.height, h.keyframe))
+                .collect::<Vec<_>>(),
+            [(330, true)]
+        );
+    }
+
+    #[test]
+    fn a_flip_to_another_buffer_encodes_only_the_stripes_whose_pixels_differ() {
+        let mut enc = striped();
+        let before = picture(1);
+        encode(&mut enc, &before, &Damage::full(), false);
+        // Another buffer, the same but for rows 100..110: the damage is
+        // the whole picture (a page flip), the change one stripe.
+        let mut after = before.clone();
+        for b in &mut after[(100 * W * 4) as usize..(110 * W * 4) as usize] {
+            *b = b.wrapping_add(40);
+        }
+        let (_, au) = encode(&mut enc, &after, &Damage::full(), false);
+        let rows: Vec<_> = headers(&au).iter().map(|h| h.y).collect();
+        assert_eq!(rows, [96]);
+        // The same buffer again: nothing.
+        let (e, _) = encode(&mut enc, &after, &Damage::full(), false);
+        assert_eq!(e.len, 0);
     }
 
     #[test]

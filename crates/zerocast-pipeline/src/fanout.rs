@@ -28,11 +28,22 @@ pub(crate) struct Fanout {
     inbox: Inbox,
     next_subscriber: AtomicU64,
     seq: AtomicU64,
-    stats: Mutex<PipelineStats>,
+    /// Shared by the outputs of one pipeline: its figures are the stream's.
+    stats: Arc<Mutex<PipelineStats>>,
 }
 
 impl Fanout {
     pub fn new(id: u32, inbox: Inbox) -> Self {
+        Self::with_stats(id, inbox, Arc::default())
+    }
+
+    /// Another output of the pipeline whose fanout is `other`: its own
+    /// subscribers, the same stats.
+    pub fn beside(other: &Fanout, inbox: Inbox) -> Self {
+        Self::with_stats(other.id, inbox, other.stats.clone())
+    }
+
+    fn with_stats(id: u32, inbox: Inbox, stats: Arc<Mutex<PipelineStats>>) -> Self {
         let (tx, _) = broadcast::channel(BACKLOG);
         Fanout {
             id,
@@ -41,7 +52,7 @@ impl Fanout {
             inbox,
             next_subscriber: AtomicU64::new(1),
             seq: AtomicU64::new(0),
-            stats: Mutex::new(PipelineStats::default()),
+            stats,
         }
     }
 

@@ -5,6 +5,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+/// How a frame's bytes are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Layout {
+    /// One H.264 access unit of the whole picture, Annex B.
+    #[default]
+    Whole,
+    /// A striped access unit (`zerocast_encode::stripes`): a record per
+    /// changed stripe, each its own stream's access unit. Only for
+    /// viewers that asked for stripes.
+    Stripes,
+}
+
 /// One encoded access unit, shared by every subscriber of its stream.
 #[derive(Debug, Clone)]
 pub struct EncodedFrame {
@@ -20,6 +32,8 @@ pub struct EncodedFrame {
     pub fps: u32,
     /// Time spent converting and encoding (zero for a published stream).
     pub encode_time: Duration,
-    /// The H.264 access unit, Annex B byte stream (SPS/PPS in front of a keyframe).
+    pub layout: Layout,
+    /// The H.264 access unit, Annex B byte stream (SPS/PPS in front of a
+    /// keyframe), or the stripes' records (see [`Layout`]).
     pub access_unit: Bytes,
 }

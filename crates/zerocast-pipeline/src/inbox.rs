@@ -8,10 +8,19 @@ use zerocast_frame::Doorbell;
 
 use crate::core::Event;
 
+/// Which of a pipeline's outputs a subscriber's events are about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// The whole-picture stream (HXFR subscribers, helix's clients).
+    Whole,
+    /// The striped stream (zerocast's own web viewer).
+    Stripes,
+}
+
 /// A message for a pipeline.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Command {
-    Core(Event),
+    Core(Output, Event),
     Reconfigure(EncoderSettings),
     Stop,
 }
@@ -21,12 +30,23 @@ pub(crate) enum Command {
 pub(crate) struct Inbox {
     tx: mpsc::Sender<Command>,
     bell: Doorbell,
+    /// What [`Inbox::event`] is about.
+    output: Output,
 }
 
 impl Inbox {
     pub fn new(bell: Doorbell) -> (Self, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel();
-        (Inbox { tx, bell }, rx)
+        let output = Output::Whole;
+        (Inbox { tx, bell, output }, rx)
+    }
+
+    /// The same queue, for events about `output`.
+    pub fn for_output(&self, output: Output) -> Inbox {
+        Inbox {
+            output,
+            ..self.clone()
+        }
     }
 
     /// Queues `command` and wakes the driver. A pipeline that has stopped
@@ -37,7 +57,11 @@ impl Inbox {
         }
     }
 
+    pub fn output(&self) -> Output {
+        self.output
+    }
+
     pub fn event(&self, event: Event) {
-        self.send(Command::Core(event));
+        self.send(Command::Core(self.output, event));
     }
 }

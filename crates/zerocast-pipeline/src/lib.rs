@@ -54,7 +54,7 @@ pub mod subscription;
 pub use crate::core::{Action, Event, Outcome, PipelineCore, KEYFRAME_IN_FLIGHT};
 pub use cursor::CursorChannel;
 pub use driver::{PipelineConfig, ScanoutPipeline, StartError};
-pub use frame::EncodedFrame;
+pub use frame::{EncodedFrame, Layout};
 pub use published::{PublishedFrame, PublishedStream};
 pub use registry::{Registry, ResourceError, ResourceReader, ScanoutControl, ScanoutError};
 pub use stats::PipelineStats;

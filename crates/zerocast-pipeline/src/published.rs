@@ -11,7 +11,7 @@ use zerocast_frame::Doorbell;
 use crate::core::{Event, Outcome, PipelineCore};
 use crate::fanout::Fanout;
 use crate::inbox::{Command, Inbox};
-use crate::EncodedFrame;
+use crate::{EncodedFrame, Layout};
 
 /// One access unit of a published stream, as its producer sent it.
 #[derive(Debug, Clone)]
@@ -84,6 +84,7 @@ impl PublishedStream {
             height: frame.height,
             fps: frame.fps,
             encode_time: Duration::ZERO,
+            layout: Layout::Whole,
             access_unit: frame.access_unit,
         });
         core.handle(now, Event::Encoded(Outcome::Published { keyframe }));
@@ -101,7 +102,7 @@ impl PublishedStream {
 /// Hands the core what the subscribers did since it was last asked.
 fn catch_up(core: &mut PipelineCore, rx: &Receiver<Command>, now: Instant) {
     for command in rx.try_iter() {
-        if let Command::Core(event) = command {
+        if let Command::Core(_, event) = command {
             core.handle(now, event);
         }
     }

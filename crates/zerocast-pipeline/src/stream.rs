@@ -39,6 +39,26 @@ impl Stream {
         self.fanout().subscribe()
     }
 
+    /// A new subscriber of the striped output when the stream has one
+    /// (frames of [`crate::Layout::Stripes`]), else of the whole picture.
+    pub fn subscribe_striped(&self) -> Subscription {
+        match self {
+            Stream::Encoded(ScanoutPipeline {
+                stripes: Some(s), ..
+            }) => s.subscribe(),
+            _ => self.subscribe(),
+        }
+    }
+
+    /// The fanouts of every output.
+    fn fanouts(&self) -> impl Iterator<Item = &Fanout> {
+        let stripes = match self {
+            Stream::Encoded(p) => p.stripes.as_deref(),
+            Stream::Published(_) => None,
+        };
+        std::iter::once(self.fanout()).chain(stripes)
+    }
+
     /// The hardware cursor's latest state and its changes; `None` when the
     /// stream has none (a picture that draws its own pointer, or one
     /// encoded elsewhere).
@@ -50,13 +70,13 @@ impl Stream {
     }
 
     pub fn request_keyframe(&self) {
-        self.fanout()
-            .inbox()
-            .event(crate::core::Event::KeyframeRequested);
+        for f in self.fanouts() {
+            f.inbox().event(crate::core::Event::KeyframeRequested);
+        }
     }
 
     pub fn subscribers(&self) -> usize {
-        self.fanout().subscribers()
+        self.fanouts().map(Fanout::subscribers).sum()
     }
 
     pub fn stats(&self) -> PipelineStats {

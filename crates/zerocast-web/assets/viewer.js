@@ -3,7 +3,7 @@
 "use strict";
 
 const MSG = {
-  VIDEO: 0x01, KEY: 0x10, CLICK: 0x11, ABS: 0x12, INIT: 0x30, PING: 0x40, PONG: 0x41,
+  VIDEO: 0x01, STRIPES: 0x02, KEY: 0x10, CLICK: 0x11, ABS: 0x12, INIT: 0x30, PING: 0x40, PONG: 0x41,
   CURSOR_IMAGE: 0x50, CURSOR_POS: 0x51, CLIPBOARD: 0x60, TEXT: 0x61, RESIZE: 0x62,
 };
 // The session's limits (zerocast-session): clipboard and typed text, bytes of UTF-8.
@@ -15,6 +15,9 @@ const canvas = document.getElementById("screen");
 const keys = document.getElementById("keys");
 // The guest's screen follows this page's size (?resize=off: it does not).
 const remoteResize = params.get("resize") !== "off";
+// The picture comes in stripes, only the changed ones (?stripes=off: the
+// single whole-picture stream helix's clients get).
+const striped = params.get("stripes") !== "off";
 const ctx = canvas.getContext("2d", { alpha: false, desynchronized: true });
 const statsBox = document.getElementById("stats");
 const statusBox = document.getElementById("status");
@@ -53,19 +56,113 @@ function avcCodecString(au) {
   return "avc1.42e033";
 }
 
-function onDecoded(frame) {
-  const lat = (nowEpochUs() + clockOffsetUs - frame.timestamp) / 1000;
+// A picture of `width` x `height` captured at `pts` (µs, host clock) is on screen.
+function countShown(pts, width, height) {
+  const lat = (nowEpochUs() + clockOffsetUs - pts) / 1000;
   stats.latencies.push(lat);
   if (stats.latencies.length > 600) stats.latencies.shift();
   stats.decoded++;
   secondFrames++;
-  if (canvas.width !== frame.displayWidth || canvas.height !== frame.displayHeight) {
-    canvas.width = frame.displayWidth;
-    canvas.height = frame.displayHeight;
+  if (canvas.width !== width || canvas.height !== height) {
+    canvas.width = width;
+    canvas.height = height;
     applyCursor();  // the picture's scale changed, so does the cursor's
   }
+}
+
+function onDecoded(frame) {
+  countShown(frame.timestamp, frame.displayWidth, frame.displayHeight);
   ctx.drawImage(frame, 0, 0);
   frame.close();
+}
+
+// Striped frames (0x02): each stripe is its own stream with its own
+// decoder, keyed by its rows. A frame is drawn once all its stripes are
+// decoded, and frames in the order they came, so a slower stripe never
+// shows an older picture over a newer one.
+const stripes = new Map();    // "y:height" -> { decoder, configured, waiting, queue }
+let stripedFrames = [];       // [{ pts, width, height, left, pictures: [[VideoFrame, y]] }]
+const MAX_STRIPED_PENDING = 60;
+
+function resetStripes() {
+  for (const s of stripes.values()) if (s.decoder.state !== "closed") s.decoder.close();
+  stripes.clear();
+  for (const f of stripedFrames) for (const [picture] of f.pictures) picture.close();
+  stripedFrames = [];
+}
+
+function stripe(y, height) {
+  const id = y + ":" + height;
+  let s = stripes.get(id);
+  if (!s) {
+    s = { configured: false, waiting: true, queue: [] };
+    s.decoder = new VideoDecoder({
+      output: (picture) => {
+        const f = s.queue.shift();
+        if (!f) { picture.close(); return; }
+        f.pictures.push([picture, y]);
+        f.left--;
+        drawStripedFrames();
+      },
+      error: onDecoderError,
+    });
+    stripes.set(id, s);
+  }
+  return s;
+}
+
+function drawStripedFrames() {
+  while (stripedFrames.length > 0 && stripedFrames[0].left === 0) {
+    const f = stripedFrames.shift();
+    countShown(f.pts, f.width, f.height);
+    for (const [picture, y] of f.pictures) {
+      ctx.drawImage(picture, 0, y);
+      picture.close();
+    }
+  }
+}
+
+function onStripes(b) {
+  const key = (b[2] & 1) === 1;
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const pts = Number(view.getBigUint64(3));
+  const f = { pts, width: view.getUint16(11), height: view.getUint16(13), left: 0, pictures: [] };
+  stats.received++;
+  secondBytes += b.length;
+  if (key) stats.keyframes++;
+  if (stripedFrames.length >= MAX_STRIPED_PENDING) {
+    onDecoderError(new Error("stripe decoders fell behind"));
+    return;
+  }
+  stripedFrames.push(f);
+  for (let at = 15; at < b.length;) {
+    if (at + 9 > b.length) { onDecoderError(new Error("a stripe record is cut")); return; }
+    const y = view.getUint16(at), height = view.getUint16(at + 2);
+    const stripeKey = (b[at + 4] & 1) === 1, len = view.getUint32(at + 5);
+    const au = b.subarray(at + 9, at + 9 + len);
+    at += 9 + len;
+    if (au.length !== len || y + height > f.height) {
+      onDecoderError(new Error("a stripe record is outside the frame"));
+      return;
+    }
+    const s = stripe(y, height);
+    if (s.waiting && !stripeKey) { stats.dropped++; continue; }
+    if (!s.configured) {
+      stats.codec = avcCodecString(au);
+      s.decoder.configure({ codec: stats.codec, optimizeForLatency: true, avc: { format: "annexb" } });
+      s.configured = stats.configured = true;
+    }
+    s.waiting = false;
+    f.left++;
+    s.queue.push(f);
+    try {
+      s.decoder.decode(new EncodedVideoChunk({ type: stripeKey ? "key" : "delta", timestamp: pts, data: au }));
+    } catch (e) {
+      onDecoderError(e);
+      return;
+    }
+  }
+  drawStripedFrames();
 }
 
 function onDecoderError(e) {
@@ -77,6 +174,7 @@ function onDecoderError(e) {
 }
 
 function resetDecoder() {
+  resetStripes();
   if (decoder && decoder.state !== "closed") decoder.close();
   decoder = new VideoDecoder({ output: onDecoded, error: onDecoderError });
   stats.configured = false;
@@ -229,6 +327,7 @@ function onMessage(ev) {
       break;
     }
     case MSG.VIDEO: onVideo(b); break;
+    case MSG.STRIPES: onStripes(b); break;
     case MSG.CURSOR_IMAGE: onCursorImage(b); break;
     case MSG.CURSOR_POS: onCursorPos(b); break;
     case MSG.CLIPBOARD: onGuestClipboard(b); break;
@@ -262,7 +361,7 @@ function ping() {
 
 function connect() {
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws?scanout=" + scanout +
-    "&token=" + encodeURIComponent(params.get("token") || "");
+    (striped ? "&stripes=1" : "") + "&token=" + encodeURIComponent(params.get("token") || "");
   ws = new WebSocket(url);
   ws.binaryType = "arraybuffer";
   ws.onopen = () => {

@@ -17,7 +17,7 @@ use axum::{Extension, Router};
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 use zerocast_input::InputSink;
-use zerocast_pipeline::{EncodedFrame, Registry};
+use zerocast_pipeline::{EncodedFrame, Layout, Registry};
 
 use crate::access::{Access, Role, Token};
 use crate::directory::Directory;
@@ -79,9 +79,10 @@ pub struct Gateway {
     pub(crate) skipped_frames: AtomicU64,
     /// Input counts of every connected `control` viewer, by viewer id.
     pub(crate) input_viewers: Mutex<BTreeMap<u64, Arc<InputCounts>>>,
-    /// The last video message built per scanout, shared by every viewer of
-    /// it: one copy of an access unit per frame, not one per viewer.
-    pub(crate) framed: Mutex<HashMap<u32, (u64, Bytes)>>,
+    /// The last video message built per scanout and layout, shared by
+    /// every viewer of it: one copy of an access unit per frame, not one
+    /// per viewer.
+    pub(crate) framed: Mutex<HashMap<(u32, Layout), (u64, Bytes)>>,
 }
 
 impl Gateway {
@@ -192,11 +193,12 @@ impl Gateway {
     /// viewer that needs it.
     pub(crate) fn video_message(&self, scanout: u32, frame: &EncodedFrame) -> Bytes {
         let mut framed = self.framed.lock().unwrap_or_else(|e| e.into_inner());
-        match framed.get(&scanout) {
+        let key = (scanout, frame.layout);
+        match framed.get(&key) {
             Some((seq, msg)) if *seq == frame.seq => msg.clone(),
             _ => {
                 let msg = viewer::video_message(frame);
-                framed.insert(scanout, (frame.seq, msg.clone()));
+                framed.insert(key, (frame.seq, msg.clone()));
                 msg
             }
         }
@@ -266,10 +268,13 @@ async fn upgrade(
     State(g): State<Arc<Gateway>>,
 ) -> Response {
     let scanout = q.get("scanout").map_or(Ok(0), |s| s.parse::<u32>());
+    // zerocast's page decodes stripes; helix's client, which does not say
+    // so, gets the whole picture.
+    let stripes = q.get("stripes").is_some_and(|v| v == "1");
     ws.max_message_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
             match scanout {
-                Ok(id) => viewer::viewer(socket, g, id, role).await,
+                Ok(id) => viewer::viewer(socket, g, (id, stripes), role).await,
                 Err(_) => {
                     viewer::close_with(socket, close::POLICY, "scanout must be a number").await
                 }

@@ -10,9 +10,13 @@
 use serde::{Deserialize, Serialize};
 use zerocast_frame::{CursorImage, CursorUpdate};
 use zerocast_input::{Button, InputEvent, KEY_MAX};
+use zerocast_pipeline::Layout;
 use zerocast_session::{MAX_CLIPBOARD, MAX_TYPED};
 
 pub const VIDEO_FRAME: u8 = 0x01;
+/// zerocast's extension, for viewers that connect with `stripes=1`: the
+/// video frame header, then stripe records (`zerocast_encode::stripes`).
+pub const VIDEO_STRIPES: u8 = 0x02;
 pub const KEYBOARD: u8 = 0x10;
 pub const MOUSE_CLICK: u8 = 0x11;
 pub const MOUSE_ABSOLUTE: u8 = 0x12;
@@ -127,13 +131,17 @@ pub fn stream_init(width: u32, height: u32, fps: u32) -> [u8; 13] {
 
 /// 0x01: header of a video frame; the Annex B access unit follows it.
 pub fn video_frame_header(
+    layout: Layout,
     keyframe: bool,
     pts_us: u64,
     width: u32,
     height: u32,
 ) -> [u8; VIDEO_HEADER_LEN] {
     let mut b = [0u8; VIDEO_HEADER_LEN];
-    b[0] = VIDEO_FRAME;
+    b[0] = match layout {
+        Layout::Whole => VIDEO_FRAME,
+        Layout::Stripes => VIDEO_STRIPES,
+    };
     b[1] = CODEC_H264;
     b[2] = if keyframe { FLAG_KEYFRAME } else { 0 };
     b[3..11].copy_from_slice(&pts_us.to_be_bytes());
@@ -409,12 +417,15 @@ mod tests {
         let init = stream_init(1920, 1080, 60);
         assert_eq!(init[..7], [0x30, 0x01, 0x07, 0x80, 0x04, 0x38, 60]);
         assert_eq!(init.len(), 13);
-        let v = video_frame_header(true, 0x0102030405060708, 1280, 800);
+        let v = video_frame_header(Layout::Whole, true, 0x0102030405060708, 1280, 800);
         assert_eq!(
             v,
             [0x01, 0x01, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0x05, 0x00, 0x03, 0x20]
         );
-        assert_eq!(video_frame_header(false, 0, 0, 0)[2], 0);
+        assert_eq!(video_frame_header(Layout::Whole, false, 0, 0, 0)[2], 0);
+        // The striped frame's header differs in its type only.
+        let s = video_frame_header(Layout::Stripes, true, 0x0102030405060708, 1280, 800);
+        assert_eq!((s[0], &s[1..]), (VIDEO_STRIPES, &v[1..]));
         let p = pong(7, 9, 11, 3);
         assert_eq!(p[0], 0x41);
         assert_eq!(p[1..5], [0, 0, 0, 7]);

@@ -142,7 +142,13 @@ impl Drop for ViewerSlot<'_> {
     }
 }
 
-pub(crate) async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32, role: Role) {
+/// Serves one viewer of `scanout`, in stripes if it asked for them.
+pub(crate) async fn viewer(
+    mut socket: WebSocket,
+    g: Arc<Gateway>,
+    (scanout, stripes): (u32, bool),
+    role: Role,
+) {
     let Some(stream) = g.registry.stream(scanout) else {
         return close_with(socket, close::POLICY, &format!("no scanout {scanout}")).await;
     };
@@ -159,7 +165,11 @@ pub(crate) async fn viewer(mut socket: WebSocket, g: Arc<Gateway>, scanout: u32,
     }
     let id = g.next_viewer.fetch_add(1, Ordering::Relaxed);
     let _slot = ViewerSlot(&g, id);
-    let mut sub = stream.subscribe();
+    let mut sub = if stripes {
+        stream.subscribe_striped()
+    } else {
+        stream.subscribe()
+    };
     let mut input = ViewerInput {
         budget: InputBudget::new(Instant::now()),
         // Whatever this viewer still holds when it goes is let go in the desktop.
@@ -303,6 +313,7 @@ pub(crate) fn video_message(frame: &EncodedFrame) -> Bytes {
     let pts_us = u64::try_from(frame.captured_unix_ns / 1000).unwrap_or(0);
     let mut buf = BytesMut::with_capacity(protocol::VIDEO_HEADER_LEN + au.len());
     buf.put_slice(&protocol::video_frame_header(
+        frame.layout,
         frame.keyframe,
         pts_us,
         frame.width,

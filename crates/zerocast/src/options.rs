@@ -90,6 +90,7 @@ impl VideoArgs {
             encoder: self.encoder,
             settings: self.settings(),
             refresh_after: refresh.then(|| Duration::from_millis(self.refresh_delay_ms)),
+            stripe_height: (self.stripe_height > 0).then_some(self.stripe_height),
         }
     }
 }

@@ -110,6 +110,7 @@ fn drag_stream(encoder: EncoderKind, refresh_after: Option<Duration>) -> (Stream
         encoder,
         settings: EncoderSettings::default(),
         refresh_after,
+        stripe_height: None,
     };
     let pipeline = ScanoutPipeline::start(Box::new(source), config).unwrap();
     (Stream::Encoded(pipeline), go)
