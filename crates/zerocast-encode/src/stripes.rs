@@ -341,20 +341,25 @@ impl StripedEncoder {
         for part in self.whole.iter_mut() {
             part.pending.add(damage);
         }
-        let narrowed = if damage.is_full() {
+        let narrowed = if self.whole_on_screen {
+            // The frame is coded whole whatever changed: nothing to find,
+            // and the picture is looked at afresh once stripes are back.
+            self.seen_valid = false;
+            None
+        } else if damage.is_full() {
             self.scratch.convert(frame)?;
             std::mem::swap(&mut self.seen, &mut self.scratch);
             // `scratch` now holds the picture before, if `seen` did.
-            self.seen_valid.then_some(&self.scratch)
+            std::mem::replace(&mut self.seen_valid, true).then_some(&self.scratch)
         } else {
             if self.seen_valid {
                 self.seen.convert_rects(frame, damage.rects())?;
             } else {
                 self.seen.convert(frame)?;
             }
+            self.seen_valid = true;
             None
         };
-        self.seen_valid = true;
         for stripe in &mut self.stripes {
             let part = match narrowed {
                 Some(before) if same_rows(before, &self.seen, &stripe.rows) => Damage::none(),

@@ -6,8 +6,9 @@
 //! - [`core`]: [`PipelineCore`], the sans-IO rules of a pipeline (damage,
 //!   frame-rate cap, keyframes for new and lagging subscribers), driven in
 //!   virtual time by its tests.
-//! - [`driver`]: [`ScanoutPipeline`], the thread that runs a core with a
-//!   frame source and an encoder, sleeping on a doorbell between events.
+//! - [`driver`]: [`ScanoutPipeline`], the thread that runs a core per
+//!   output (the whole picture; stripes for zerocast's web viewer) with a
+//!   frame source and an encoder each, sleeping on a doorbell between events.
 //! - [`published`]: [`PublishedStream`], frames encoded elsewhere (a guest agent).
 //! - [`stream`]: [`Stream`], either kind, as viewers and the registry see it.
 //! - [`subscription`]: one subscriber's frames, skipping to a keyframe after a loss.
@@ -28,7 +29,9 @@
 //!    wait for the frame-rate slot (later flushes coalesce; the latest wins).
 //! 3. On the same thread the encoder reads the picture where the guest drew
 //!    it (guest RAM mapped read-only, no copy), converts it to I420 into a
-//!    reused buffer and encodes one access unit into another.
+//!    reused buffer and encodes one access unit into another. The striped
+//!    output, when a web viewer watches, encodes only the stripes that
+//!    changed, each its own small stream ([`Layout::Stripes`]).
 //! 4. The access unit is copied once into a shared [`bytes::Bytes`] and
 //!    broadcast as an [`EncodedFrame`]; the pipeline thread never waits
 //!    for a subscriber.

@@ -10,26 +10,30 @@
 //! 2. baseline: QEMU's CPU with nobody watching (the guest's TCG emulation
 //!    and the device model, whatever the display);
 //! 3. a viewer connects (our RFB client asking for incremental updates
-//!    after each one, as a VNC viewer does; an HXFR subscriber for
-//!    zerocast), warms up, then counts frames and bytes for `--seconds`
-//!    while QEMU's CPU (`/proc/PID/stat`) and, for zerocast, this
-//!    process's CPU are read.
+//!    after each one, as a VNC viewer does; for zerocast an HXFR
+//!    subscriber, then a WebSocket viewer that asks for stripes as
+//!    zerocast's page does), warms up, then counts frames and bytes for
+//!    `--seconds` while QEMU's CPU (`/proc/PID/stat`) and, for zerocast,
+//!    this process's CPU are read.
 //!
 //! CPU is given raw (QEMU + zerocast) and as display cost: raw minus
-//! QEMU's baseline rate over the window. Both viewers run in this process;
-//! the HXFR one's reading is counted in zerocast's CPU, the RFB one's is not.
+//! QEMU's baseline rate over the window. Every viewer runs in this process;
+//! zerocast's viewers' reading is counted in zerocast's CPU, the RFB one's
+//! is not.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use zerocast_hxfr::{Decoder, Limits, Message};
 use zerocast_hxfr_server::ListenerRole;
 use zerocast_qemu::{Gpu, Vm, VmConfig};
+use zerocast_web::Role;
 
 use crate::bench::BenchArgs;
 use crate::rfb::{Event, RfbClient};
@@ -106,10 +110,12 @@ pub async fn run(args: &BenchArgs, peer: Peer) -> anyhow::Result<()> {
         runs.push(vnc);
         tracing::info!(repeat, "zerocast");
         let ours = zerocast_side(args, kernel, initrd, &append, baseline, window).await?;
-        print_side(&ours);
-        runs.push(ours);
+        for side in ours {
+            print_side(&side);
+            runs.push(side);
+        }
     }
-    let medians: Vec<Side> = ["qemu-vnc", "zerocast"]
+    let medians: Vec<Side> = ["qemu-vnc", "zerocast-hxfr", "zerocast-web"]
         .into_iter()
         .filter_map(|d| median_side(d, &runs))
         .collect();
@@ -188,7 +194,8 @@ async fn measure_vnc(
     Ok(side)
 }
 
-/// Our GPU, encoder and HXFR server, watched by an HXFR subscriber.
+/// Our GPU, encoder and servers, watched by an HXFR subscriber, then by a
+/// striped WebSocket viewer.
 async fn zerocast_side(
     args: &BenchArgs,
     kernel: &Path,
@@ -196,7 +203,7 @@ async fn zerocast_side(
     append: &str,
     baseline: Duration,
     window: Duration,
-) -> anyhow::Result<Side> {
+) -> anyhow::Result<Vec<Side>> {
     let listen = "127.0.0.1:0".parse()?;
     let vm_args = crate::vm::VmArgs::for_bench(kernel, initrd, append, &args.video, listen);
     let stack = crate::vm::VmStack::start(&vm_args).await?;
@@ -209,7 +216,7 @@ async fn measure_zerocast(
     stack: &crate::vm::VmStack,
     baseline: Duration,
     window: Duration,
-) -> anyhow::Result<Side> {
+) -> anyhow::Result<Vec<Side>> {
     stack.vm.wait_for_serial(FLIPPING, BOOT_TIMEOUT).await?;
     let qemu = QemuCpu::new(&stack.vm)?;
     let base = qemu.cores_over(baseline).await?;
@@ -220,18 +227,44 @@ async fn measure_zerocast(
         .find(|(_, role)| *role == ListenerRole::Subscriber)
         .map(|(e, _)| e.clone())
         .context("no HXFR subscriber endpoint")?;
-    let mut viewer = HxfrViewer::connect(&endpoint).await?;
+    let hxfr = HxfrViewer::connect(&endpoint).await?;
+    let hxfr = measure_viewer("zerocast-hxfr", hxfr, &qemu, base, window).await?;
+    let url = stack.serving.ws_url(Role::View, 0) + "&stripes=1";
+    let web = WebViewer::connect(&url).await?;
+    let web = measure_viewer("zerocast-web", web, &qemu, base, window).await?;
+    Ok(vec![hxfr, web])
+}
+
+/// A viewer of zerocast's that counts what it reads.
+trait Counting {
+    async fn run_for(&mut self, span: Duration) -> anyhow::Result<()>;
+    /// (frames, bytes) so far.
+    fn counts(&self) -> (u64, u64);
+}
+
+/// Warms `viewer` up, then measures it over `window`.
+async fn measure_viewer(
+    display: &'static str,
+    mut viewer: impl Counting,
+    qemu: &QemuCpu,
+    base: f64,
+    window: Duration,
+) -> anyhow::Result<Side> {
     viewer.run_for(WARM_UP).await?;
-    anyhow::ensure!(viewer.frames > 0, "no frame over HXFR within {WARM_UP:?}");
-    let (f0, b0) = (viewer.frames, viewer.bytes);
+    anyhow::ensure!(
+        viewer.counts().0 > 0,
+        "{display}: no frame within {WARM_UP:?}"
+    );
+    let (f0, b0) = viewer.counts();
     let (q0, z0, t0) = (qemu.cpu()?, crate::process::cpu_time(), Instant::now());
     viewer.run_for(window).await?;
     let (q1, z1, elapsed) = (qemu.cpu()?, crate::process::cpu_time(), t0.elapsed());
+    let (f1, b1) = viewer.counts();
     Ok(side(
-        "zerocast",
+        display,
         elapsed,
-        viewer.frames - f0,
-        viewer.bytes - b0,
+        f1 - f0,
+        b1 - b0,
         q1.saturating_sub(q0),
         z1.saturating_sub(z0),
         base,
@@ -394,6 +427,16 @@ struct HxfrViewer {
     bytes: u64,
 }
 
+impl Counting for HxfrViewer {
+    async fn run_for(&mut self, span: Duration) -> anyhow::Result<()> {
+        HxfrViewer::run_for(self, span).await
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        (self.frames, self.bytes)
+    }
+}
+
 impl HxfrViewer {
     async fn connect(endpoint: &zerocast_hxfr_server::Endpoint) -> anyhow::Result<HxfrViewer> {
         let mut stream = crate::client::connect(endpoint).await?;
@@ -427,6 +470,70 @@ impl HxfrViewer {
             }
             self.bytes += n as u64;
         }
+    }
+}
+
+/// A WebSocket viewer asking for stripes, as zerocast's page does; counts
+/// video messages and their bytes on the wire (WebSocket header included).
+struct WebViewer {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    frames: u64,
+    bytes: u64,
+}
+
+impl WebViewer {
+    async fn connect(url: &str) -> anyhow::Result<WebViewer> {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .context("connecting to zerocast's viewer WebSocket")?;
+        let init = tokio_tungstenite::tungstenite::Message::text(r#"{"type":"init"}"#);
+        ws.send(init).await.context("sending the viewer's init")?;
+        Ok(WebViewer {
+            ws,
+            frames: 0,
+            bytes: 0,
+        })
+    }
+}
+
+impl Counting for WebViewer {
+    async fn run_for(&mut self, span: Duration) -> anyhow::Result<()> {
+        use tokio_tungstenite::tungstenite::Message as Ws;
+        let deadline = tokio::time::Instant::now() + span;
+        loop {
+            let next = match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return Ok(()),
+                Ok(next) => next,
+            };
+            match next {
+                Some(Ok(Ws::Binary(b))) => {
+                    self.bytes += (ws_header_len(b.len()) + b.len()) as u64;
+                    if matches!(b.first(), Some(0x01 | 0x02)) {
+                        self.frames += 1;
+                    }
+                }
+                Some(Ok(Ws::Close(reason))) => bail!("the viewer was closed: {reason:?}"),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e).context("reading the viewer WebSocket"),
+                None => bail!("the viewer WebSocket ended"),
+            }
+        }
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        (self.frames, self.bytes)
+    }
+}
+
+/// Bytes of an unmasked (server to client) WebSocket frame header for a
+/// payload of `len` bytes (RFC 6455, 5.2).
+fn ws_header_len(len: usize) -> usize {
+    match len {
+        0..=125 => 2,
+        126..=65535 => 4,
+        _ => 10,
     }
 }
 
