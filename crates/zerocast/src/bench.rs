@@ -83,6 +83,9 @@ pub struct BenchArgs {
     /// With --suite: the modes to run, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = crate::suite::Mode::ALL)]
     pub modes: Vec<crate::suite::Mode>,
+    /// With --suite: no progress bar (CI, logs); tracing's log lines stay.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 impl BenchArgs {
@@ -114,16 +117,48 @@ struct Bench {
     stream: Option<StreamReport>,
 }
 
+/// How often the stream's measurement samples the page's decoded count.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// Where a stream run is, for a progress display.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Phase {
+    /// Booting the VM or starting the synthetic desktop, opening Chromium.
+    Starting,
+    /// Waiting for the decoder's first frames.
+    WarmingUp,
+    /// This much of the measurement window has passed.
+    Measuring { done: Duration, window: Duration },
+}
+
+/// Frames decoded per second in Chromium over one sampling interval.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq)]
+pub(crate) struct FpsSample {
+    /// Seconds from the start of the measurement window to this sample.
+    pub(crate) t_s: f64,
+    /// Frames decoded since the previous sample, per second.
+    pub(crate) fps: f64,
+}
+
 #[derive(Serialize, Clone)]
 pub(crate) struct StreamReport {
     seconds: f64,
     target_fps: u32,
     /// Frames decoded per second in Chromium.
     pub(crate) delivered_fps: f64,
+    /// Decoded frames per second, sampled every [`SAMPLE_EVERY`] over the
+    /// measurement window (drops and stalls show here, not in the mean).
+    pub(crate) decoded_fps_series: Vec<FpsSample>,
     /// Host capture to decoded in the browser, over the measured frames.
     pub(crate) latency_p50_ms: f64,
     pub(crate) latency_p95_ms: f64,
     pub(crate) latency_p99_ms: f64,
+    pub(crate) latency_max_ms: f64,
+    /// The measured frames' latencies (the page keeps the last 600): for
+    /// the suite's distribution chart, left out of the JSON, whose
+    /// percentiles above say the same in a few numbers.
+    #[serde(skip)]
+    pub(crate) latency_samples_ms: Vec<f64>,
     /// CPU time of the whole zerocast process (render, encode, network) per frame.
     pub(crate) host_cpu_per_frame_ms: f64,
     /// Cores the zerocast process kept busy.
@@ -184,7 +219,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let encode = encode(&args)?;
     let stream = if args.seconds > 0.0 {
-        Some(stream(&args).await?)
+        let report = stream(&args, &mut |_| {}).await?;
+        print_stream(&report);
+        Some(report)
     } else {
         None
     };
@@ -292,7 +329,18 @@ async fn page(c: &mut Chromium) -> anyhow::Result<serde_json::Value> {
     )
 }
 
-pub(crate) async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
+/// Frames the page has decoded so far.
+fn decoded_count(page: &serde_json::Value) -> u64 {
+    page["decoded"].as_u64().unwrap_or(0)
+}
+
+/// One measured stream into a headless Chromium, telling `on_phase` where
+/// it is.
+pub(crate) async fn stream(
+    args: &BenchArgs,
+    on_phase: &mut dyn FnMut(Phase),
+) -> anyhow::Result<StreamReport> {
+    on_phase(Phase::Starting);
     let v = &args.video;
     let listen: SocketAddr = "127.0.0.1:0".parse()?;
     let (url, pipeline, vm) = match (&args.kernel, &args.initrd) {
@@ -334,11 +382,12 @@ pub(crate) async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
     // Warm up: the decoder configured and two seconds of frames at the
     // target rate, or, for a slow mode (the guest's x264 makes a few a
     // second under TCG), frames for five seconds.
+    on_phase(Phase::WarmingUp);
     let started = Instant::now();
     let warm_until = started + Duration::from_secs(60);
     loop {
         let p = page(&mut chromium).await?;
-        let decoded = p["decoded"].as_u64().unwrap_or(0);
+        let decoded = decoded_count(&p);
         let slow_but_going = decoded > 0 && started.elapsed() >= Duration::from_secs(5);
         if decoded >= u64::from(v.fps) * 2 || slow_but_going {
             break;
@@ -356,35 +405,53 @@ pub(crate) async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
         gpu_counters(),
         Instant::now(),
     );
-    tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
-    let (p1, f1, cpu1, g1, elapsed) = (
-        page(&mut chromium).await?,
+    let window = Duration::from_secs_f64(args.seconds);
+    let mut decoded_fps_series = Vec::new();
+    let (mut p1, mut sampled) = (p0.clone(), t0);
+    while t0.elapsed() < window {
+        tokio::time::sleep(window.saturating_sub(t0.elapsed()).min(SAMPLE_EVERY)).await;
+        let p = page(&mut chromium).await?;
+        let now = Instant::now();
+        decoded_fps_series.push(FpsSample {
+            t_s: now.duration_since(t0).as_secs_f64(),
+            fps: decoded_count(&p).saturating_sub(decoded_count(&p1)) as f64
+                / now.duration_since(sampled).as_secs_f64(),
+        });
+        (p1, sampled) = (p, now);
+        on_phase(Phase::Measuring {
+            done: t0.elapsed(),
+            window,
+        });
+    }
+    // Read at the last sample: the series and the totals cover one window.
+    let (f1, cpu1, g1, elapsed) = (
         pipeline.stats().frames,
         crate::process::cpu_time(),
         gpu_counters(),
-        t0.elapsed(),
+        sampled.duration_since(t0),
     );
-    let decoded = p1["decoded"]
-        .as_u64()
-        .unwrap_or(0)
-        .saturating_sub(p0["decoded"].as_u64().unwrap_or(0));
+    let decoded = decoded_count(&p1).saturating_sub(decoded_count(&p0));
     let all: Vec<f64> = p1["latencies"]
         .as_array()
         .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
         .unwrap_or_default();
     let recent = usize::try_from(decoded).unwrap_or(usize::MAX);
-    let window = &all[all.len().saturating_sub(recent)..];
-    let micros: Vec<u32> = window.iter().map(|&ms| ms_to_micros(ms)).collect();
+    let measured = &all[all.len().saturating_sub(recent)..];
+    let micros: Vec<u32> = measured.iter().map(|&ms| ms_to_micros(ms)).collect();
     let pct = |p| f64::from(percentile(micros.clone(), p).unwrap_or(0)) / 1000.0;
+    let latency_max_ms = measured.iter().copied().reduce(f64::max).unwrap_or(0.0);
     let frames = f1.saturating_sub(f0).max(1);
     let cpu = cpu1.saturating_sub(cpu0).as_secs_f64();
     let mut report = StreamReport {
         seconds: elapsed.as_secs_f64(),
         target_fps: v.fps,
         delivered_fps: decoded as f64 / elapsed.as_secs_f64(),
+        decoded_fps_series,
         latency_p50_ms: pct(50.0),
         latency_p95_ms: pct(95.0),
         latency_p99_ms: pct(99.0),
+        latency_max_ms,
+        latency_samples_ms: measured.to_vec(),
         host_cpu_per_frame_ms: cpu * 1000.0 / frames as f64,
         host_cores: cpu / elapsed.as_secs_f64(),
         bitrate_bps: p1["bitrate_bps"].as_f64().unwrap_or(0.0),
@@ -403,13 +470,17 @@ pub(crate) async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
         report.agent = args.agent.clone();
         vm.stop().await?;
     }
+    Ok(report)
+}
+
+fn print_stream(report: &StreamReport) {
     println!(
         "stream            {:.1} fps decoded in Chromium (target {})",
         report.delivered_fps, report.target_fps
     );
     println!(
-        "latency           capture to decoded: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
-        report.latency_p50_ms, report.latency_p95_ms, report.latency_p99_ms
+        "latency           capture to decoded: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        report.latency_p50_ms, report.latency_p95_ms, report.latency_p99_ms, report.latency_max_ms
     );
     println!(
         "host cpu          {:.2} ms per frame, {:.2} cores",
@@ -430,7 +501,6 @@ pub(crate) async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
         let mode = report.agent.as_deref().unwrap_or("?");
         println!("guest agent       {cpu:.2} ms guest CPU per frame ({mode})");
     }
-    Ok(report)
 }
 /// The middle value of the repeats of a figure (the mean of the two middle
 /// ones for an even count; 0 for none).

@@ -43,6 +43,7 @@ mod options;
 mod peer_bench;
 mod picture_quality;
 mod process;
+mod progress;
 mod refresh_bench;
 mod registration;
 mod relay;
@@ -102,7 +103,8 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        // Around `zerocast bench --suite`'s progress bar while it is shown.
+        .with_writer(|| progress::LogOut)
         // No colour codes where stderr is a log (libvirt's domain log, a pipe).
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

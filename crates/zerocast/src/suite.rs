@@ -5,7 +5,11 @@
 //! Chromium, capture-to-decoded latency percentiles, CPU per delivered
 //! frame (zerocast's process; the guest's own figure for the agent modes),
 //! pixel bytes copied per frame. The report: every run, the min/median/max
-//! of each figure per mode, and agent-zerocopy / agent-x264 ratios.
+//! of each figure per mode, and agent-zerocopy / agent-x264 ratios; and
+//! beside it, SVG charts of the same runs ([`plots`]).
+
+mod plots;
+mod progress;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +18,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::bench::{median, stream, write_json, BenchArgs, StreamReport};
+use plots::{ModeData, CPU_FIGURES};
+use progress::SuiteProgress;
 
 /// Version of `bench.json`'s layout under `--suite`.
 const SCHEMA_VERSION: u32 = 1;
@@ -128,6 +134,7 @@ fn figures(r: &StreamReport) -> Vec<(&'static str, Option<f64>)> {
         ("latency_p50_ms", Some(r.latency_p50_ms)),
         ("latency_p95_ms", Some(r.latency_p95_ms)),
         ("latency_p99_ms", Some(r.latency_p99_ms)),
+        ("latency_max_ms", Some(r.latency_max_ms)),
         ("host_cpu_per_frame_ms", Some(r.host_cpu_per_frame_ms)),
         ("guest_cpu_per_frame_ms", r.guest_cpu_per_frame_ms),
         ("total_cpu_per_frame_ms", total),
@@ -207,14 +214,27 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut modes: Vec<Mode> = args.modes.clone();
     modes.sort();
     modes.dedup();
+    let repeats = args.repeats.max(1);
+    let runs_in_all = u32::try_from(modes.len())? * repeats;
+    let mut progress = SuiteProgress::new(runs_in_all, args.quiet)?;
     let mut reports = BTreeMap::new();
     for mode in modes {
         let mut runs = Vec::new();
-        for repeat in 1..=args.repeats.max(1) {
-            println!("== {} run {repeat}/{}", mode.name(), args.repeats.max(1));
-            let run = stream(&mode.args(args, &kernel, &initrd))
-                .await
-                .with_context(|| format!("suite mode {}, run {repeat}", mode.name()))?;
+        for repeat in 1..=repeats {
+            progress.start_run(mode.name(), repeat, repeats);
+            let run = stream(&mode.args(args, &kernel, &initrd), &mut |p| {
+                progress.phase(p);
+            })
+            .await
+            .with_context(|| format!("suite mode {}, run {repeat}", mode.name()))?;
+            progress.end_run();
+            tracing::info!(
+                fps = run.delivered_fps,
+                latency_p50_ms = run.latency_p50_ms,
+                host_cpu_per_frame_ms = run.host_cpu_per_frame_ms,
+                "suite: {} {repeat}/{repeats} measured",
+                mode.name()
+            );
             runs.push(run);
         }
         let summary = summarise(&runs);
@@ -227,12 +247,40 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         height: args.size.height,
         fps: args.video.fps,
         seconds_per_run: args.seconds,
-        repeats: args.repeats.max(1),
+        repeats,
         zerocopy_over_x264: ratios(&reports),
         modes: reports,
     };
+    drop(progress);
     print_table(&report);
-    write_json(&args.json, &report)
+    write_json(&args.json, &report)?;
+    for path in write_plots(&args.json, &report.modes)? {
+        println!("chart             {}", path.display());
+    }
+    Ok(())
+}
+
+/// The charts beside `json`, named after it (bench.json: bench-fps.svg, ...).
+fn write_plots(
+    json: &Path,
+    modes: &BTreeMap<&'static str, ModeReport>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = json.parent().unwrap_or(Path::new(""));
+    let stem = json.file_stem().and_then(|s| s.to_str()).unwrap_or("bench");
+    let data: Vec<ModeData> = modes
+        .iter()
+        .map(|(name, m)| ModeData {
+            name,
+            fps_runs: m.runs.iter().map(|r| &r.decoded_fps_series[..]).collect(),
+            latencies_ms: m
+                .runs
+                .iter()
+                .flat_map(|r| r.latency_samples_ms.iter().copied())
+                .collect(),
+            cpu: CPU_FIGURES.map(|(figure, _)| m.summary.get(figure).copied()),
+        })
+        .collect();
+    plots::write(dir, stem, &data)
 }
 
 fn print_table(r: &SuiteReport) {

@@ -25,6 +25,7 @@ fn the_suite_runs_every_mode_and_reports_them() {
             "2",
             "--repeats",
             "1",
+            "--quiet",
             "--kernel",
         ])
         .arg(&kernel)
@@ -61,6 +62,17 @@ fn the_suite_runs_every_mode_and_reports_them() {
         );
         assert!(median("latency_p50_ms") > Some(0.0), "{mode} latency: {m}");
         assert!(
+            median("latency_max_ms") >= median("latency_p99_ms"),
+            "{mode} latency max: {m}"
+        );
+        let series = m["runs"][0]["decoded_fps_series"].as_array();
+        assert!(
+            series.is_some_and(|s| !s.is_empty()
+                && s.iter()
+                    .all(|x| x["t_s"].as_f64() > Some(0.0) && x["fps"].as_f64() >= Some(0.0))),
+            "{mode} per-second decoded fps: {m}"
+        );
+        assert!(
             median("host_cpu_per_frame_ms") > Some(0.0),
             "{mode} host CPU: {m}"
         );
@@ -74,6 +86,34 @@ fn the_suite_runs_every_mode_and_reports_them() {
             // Encoded from guest memory, or by the guest itself: none copied by the host.
             assert_eq!(median("bytes_copied_per_frame"), Some(0.0), "{mode}: {m}");
         }
+    }
+    // The charts beside the JSON, named after it, each naming every mode.
+    for chart in ["fps", "latency", "cpu"] {
+        let path = json.with_file_name(format!("suite-{chart}.svg"));
+        let svg = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{} not written: {e}", path.display()));
+        assert!(
+            svg.starts_with("<svg") || svg.starts_with("<?xml"),
+            "{} is not SVG: {svg:.80}",
+            path.display()
+        );
+        assert!(
+            svg.trim_end().ends_with("</svg>"),
+            "{} is cut short",
+            path.display()
+        );
+        for mode in ["synthetic", "scanout", "agent-zerocopy", "agent-x264"] {
+            assert!(
+                svg.contains(mode),
+                "{} does not name {mode}",
+                path.display()
+            );
+        }
+        assert!(
+            stdout.contains(&path.display().to_string()),
+            "{} is not announced:\n{stdout}",
+            path.display()
+        );
     }
     let ratio = report["zerocopy_over_x264"]["total_cpu_per_frame_ms"].as_f64();
     assert!(
