@@ -22,6 +22,7 @@ use zerocast_synthetic::{Motion, SyntheticDesktop};
 
 use crate::demo::Stack;
 use crate::options::{DesktopSize, HxfrArgs, VideoArgs};
+use crate::process::Proc;
 use crate::web_access::WebAccessArgs;
 use zerocast_web::Role;
 
@@ -172,6 +173,41 @@ pub(crate) struct StreamReport {
     /// With --agent: the agent's own figure of guest CPU per frame.
     pub(crate) guest_cpu_per_frame_ms: Option<f64>,
     agent: Option<String>,
+    /// VM only: the accelerator the guest ran under (`tcg`, `kvm`).
+    pub(crate) accel: Option<String>,
+    /// VM only: QEMU's CPU per frame, all its threads: the device model,
+    /// and the guest's vCPUs (whose emulation under TCG is most of it).
+    pub(crate) qemu_cpu_per_frame_ms: Option<f64>,
+    /// VM only: the part of QEMU's in its vCPU threads (named through
+    /// `-name ...,debug-threads=on`): the guest's own work, as the host
+    /// pays for it. The agent's figure above is inside it.
+    pub(crate) vcpu_cpu_per_frame_ms: Option<f64>,
+    /// The zerocast process's peak resident memory during this run (all of
+    /// it: GPU backend, encoders, web server; the kernel's peak is reset
+    /// as the run starts). None where the reset was refused.
+    pub(crate) zerocast_peak_rss_bytes: Option<u64>,
+    /// VM only: QEMU's peak resident memory (the guest RAM it touched
+    /// included), read just before it is stopped.
+    pub(crate) qemu_peak_rss_bytes: Option<u64>,
+}
+
+/// QEMU's CPU time and its vCPU threads' share of it.
+#[derive(Clone, Copy)]
+struct QemuCpu {
+    all: Duration,
+    vcpus: Duration,
+}
+
+impl QemuCpu {
+    fn read(qemu: &Proc) -> anyhow::Result<QemuCpu> {
+        // QEMU names them "CPU 0/TCG", "CPU 1/KVM", or (one thread for
+        // every vCPU under single-threaded TCG) "ALL CPUs/TCG".
+        let vcpu = |name: &str| name.ends_with("/TCG") || name.ends_with("/KVM");
+        Ok(QemuCpu {
+            all: qemu.cpu().context("QEMU's CPU time")?,
+            vcpus: qemu.threads_cpu(vcpu).context("QEMU's vCPU threads")?,
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -341,12 +377,23 @@ pub(crate) async fn stream(
     on_phase: &mut dyn FnMut(Phase),
 ) -> anyhow::Result<StreamReport> {
     on_phase(Phase::Starting);
+    let me = Proc::me();
+    let peak_reset = me.reset_peak_rss();
+    if let Err(e) = &peak_reset {
+        tracing::warn!("no peak memory figure for this run: resetting the kernel's failed: {e}");
+    }
     let v = &args.video;
     let listen: SocketAddr = "127.0.0.1:0".parse()?;
-    let (url, pipeline, vm) = match (&args.kernel, &args.initrd) {
+    let (url, pipeline, vm, accel) = match (&args.kernel, &args.initrd) {
         (Some(kernel), Some(initrd)) => {
             let append = args.guest_append();
             let mut vm_args = crate::vm::VmArgs::for_bench(kernel, initrd, &append, v, listen);
+            // Named threads: the vCPUs' CPU time apart from the rest of QEMU's.
+            vm_args
+                .qemu_args
+                .extend(["-name".into(), "zerocast-bench,debug-threads=on".into()]);
+            let accel =
+                clap::ValueEnum::to_possible_value(&vm_args.accel).map(|a| a.get_name().to_owned());
             if let Some(mode) = &args.agent {
                 vm_args.vsock = true;
                 // The agent's stats line (its guest CPU per frame) every 10
@@ -364,7 +411,12 @@ pub(crate) async fn stream(
                 None => vm.scanouts[0].clone(),
             };
             let query = format!("scanout={}&", pipeline.id());
-            (vm.serving.url(Role::View, &query), pipeline, Some(vm))
+            (
+                vm.serving.url(Role::View, &query),
+                pipeline,
+                Some(vm),
+                accel,
+            )
         }
         _ => {
             let access = WebAccessArgs::default();
@@ -372,10 +424,20 @@ pub(crate) async fn stream(
             let stack =
                 Stack::start(args.size, v, Motion::Animated, listen, &access, &hxfr).await?;
             let query = format!("scanout={}&", stack.stream.id());
-            (stack.serving.url(Role::View, &query), stack.stream, None)
+            (
+                stack.serving.url(Role::View, &query),
+                stack.stream,
+                None,
+                None,
+            )
         }
     };
     let gpu_counters = || vm.as_ref().map(|vm| vm.gpu.stats());
+    let qemu = match &vm {
+        Some(vm) => Some(Proc::of(vm.vm.pid().context("QEMU has no process id")?)),
+        None => None,
+    };
+    let qemu_cpu = || qemu.as_ref().map(QemuCpu::read).transpose();
     let mut chromium = Chromium::open(&url)
         .await
         .context("starting headless Chromium (scripts/install-deps.sh installs it)")?;
@@ -398,11 +460,12 @@ pub(crate) async fn stream(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (p0, f0, cpu0, g0, t0) = (
+    let (p0, f0, cpu0, g0, q0, t0) = (
         page(&mut chromium).await?,
         pipeline.stats().frames,
         crate::process::cpu_time(),
         gpu_counters(),
+        qemu_cpu()?,
         Instant::now(),
     );
     let window = Duration::from_secs_f64(args.seconds);
@@ -424,10 +487,11 @@ pub(crate) async fn stream(
         });
     }
     // Read at the last sample: the series and the totals cover one window.
-    let (f1, cpu1, g1, elapsed) = (
+    let (f1, cpu1, g1, q1, elapsed) = (
         pipeline.stats().frames,
         crate::process::cpu_time(),
         gpu_counters(),
+        qemu_cpu()?,
         sampled.duration_since(t0),
     );
     let decoded = decoded_count(&p1).saturating_sub(decoded_count(&p0));
@@ -442,6 +506,11 @@ pub(crate) async fn stream(
     let latency_max_ms = measured.iter().copied().reduce(f64::max).unwrap_or(0.0);
     let frames = f1.saturating_sub(f0).max(1);
     let cpu = cpu1.saturating_sub(cpu0).as_secs_f64();
+    let per_frame_ms = |d: Duration| d.as_secs_f64() * 1000.0 / frames as f64;
+    let qemu_spent = q0.zip(q1).map(|(a, b)| QemuCpu {
+        all: b.all.saturating_sub(a.all),
+        vcpus: b.vcpus.saturating_sub(a.vcpus),
+    });
     let mut report = StreamReport {
         seconds: elapsed.as_secs_f64(),
         target_fps: v.fps,
@@ -464,9 +533,24 @@ pub(crate) async fn stream(
             .map(|(a, b)| b.bytes_copied.saturating_sub(a.bytes_copied) as f64 / frames as f64),
         guest_cpu_per_frame_ms: None,
         agent: None,
+        accel,
+        qemu_cpu_per_frame_ms: qemu_spent.map(|q| per_frame_ms(q.all)),
+        vcpu_cpu_per_frame_ms: qemu_spent.map(|q| per_frame_ms(q.vcpus)),
+        zerocast_peak_rss_bytes: peak_reset.ok().and_then(|()| me.peak_rss_bytes()),
+        // Just before QEMU is stopped, below.
+        qemu_peak_rss_bytes: qemu.as_ref().and_then(Proc::peak_rss_bytes),
     };
     if let Some(vm) = vm {
         report.guest_cpu_per_frame_ms = agent_cpu(&vm.serial_log);
+        if args.agent.is_some() && report.guest_cpu_per_frame_ms.is_none() {
+            // The console goes with the VM's work folder: say what it ended with.
+            let log = std::fs::read_to_string(&vm.serial_log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            tracing::warn!(
+                "the guest agent printed no CPU figure; its console ended with: {:?}",
+                tail
+            );
+        }
         report.agent = args.agent.clone();
         vm.stop().await?;
     }

@@ -8,6 +8,7 @@
 //! of each figure per mode, and agent-zerocopy / agent-x264 ratios; and
 //! beside it, SVG charts of the same runs ([`plots`]).
 
+mod machine;
 mod plots;
 mod progress;
 
@@ -18,11 +19,15 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::bench::{median, stream, write_json, BenchArgs, StreamReport};
+use machine::Machine;
 use plots::{ModeData, CPU_FIGURES};
 use progress::SuiteProgress;
 
-/// Version of `bench.json`'s layout under `--suite`.
-const SCHEMA_VERSION: u32 = 1;
+/// Version of `bench.json`'s layout under `--suite` (docs/bench-json.md).
+/// 2: the machine's QEMU, kernel and date, QEMU's CPU and its vCPUs',
+/// peak memory, per-second decoded fps, latency max; the total CPU is
+/// zerocast's plus QEMU's.
+const SCHEMA_VERSION: u32 = 2;
 
 /// The modes a suite runs.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -102,14 +107,6 @@ struct ModeReport {
 }
 
 #[derive(Serialize)]
-struct Machine {
-    cpu: String,
-    cores: usize,
-    /// How the guests run: this benchmark boots them under TCG.
-    accel: &'static str,
-}
-
-#[derive(Serialize)]
 struct SuiteReport {
     version: u32,
     machine: Machine,
@@ -125,10 +122,12 @@ struct SuiteReport {
 }
 
 /// The figures summarised, by name, from one run.
+#[allow(clippy::cast_precision_loss)] // bytes of memory: far below 2^52
 fn figures(r: &StreamReport) -> Vec<(&'static str, Option<f64>)> {
-    let total = r
-        .guest_cpu_per_frame_ms
-        .map(|g| g + r.host_cpu_per_frame_ms);
+    // Everything the host spent: QEMU's threads hold the guest's vCPUs,
+    // the agent's own figure among them.
+    let total = r.host_cpu_per_frame_ms + r.qemu_cpu_per_frame_ms.unwrap_or(0.0);
+    let bytes = |b: Option<u64>| b.map(|b| b as f64);
     vec![
         ("delivered_fps", Some(r.delivered_fps)),
         ("latency_p50_ms", Some(r.latency_p50_ms)),
@@ -137,7 +136,11 @@ fn figures(r: &StreamReport) -> Vec<(&'static str, Option<f64>)> {
         ("latency_max_ms", Some(r.latency_max_ms)),
         ("host_cpu_per_frame_ms", Some(r.host_cpu_per_frame_ms)),
         ("guest_cpu_per_frame_ms", r.guest_cpu_per_frame_ms),
-        ("total_cpu_per_frame_ms", total),
+        ("qemu_cpu_per_frame_ms", r.qemu_cpu_per_frame_ms),
+        ("vcpu_cpu_per_frame_ms", r.vcpu_cpu_per_frame_ms),
+        ("total_cpu_per_frame_ms", Some(total)),
+        ("zerocast_peak_rss_bytes", bytes(r.zerocast_peak_rss_bytes)),
+        ("qemu_peak_rss_bytes", bytes(r.qemu_peak_rss_bytes)),
         ("bytes_copied_per_frame", r.bytes_copied_per_frame),
         ("bitrate_bps", Some(r.bitrate_bps)),
     ]
@@ -170,26 +173,6 @@ fn ratios(modes: &BTreeMap<&'static str, ModeReport>) -> BTreeMap<&'static str, 
             (base != 0.0).then(|| (*name, s.median / base))
         })
         .collect()
-}
-
-fn machine() -> Machine {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                l.strip_prefix("model name")?
-                    .split(':')
-                    .nth(1)
-                    .map(str::trim)
-                    .map(str::to_owned)
-            })
-        })
-        .unwrap_or_default();
-    Machine {
-        cpu,
-        cores: std::thread::available_parallelism().map_or(1, usize::from),
-        accel: "tcg",
-    }
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -240,9 +223,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let summary = summarise(&runs);
         reports.insert(mode.name(), ModeReport { runs, summary });
     }
+    // Every VM run boots its guest the same way: any run's accelerator.
+    let accel = reports
+        .values()
+        .flat_map(|m: &ModeReport| &m.runs)
+        .find_map(|r| r.accel.clone());
     let report = SuiteReport {
         version: SCHEMA_VERSION,
-        machine: machine(),
+        machine: Machine::describe(accel),
         width: args.size.width,
         height: args.size.height,
         fps: args.video.fps,
@@ -283,17 +271,42 @@ fn write_plots(
     plots::write(dir, stem, &data)
 }
 
+/// The table's rows: a figure, its label and the factor it is shown at.
+const TABLE: [(&str, &str, f64); 13] = [
+    ("delivered_fps", "delivered_fps", 1.0),
+    ("latency_p50_ms", "latency_p50_ms", 1.0),
+    ("latency_p95_ms", "latency_p95_ms", 1.0),
+    ("latency_max_ms", "latency_max_ms", 1.0),
+    ("host_cpu_per_frame_ms", "zerocast_cpu_ms/frame", 1.0),
+    ("qemu_cpu_per_frame_ms", "qemu_cpu_ms/frame", 1.0),
+    ("vcpu_cpu_per_frame_ms", " of which vcpus", 1.0),
+    ("guest_cpu_per_frame_ms", " agent's own figure", 1.0),
+    ("total_cpu_per_frame_ms", "total_cpu_ms/frame", 1.0),
+    ("bytes_copied_per_frame", "bytes_copied/frame", 1.0),
+    ("bitrate_bps", "bitrate_mbit/s", 1e-6),
+    (
+        "zerocast_peak_rss_bytes",
+        "zerocast_peak_rss_mib",
+        1.0 / 1048576.0,
+    ),
+    ("qemu_peak_rss_bytes", "qemu_peak_rss_mib", 1.0 / 1048576.0),
+];
+
 fn print_table(r: &SuiteReport) {
+    let m = &r.machine;
+    let unknown = || "?".to_owned();
     println!(
-        "\n{} ({} cores, guests under {}); synthetic desktop {}x{} (the guest's mode for the others), {} fps, {} s x {} per mode; medians [min-max]",
-        r.machine.cpu,
-        r.machine.cores,
-        r.machine.accel,
-        r.width,
-        r.height,
-        r.fps,
-        r.seconds_per_run,
-        r.repeats
+        "\n{}, {} cores; guests under {}; {}; kernel {}; {}",
+        m.cpu,
+        m.cores,
+        m.accel.clone().unwrap_or_else(|| "no guest".into()),
+        m.qemu.clone().unwrap_or_else(unknown),
+        m.kernel.clone().unwrap_or_else(unknown),
+        m.date
+    );
+    println!(
+        "synthetic desktop {}x{} (the guest's mode for the others), {} fps, {} s x {} per mode; medians [min-max]",
+        r.width, r.height, r.fps, r.seconds_per_run, r.repeats
     );
     let names: Vec<&str> = r.modes.keys().copied().collect();
     print!("{:<24}", "");
@@ -301,20 +314,12 @@ fn print_table(r: &SuiteReport) {
         print!("{n:>26}");
     }
     println!();
-    let figures = [
-        "delivered_fps",
-        "latency_p50_ms",
-        "latency_p95_ms",
-        "host_cpu_per_frame_ms",
-        "guest_cpu_per_frame_ms",
-        "total_cpu_per_frame_ms",
-        "bytes_copied_per_frame",
-    ];
-    for f in figures {
-        print!("{f:<24}");
+    for (figure, label, scale) in TABLE {
+        print!("{label:<24}");
         for n in &names {
-            let cell = r.modes[n].summary.get(f).map_or("-".to_owned(), |s| {
-                format!("{:.2} [{:.2}-{:.2}]", s.median, s.min, s.max)
+            let cell = r.modes[n].summary.get(figure).map_or("-".to_owned(), |s| {
+                let (lo, mid, hi) = (s.min * scale, s.median * scale, s.max * scale);
+                format!("{mid:.2} [{lo:.2}-{hi:.2}]")
             });
             print!("{cell:>26}");
         }

@@ -49,11 +49,24 @@ fn the_suite_runs_every_mode_and_reports_them() {
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("bench.json written"))
             .expect("bench.json is JSON");
-    assert_eq!(report["version"], 1);
+    assert_eq!(report["version"], 2);
+    let machine = &report["machine"];
+    assert!(machine["cores"].as_u64() >= Some(1), "{machine}");
+    // The test's guests boot under TCG, as the suite's do.
+    assert_eq!(machine["accel"], "tcg", "{machine}");
     assert!(
-        report["machine"]["cores"].as_u64() >= Some(1),
-        "{}",
-        report["machine"]
+        machine["qemu"].as_str().is_some_and(|q| q.contains("QEMU")),
+        "{machine}"
+    );
+    assert!(
+        machine["kernel"].as_str().is_some_and(|k| !k.is_empty()),
+        "{machine}"
+    );
+    assert!(
+        machine["date"]
+            .as_str()
+            .is_some_and(|d| d.len() == 20 && d.ends_with('Z')),
+        "{machine}"
     );
     for mode in ["synthetic", "scanout", "agent-zerocopy", "agent-x264"] {
         let m = &report["modes"][mode];
@@ -85,7 +98,25 @@ fn the_suite_runs_every_mode_and_reports_them() {
                 "{mode} guest CPU: {m}"
             );
         }
+        assert!(
+            median("zerocast_peak_rss_bytes") > Some(1e6),
+            "{mode} zerocast's peak memory: {m}"
+        );
+        assert!(
+            median("total_cpu_per_frame_ms") >= median("host_cpu_per_frame_ms"),
+            "{mode} total CPU: {m}"
+        );
         if mode != "synthetic" {
+            assert_eq!(m["runs"][0]["accel"], "tcg", "{mode}: {m}");
+            let qemu = median("qemu_cpu_per_frame_ms");
+            assert!(qemu > Some(0.0), "{mode} QEMU's CPU: {m}");
+            // The guest always runs something (its flipper at least).
+            let vcpus = median("vcpu_cpu_per_frame_ms");
+            assert!(vcpus > Some(0.0) && vcpus <= qemu, "{mode} vCPUs' CPU: {m}");
+            assert!(
+                median("qemu_peak_rss_bytes") > Some(1e6),
+                "{mode} QEMU's peak memory: {m}"
+            );
             // Encoded from guest memory, or by the guest itself: none copied by the host.
             assert_eq!(median("bytes_copied_per_frame"), Some(0.0), "{mode}: {m}");
         }

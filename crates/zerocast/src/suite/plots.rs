@@ -14,10 +14,12 @@ use super::Spread;
 use crate::bench::FpsSample;
 
 /// The CPU figures charted, by their summary name, with their legend.
-pub(super) const CPU_FIGURES: [(&str, &str); 3] = [
+pub(super) const CPU_FIGURES: [(&str, &str); 5] = [
     ("host_cpu_per_frame_ms", "zerocast process"),
-    ("guest_cpu_per_frame_ms", "guest (the agent's own figure)"),
-    ("total_cpu_per_frame_ms", "total"),
+    ("qemu_cpu_per_frame_ms", "QEMU process, vCPUs included"),
+    ("vcpu_cpu_per_frame_ms", "QEMU's vCPU threads"),
+    ("guest_cpu_per_frame_ms", "guest agent's own figure"),
+    ("total_cpu_per_frame_ms", "total: zerocast + QEMU"),
 ];
 
 /// Slots per mode in the CPU chart: a gap, one bar per figure, a gap.
@@ -80,6 +82,7 @@ fn fps_chart(path: &Path, modes: &[ModeData]) -> DrawResult {
         .build_cartesian_2d(0.0..t_max, 0.0..fps_max)?;
     chart
         .configure_mesh()
+        .light_line_style(TRANSPARENT)
         .x_desc("seconds into the measurement window (each line one run)")
         .y_desc("decoded fps")
         .draw()?;
@@ -276,14 +279,14 @@ mod tests {
                 name: "scanout",
                 fps_runs: vec![&run, &run[..1]],
                 latencies_ms: vec![12.0, 15.5, 40.0],
-                cpu: [spread(3.0), None, spread(3.0)],
+                cpu: [spread(3.0), None, None, None, spread(3.0)],
             },
             // Nothing measured at all: still charted, still named.
             ModeData {
                 name: "agent-x264",
                 fps_runs: Vec::new(),
                 latencies_ms: Vec::new(),
-                cpu: [None, None, None],
+                cpu: [None; CPU_FIGURES.len()],
             },
         ];
         let paths = write(&dir, "bench", &modes).unwrap();
