@@ -18,9 +18,11 @@ use zerocast_chromium::Chromium;
 use zerocast_encode::{new_encoder, Quality};
 use zerocast_frame::{Damage, FrameSource};
 use zerocast_pipeline::stats::{percentile, process_cpu_time, thread_cpu_time};
+use zerocast_pipeline::{PublishedStream, Stream};
 use zerocast_synthetic::{Motion, SyntheticDesktop};
 
 use crate::demo::Stack;
+use crate::native_baseline::{AgentX264, NativeBaseline, AGENT_KEYFRAME_EVERY, NATIVE_STREAM};
 use crate::options::{DesktopSize, HxfrArgs, VideoArgs};
 use crate::process::Proc;
 use crate::web_access::WebAccessArgs;
@@ -52,6 +54,11 @@ pub struct BenchArgs {
     /// (the baseline, the guest encodes).
     #[arg(long, requires = "kernel")]
     pub agent: Option<String>,
+    /// With --kernel: the agent's x264 baseline done by the host instead,
+    /// on scanout 0's flushes (the agent's conversion and x264 settings),
+    /// and that stream measured: roughly what a KVM guest would spend.
+    #[arg(long, requires = "kernel", conflicts_with = "agent")]
+    pub baseline_native: bool,
     /// Seconds to measure the stream into the browser (0: encode only).
     #[arg(long, default_value_t = 15.0)]
     pub seconds: f64,
@@ -79,7 +86,7 @@ pub struct BenchArgs {
     /// times each, on the test guest (--kernel/--initrd, default
     /// work/guest/ from scripts/build-guest.sh): figures with their
     /// min/median/max, zero-copy against the x264 baseline as ratios.
-    #[arg(long, conflicts_with_all = ["workload", "peer", "agent"])]
+    #[arg(long, conflicts_with_all = ["workload", "peer", "agent", "baseline_native"])]
     pub suite: bool,
     /// With --suite: the modes to run, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = crate::suite::Mode::ALL)]
@@ -384,6 +391,7 @@ pub(crate) async fn stream(
     }
     let v = &args.video;
     let listen: SocketAddr = "127.0.0.1:0".parse()?;
+    let mut native = None;
     let (url, pipeline, vm, accel) = match (&args.kernel, &args.initrd) {
         (Some(kernel), Some(initrd)) => {
             let append = args.guest_append();
@@ -398,16 +406,32 @@ pub(crate) async fn stream(
                 vm_args.vsock = true;
                 // The agent's stats line (its guest CPU per frame) every 10
                 // frames: the baseline makes a few a second under TCG.
+                // Its x264 set as the host's baseline sets its own.
                 vm_args.append = format!(
-                    "{} zerocast.also=guest zerocast.also.encoder={mode} zerocast.also.publish={} zerocast.also.fps={} zerocast.also.report-every=10",
+                    "{} zerocast.also=guest zerocast.also.encoder={mode} zerocast.also.publish={} zerocast.also.fps={} zerocast.also.bitrate={} zerocast.also.keyframe-every-secs={} zerocast.also.report-every=10",
                     vm_args.append,
                     crate::vm::GUEST_STREAM,
-                    v.fps
+                    v.fps,
+                    v.bitrate,
+                    AGENT_KEYFRAME_EVERY.as_secs()
                 );
             }
             let vm = crate::vm::VmStack::start(&vm_args).await?;
             let pipeline = match &vm.guest_stream {
                 Some(stream) => stream.clone(),
+                None if args.baseline_native => {
+                    let stream = vm.registry.add(Stream::Published(PublishedStream::new(
+                        NATIVE_STREAM,
+                        "the guest agent's x264 baseline, done by the host",
+                    )));
+                    let settings = AgentX264 {
+                        fps: v.fps,
+                        bitrate: v.bitrate,
+                    };
+                    let source = Box::new(vm.gpu.scanout(0)?);
+                    native = Some(NativeBaseline::start(source, stream.clone(), settings)?);
+                    stream
+                }
                 None => vm.scanouts[0].clone(),
             };
             let query = format!("scanout={}&", pipeline.id());
@@ -540,6 +564,9 @@ pub(crate) async fn stream(
         // Just before QEMU is stopped, below.
         qemu_peak_rss_bytes: qemu.as_ref().and_then(Proc::peak_rss_bytes),
     };
+    if let Some(native) = native {
+        native.stop()?;
+    }
     if let Some(vm) = vm {
         report.guest_cpu_per_frame_ms = agent_cpu(&vm.serial_log);
         if args.agent.is_some() && report.guest_cpu_per_frame_ms.is_none() {

@@ -39,6 +39,7 @@ mod gpu_backend;
 mod gpu_streams;
 mod guest_session;
 mod install_libvirt;
+mod native_baseline;
 mod options;
 mod peer_bench;
 mod picture_quality;

@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use zerocast_gpu::GpuBackendHandle;
 use zerocast_hxfr_server::{Endpoint, ListenerRole};
 use zerocast_input::InputSink;
-use zerocast_pipeline::{PublishedStream, Stream};
+use zerocast_pipeline::{PublishedStream, Registry, Stream};
 use zerocast_qemu::{Accel, Gpu, Qmp, QmpInput, Vm, VmConfig, VsockDevice};
 use zerocast_web::Gateway;
 
@@ -143,6 +143,9 @@ pub struct VmStack {
     pub vm: Vm,
     pub gpu: Arc<GpuBackendHandle>,
     pub scanouts: Vec<Arc<Stream>>,
+    /// Every stream viewers and HXFR peers can reach: another can be added
+    /// while the VM runs (the benchmark's host-side baseline).
+    pub registry: Arc<Registry>,
     pub serving: Serving,
     pub serial_log: PathBuf,
     /// Keys and pointer into the guest (QMP), as viewers' input goes.
@@ -232,12 +235,20 @@ impl VmStack {
         if let Some(session) = session {
             gateway = gateway.with_session(session);
         }
-        let serving =
-            crate::serving::start(registry, gateway, &endpoints, limits, args.listen, tls).await?;
+        let serving = crate::serving::start(
+            registry.clone(),
+            gateway,
+            &endpoints,
+            limits,
+            args.listen,
+            tls,
+        )
+        .await?;
         Ok(VmStack {
             vm,
             gpu,
             scanouts,
+            registry,
             serving,
             serial_log,
             input,
