@@ -171,11 +171,20 @@ pub(crate) struct StreamReport {
     pub(crate) host_cpu_per_frame_ms: f64,
     /// Cores the zerocast process kept busy.
     host_cores: f64,
+    /// Frames the measured stream carried per second: encoded by the host,
+    /// or published by the agent or the host's baseline (more than
+    /// `delivered_fps` when the page could not keep up).
+    pub(crate) stream_fps: f64,
+    /// Their mean size in bytes, and the keyframes among them.
+    pub(crate) mean_frame_bytes: f64,
+    keyframes: u64,
+    /// Frames viewers lost by falling too far behind the stream.
+    frames_lagged: u64,
     pub(crate) bitrate_bps: f64,
     pub(crate) decoder_errors: u64,
     /// VM only: frames the guest flushed per second, and pixel bytes the
     /// host copied per encoded frame.
-    guest_flushes_per_second: Option<f64>,
+    pub(crate) guest_flushes_per_second: Option<f64>,
     pub(crate) bytes_copied_per_frame: Option<f64>,
     /// With --agent: the agent's own figure of guest CPU per frame.
     pub(crate) guest_cpu_per_frame_ms: Option<f64>,
@@ -484,9 +493,9 @@ pub(crate) async fn stream(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (p0, f0, cpu0, g0, q0, t0) = (
+    let (p0, s0, cpu0, g0, q0, t0) = (
         page(&mut chromium).await?,
-        pipeline.stats().frames,
+        pipeline.stats(),
         crate::process::cpu_time(),
         gpu_counters(),
         qemu_cpu()?,
@@ -511,8 +520,8 @@ pub(crate) async fn stream(
         });
     }
     // Read at the last sample: the series and the totals cover one window.
-    let (f1, cpu1, g1, q1, elapsed) = (
-        pipeline.stats().frames,
+    let (s1, cpu1, g1, q1, elapsed) = (
+        pipeline.stats(),
         crate::process::cpu_time(),
         gpu_counters(),
         qemu_cpu()?,
@@ -528,7 +537,7 @@ pub(crate) async fn stream(
     let micros: Vec<u32> = measured.iter().map(|&ms| ms_to_micros(ms)).collect();
     let pct = |p| f64::from(percentile(micros.clone(), p).unwrap_or(0)) / 1000.0;
     let latency_max_ms = measured.iter().copied().reduce(f64::max).unwrap_or(0.0);
-    let frames = f1.saturating_sub(f0).max(1);
+    let frames = s1.frames.saturating_sub(s0.frames).max(1);
     let cpu = cpu1.saturating_sub(cpu0).as_secs_f64();
     let per_frame_ms = |d: Duration| d.as_secs_f64() * 1000.0 / frames as f64;
     let qemu_spent = q0.zip(q1).map(|(a, b)| QemuCpu {
@@ -547,6 +556,10 @@ pub(crate) async fn stream(
         latency_samples_ms: measured.to_vec(),
         host_cpu_per_frame_ms: cpu * 1000.0 / frames as f64,
         host_cores: cpu / elapsed.as_secs_f64(),
+        stream_fps: frames as f64 / elapsed.as_secs_f64(),
+        mean_frame_bytes: s1.bytes.saturating_sub(s0.bytes) as f64 / frames as f64,
+        keyframes: s1.keyframes.saturating_sub(s0.keyframes),
+        frames_lagged: s1.lagged.saturating_sub(s0.lagged),
         bitrate_bps: p1["bitrate_bps"].as_f64().unwrap_or(0.0),
         decoder_errors: p1["errors"].as_u64().unwrap_or(0),
         guest_flushes_per_second: g0

@@ -25,8 +25,8 @@ use progress::SuiteProgress;
 
 /// Version of `bench.json`'s layout under `--suite` (docs/bench-json.md).
 /// 2: the machine's QEMU, kernel and date, QEMU's CPU and its vCPUs',
-/// peak memory, per-second decoded fps, latency max; the total CPU is
-/// zerocast's plus QEMU's.
+/// peak memory, per-second decoded fps, latency max, the stream's frame
+/// rate and frame size; the total CPU is zerocast's plus QEMU's.
 const SCHEMA_VERSION: u32 = 2;
 
 /// The modes a suite runs.
@@ -140,6 +140,8 @@ fn figures(r: &StreamReport) -> Vec<(&'static str, Option<f64>)> {
     let total = r.host_cpu_per_frame_ms + r.qemu_cpu_per_frame_ms.unwrap_or(0.0);
     let bytes = |b: Option<u64>| b.map(|b| b as f64);
     vec![
+        ("guest_flushes_per_second", r.guest_flushes_per_second),
+        ("stream_fps", Some(r.stream_fps)),
         ("delivered_fps", Some(r.delivered_fps)),
         ("latency_p50_ms", Some(r.latency_p50_ms)),
         ("latency_p95_ms", Some(r.latency_p95_ms)),
@@ -154,6 +156,7 @@ fn figures(r: &StreamReport) -> Vec<(&'static str, Option<f64>)> {
         ("qemu_peak_rss_bytes", bytes(r.qemu_peak_rss_bytes)),
         ("bytes_copied_per_frame", r.bytes_copied_per_frame),
         ("bitrate_bps", Some(r.bitrate_bps)),
+        ("mean_frame_bytes", Some(r.mean_frame_bytes)),
     ]
 }
 
@@ -289,7 +292,9 @@ fn write_plots(
 }
 
 /// The table's rows: a figure, its label and the factor it is shown at.
-const TABLE: [(&str, &str, f64); 13] = [
+const TABLE: [(&str, &str, f64); 16] = [
+    ("guest_flushes_per_second", "guest_flushes/s", 1.0),
+    ("stream_fps", "stream_fps", 1.0),
     ("delivered_fps", "delivered_fps", 1.0),
     ("latency_p50_ms", "latency_p50_ms", 1.0),
     ("latency_p95_ms", "latency_p95_ms", 1.0),
@@ -301,6 +306,7 @@ const TABLE: [(&str, &str, f64); 13] = [
     ("total_cpu_per_frame_ms", "total_cpu_ms/frame", 1.0),
     ("bytes_copied_per_frame", "bytes_copied/frame", 1.0),
     ("bitrate_bps", "bitrate_mbit/s", 1e-6),
+    ("mean_frame_bytes", "mean_frame_kib", 1.0 / 1024.0),
     (
         "zerocast_peak_rss_bytes",
         "zerocast_peak_rss_mib",

@@ -86,6 +86,11 @@ fn the_suite_runs_every_mode_and_reports_them() {
             "{mode} delivered frames: {m}"
         );
         assert!(median("latency_p50_ms") > Some(0.0), "{mode} latency: {m}");
+        assert!(median("stream_fps") > Some(0.0), "{mode} stream: {m}");
+        assert!(
+            median("mean_frame_bytes") > Some(0.0),
+            "{mode} frame size: {m}"
+        );
         assert!(
             median("latency_max_ms") >= median("latency_p99_ms"),
             "{mode} latency max: {m}"
@@ -117,6 +122,10 @@ fn the_suite_runs_every_mode_and_reports_them() {
         );
         if mode != "synthetic" {
             assert_eq!(m["runs"][0]["accel"], "tcg", "{mode}: {m}");
+            assert!(
+                median("guest_flushes_per_second") > Some(0.0),
+                "{mode} guest frames: {m}"
+            );
             let qemu = median("qemu_cpu_per_frame_ms");
             assert!(qemu > Some(0.0), "{mode} QEMU's CPU: {m}");
             // The guest always runs something (its flipper at least).
