@@ -54,6 +54,7 @@ mod serve;
 mod serving;
 mod soak;
 mod stop;
+mod stream_bench;
 mod suite;
 mod vm;
 mod web_access;

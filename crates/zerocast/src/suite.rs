@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::bench::{median, stream, write_json, BenchArgs, StreamReport};
+use crate::bench::{median, write_json, BenchArgs};
+use crate::stream_bench::{stream, StreamReport};
 use machine::Machine;
 use plots::{ModeData, CPU_FIGURES};
 use progress::SuiteProgress;

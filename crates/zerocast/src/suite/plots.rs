@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::Spread;
-use crate::bench::FpsSample;
+use crate::stream_bench::FpsSample;
 
 /// The CPU figures charted, by their summary name, with their legend.
 pub(super) const CPU_FIGURES: [(&str, &str); 5] = [

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::bench::Phase;
 use crate::progress::Shown;
+use crate::stream_bench::Phase;
 
 const TEMPLATE: &str = "{spinner} {elapsed_precise} [{bar:24}] {pos}/{len} runs  {msg}";
 
