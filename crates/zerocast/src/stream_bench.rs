@@ -105,24 +105,61 @@ pub(crate) struct StreamReport {
     /// VM only: QEMU's peak resident memory (the guest RAM it touched
     /// included), read just before it is stopped.
     pub(crate) qemu_peak_rss_bytes: Option<u64>,
+    /// Agent modes: the vhost-device-vsock process that carries the
+    /// guest's vsock (a user-space backend here, on hosts without
+    /// /dev/vhost-vsock): its CPU per frame and peak memory.
+    pub(crate) vsock_cpu_per_frame_ms: Option<f64>,
+    pub(crate) vsock_peak_rss_bytes: Option<u64>,
 }
 
-/// QEMU's CPU time and its vCPU threads' share of it.
+/// The VM's host processes besides zerocast: QEMU, and the vsock
+/// backend when the guest has vsock.
+struct VmProcesses {
+    qemu: Proc,
+    vsock: Option<Proc>,
+}
+
+/// Their CPU time, with the share of QEMU's in its vCPU threads.
 #[derive(Clone, Copy)]
-struct QemuCpu {
-    all: Duration,
+struct VmCpu {
+    qemu: Duration,
     vcpus: Duration,
+    vsock: Option<Duration>,
 }
 
-impl QemuCpu {
-    fn read(qemu: &Proc) -> anyhow::Result<QemuCpu> {
+impl VmProcesses {
+    fn of(vm: &VmStack) -> anyhow::Result<VmProcesses> {
+        let qemu = vm.vm.pid().context("QEMU has no process id")?;
+        Ok(VmProcesses {
+            qemu: Proc::of(qemu),
+            vsock: vm.vsock_pid().map(Proc::of),
+        })
+    }
+
+    fn cpu(&self) -> anyhow::Result<VmCpu> {
         // QEMU names them "CPU 0/TCG", "CPU 1/KVM", or (one thread for
         // every vCPU under single-threaded TCG) "ALL CPUs/TCG".
         let vcpu = |name: &str| name.ends_with("/TCG") || name.ends_with("/KVM");
-        Ok(QemuCpu {
-            all: qemu.cpu().context("QEMU's CPU time")?,
-            vcpus: qemu.threads_cpu(vcpu).context("QEMU's vCPU threads")?,
+        let vsock = self.vsock.as_ref().map(Proc::cpu).transpose();
+        Ok(VmCpu {
+            qemu: self.qemu.cpu().context("QEMU's CPU time")?,
+            vcpus: self.qemu.threads_cpu(vcpu).context("QEMU's vCPU threads")?,
+            vsock: vsock.context("vhost-device-vsock's CPU time")?,
         })
+    }
+}
+
+impl VmCpu {
+    /// What was spent from `self` to `later`.
+    fn until(self, later: VmCpu) -> VmCpu {
+        VmCpu {
+            qemu: later.qemu.saturating_sub(self.qemu),
+            vcpus: later.vcpus.saturating_sub(self.vcpus),
+            vsock: later
+                .vsock
+                .zip(self.vsock)
+                .map(|(b, a)| b.saturating_sub(a)),
+        }
     }
 }
 
@@ -273,11 +310,8 @@ pub(crate) async fn stream(
     } = start(args).await?;
     let fps = args.video.fps;
     let gpu_counters = || vm.as_ref().map(|vm| vm.gpu.stats());
-    let qemu = match &vm {
-        Some(vm) => Some(Proc::of(vm.vm.pid().context("QEMU has no process id")?)),
-        None => None,
-    };
-    let qemu_cpu = || qemu.as_ref().map(QemuCpu::read).transpose();
+    let processes = vm.as_ref().map(VmProcesses::of).transpose()?;
+    let vm_cpu = || processes.as_ref().map(VmProcesses::cpu).transpose();
     let mut chromium = Chromium::open(&url)
         .await
         .context("starting headless Chromium (scripts/install-deps.sh installs it)")?;
@@ -305,7 +339,7 @@ pub(crate) async fn stream(
         pipeline.stats(),
         crate::process::cpu_time(),
         gpu_counters(),
-        qemu_cpu()?,
+        vm_cpu()?,
         Instant::now(),
     );
     let window = Duration::from_secs_f64(args.seconds);
@@ -331,7 +365,7 @@ pub(crate) async fn stream(
         pipeline.stats(),
         crate::process::cpu_time(),
         gpu_counters(),
-        qemu_cpu()?,
+        vm_cpu()?,
         sampled.duration_since(t0),
     );
     let decoded = decoded_count(&p1).saturating_sub(decoded_count(&p0));
@@ -347,10 +381,7 @@ pub(crate) async fn stream(
     let frames = s1.frames.saturating_sub(s0.frames).max(1);
     let cpu = cpu1.saturating_sub(cpu0).as_secs_f64();
     let per_frame_ms = |d: Duration| d.as_secs_f64() * 1000.0 / frames as f64;
-    let qemu_spent = q0.zip(q1).map(|(a, b)| QemuCpu {
-        all: b.all.saturating_sub(a.all),
-        vcpus: b.vcpus.saturating_sub(a.vcpus),
-    });
+    let vm_spent = q0.zip(q1).map(|(a, b)| a.until(b));
     let mut report = StreamReport {
         seconds: elapsed.as_secs_f64(),
         target_fps: fps,
@@ -378,11 +409,15 @@ pub(crate) async fn stream(
         guest_cpu_per_frame_ms: None,
         agent: None,
         accel,
-        qemu_cpu_per_frame_ms: qemu_spent.map(|q| per_frame_ms(q.all)),
-        vcpu_cpu_per_frame_ms: qemu_spent.map(|q| per_frame_ms(q.vcpus)),
+        qemu_cpu_per_frame_ms: vm_spent.map(|c| per_frame_ms(c.qemu)),
+        vcpu_cpu_per_frame_ms: vm_spent.map(|c| per_frame_ms(c.vcpus)),
+        vsock_cpu_per_frame_ms: vm_spent.and_then(|c| c.vsock).map(per_frame_ms),
         zerocast_peak_rss_bytes: peak_reset.ok().and_then(|()| me.peak_rss_bytes()),
         // Just before QEMU is stopped, below.
-        qemu_peak_rss_bytes: qemu.as_ref().and_then(Proc::peak_rss_bytes),
+        qemu_peak_rss_bytes: processes.as_ref().and_then(|p| p.qemu.peak_rss_bytes()),
+        vsock_peak_rss_bytes: processes
+            .as_ref()
+            .and_then(|p| p.vsock.as_ref()?.peak_rss_bytes()),
     };
     if let Some(native) = native {
         native.stop()?;

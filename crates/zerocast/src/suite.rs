@@ -137,8 +137,11 @@ struct SuiteReport {
 #[allow(clippy::cast_precision_loss)] // bytes of memory: far below 2^52
 fn figures(r: &StreamReport) -> Vec<(&'static str, Option<f64>)> {
     // Everything the host spent: QEMU's threads hold the guest's vCPUs,
-    // the agent's own figure among them.
-    let total = r.host_cpu_per_frame_ms + r.qemu_cpu_per_frame_ms.unwrap_or(0.0);
+    // the agent's own figure among them; the vsock backend carries the
+    // agent's traffic.
+    let total = r.host_cpu_per_frame_ms
+        + r.qemu_cpu_per_frame_ms.unwrap_or(0.0)
+        + r.vsock_cpu_per_frame_ms.unwrap_or(0.0);
     let bytes = |b: Option<u64>| b.map(|b| b as f64);
     vec![
         ("guest_flushes_per_second", r.guest_flushes_per_second),
@@ -152,9 +155,11 @@ fn figures(r: &StreamReport) -> Vec<(&'static str, Option<f64>)> {
         ("guest_cpu_per_frame_ms", r.guest_cpu_per_frame_ms),
         ("qemu_cpu_per_frame_ms", r.qemu_cpu_per_frame_ms),
         ("vcpu_cpu_per_frame_ms", r.vcpu_cpu_per_frame_ms),
+        ("vsock_cpu_per_frame_ms", r.vsock_cpu_per_frame_ms),
         ("total_cpu_per_frame_ms", Some(total)),
         ("zerocast_peak_rss_bytes", bytes(r.zerocast_peak_rss_bytes)),
         ("qemu_peak_rss_bytes", bytes(r.qemu_peak_rss_bytes)),
+        ("vsock_peak_rss_bytes", bytes(r.vsock_peak_rss_bytes)),
         ("bytes_copied_per_frame", r.bytes_copied_per_frame),
         ("bitrate_bps", Some(r.bitrate_bps)),
         ("mean_frame_bytes", Some(r.mean_frame_bytes)),
@@ -293,7 +298,7 @@ fn write_plots(
 }
 
 /// The table's rows: a figure, its label and the factor it is shown at.
-const TABLE: [(&str, &str, f64); 16] = [
+const TABLE: [(&str, &str, f64); 18] = [
     ("guest_flushes_per_second", "guest_flushes/s", 1.0),
     ("stream_fps", "stream_fps", 1.0),
     ("delivered_fps", "delivered_fps", 1.0),
@@ -304,6 +309,7 @@ const TABLE: [(&str, &str, f64); 16] = [
     ("qemu_cpu_per_frame_ms", "qemu_cpu_ms/frame", 1.0),
     ("vcpu_cpu_per_frame_ms", " of which vcpus", 1.0),
     ("guest_cpu_per_frame_ms", " agent's own figure", 1.0),
+    ("vsock_cpu_per_frame_ms", "vsock_cpu_ms/frame", 1.0),
     ("total_cpu_per_frame_ms", "total_cpu_ms/frame", 1.0),
     ("bytes_copied_per_frame", "bytes_copied/frame", 1.0),
     ("bitrate_bps", "bitrate_mbit/s", 1e-6),
@@ -314,6 +320,11 @@ const TABLE: [(&str, &str, f64); 16] = [
         1.0 / 1048576.0,
     ),
     ("qemu_peak_rss_bytes", "qemu_peak_rss_mib", 1.0 / 1048576.0),
+    (
+        "vsock_peak_rss_bytes",
+        "vsock_peak_rss_mib",
+        1.0 / 1048576.0,
+    ),
 ];
 
 fn print_table(r: &SuiteReport) {

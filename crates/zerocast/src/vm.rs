@@ -153,7 +153,7 @@ pub struct VmStack {
     /// What a guest agent publishes (with `--vsock`).
     pub guest_stream: Option<Arc<Stream>>,
     /// Kept alive as long as the VM.
-    _vsock: Option<VsockDevice>,
+    vsock: Option<VsockDevice>,
     /// Dropped last: removes a work folder zerocast made itself.
     _work: RuntimeDir,
 }
@@ -253,7 +253,7 @@ impl VmStack {
             serial_log,
             input,
             guest_stream,
-            _vsock: vsock,
+            vsock,
             _work: work_dir,
         })
     }
@@ -272,6 +272,12 @@ impl VmStack {
         while streams().any(|s| s.subscribers() > 0) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The vhost-device-vsock process giving the guest vsock (with
+    /// `--vsock`), while it runs.
+    pub fn vsock_pid(&self) -> Option<u32> {
+        self.vsock.as_ref().and_then(VsockDevice::pid)
     }
 
     /// Stops QEMU and logs what the GPU and the encoders did.

@@ -106,7 +106,15 @@ fn the_suite_runs_every_mode_and_reports_them() {
             median("host_cpu_per_frame_ms") > Some(0.0),
             "{mode} host CPU: {m}"
         );
+        // The agent's vsock runs in a process of its own: counted, with
+        // its memory (its CPU may round to 0 ticks over a short window).
+        let vsock = &m["runs"][0]["vsock_cpu_per_frame_ms"];
+        assert_eq!(vsock.is_number(), mode.starts_with("agent"), "{mode}: {m}");
         if mode.starts_with("agent") {
+            assert!(
+                median("vsock_peak_rss_bytes") > Some(1e5),
+                "{mode} vsock backend's memory: {m}"
+            );
             assert!(
                 median("guest_cpu_per_frame_ms") > Some(0.0),
                 "{mode} guest CPU: {m}"

@@ -14,12 +14,13 @@ use super::Spread;
 use crate::stream_bench::FpsSample;
 
 /// The CPU figures charted, by their summary name, with their legend.
-pub(super) const CPU_FIGURES: [(&str, &str); 5] = [
+pub(super) const CPU_FIGURES: [(&str, &str); 6] = [
     ("host_cpu_per_frame_ms", "zerocast process"),
     ("qemu_cpu_per_frame_ms", "QEMU process, vCPUs included"),
     ("vcpu_cpu_per_frame_ms", "QEMU's vCPU threads"),
     ("guest_cpu_per_frame_ms", "guest agent's own figure"),
-    ("total_cpu_per_frame_ms", "total: zerocast + QEMU"),
+    ("vsock_cpu_per_frame_ms", "vhost-device-vsock process"),
+    ("total_cpu_per_frame_ms", "total: zerocast + QEMU + vsock"),
 ];
 
 /// Slots per mode in the CPU chart: a gap, one bar per figure, a gap.
@@ -279,7 +280,7 @@ mod tests {
                 name: "scanout",
                 fps_runs: vec![&run, &run[..1]],
                 latencies_ms: vec![12.0, 15.5, 40.0],
-                cpu: [spread(3.0), None, None, None, spread(3.0)],
+                cpu: [spread(3.0), None, None, None, None, spread(3.0)],
             },
             // Nothing measured at all: still charted, still named.
             ModeData {
