@@ -27,7 +27,8 @@ use progress::SuiteProgress;
 /// Version of `bench.json`'s layout under `--suite` (docs/bench-json.md).
 /// 2: the machine's QEMU, kernel and date, QEMU's CPU and its vCPUs',
 /// peak memory, per-second decoded fps, latency max, the stream's frame
-/// rate and frame size; the total CPU is zerocast's plus QEMU's.
+/// rate and frame size; CPU per frame the page decoded, the total
+/// zerocast's plus QEMU's plus the vsock backend's.
 const SCHEMA_VERSION: u32 = 2;
 
 /// The modes a suite runs.
