@@ -64,6 +64,11 @@ impl VsockDevice {
         Ok(device)
     }
 
+    /// The backend's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// The socket QEMU's `vhost-user-vsock-pci` connects to.
     pub fn socket(&self) -> &Path {
         &self.socket

@@ -5,25 +5,22 @@
 //!   encode time percentiles, CPU per frame (the encoder's threads too).
 //! - stream: the full path at the requested frame rate into a real headless
 //!   Chromium: frames per second decoded there, capture-to-decoded latency
-//!   percentiles, host CPU per frame (the whole zerocast process).
+//!   percentiles, host CPU per frame (the whole zerocast process); see
+//!   [`crate::stream_bench`].
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use zerocast_chromium::Chromium;
 use zerocast_encode::{new_encoder, Quality};
 use zerocast_frame::{Damage, FrameSource};
 use zerocast_pipeline::stats::{percentile, process_cpu_time, thread_cpu_time};
 use zerocast_synthetic::{Motion, SyntheticDesktop};
 
-use crate::demo::Stack;
-use crate::options::{DesktopSize, HxfrArgs, VideoArgs};
-use crate::web_access::WebAccessArgs;
-use zerocast_web::Role;
+use crate::options::{DesktopSize, VideoArgs};
+use crate::stream_bench::{print_stream, stream, StreamReport};
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -51,6 +48,11 @@ pub struct BenchArgs {
     /// (the baseline, the guest encodes).
     #[arg(long, requires = "kernel")]
     pub agent: Option<String>,
+    /// With --kernel: the agent's x264 baseline done by the host instead,
+    /// on scanout 0's flushes (the agent's conversion and x264 settings),
+    /// and that stream measured: roughly what a KVM guest would spend.
+    #[arg(long, requires = "kernel", conflicts_with = "agent")]
+    pub baseline_native: bool,
     /// Seconds to measure the stream into the browser (0: encode only).
     #[arg(long, default_value_t = 15.0)]
     pub seconds: f64,
@@ -78,11 +80,14 @@ pub struct BenchArgs {
     /// times each, on the test guest (--kernel/--initrd, default
     /// work/guest/ from scripts/build-guest.sh): figures with their
     /// min/median/max, zero-copy against the x264 baseline as ratios.
-    #[arg(long, conflicts_with_all = ["workload", "peer", "agent"])]
+    #[arg(long, conflicts_with_all = ["workload", "peer", "agent", "baseline_native"])]
     pub suite: bool,
     /// With --suite: the modes to run, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = crate::suite::Mode::ALL)]
     pub modes: Vec<crate::suite::Mode>,
+    /// With --suite: no progress bar (CI, logs); tracing's log lines stay.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 impl BenchArgs {
@@ -112,31 +117,6 @@ pub enum BenchWorkload {
 struct Bench {
     encode: Report,
     stream: Option<StreamReport>,
-}
-
-#[derive(Serialize, Clone)]
-pub(crate) struct StreamReport {
-    seconds: f64,
-    target_fps: u32,
-    /// Frames decoded per second in Chromium.
-    pub(crate) delivered_fps: f64,
-    /// Host capture to decoded in the browser, over the measured frames.
-    pub(crate) latency_p50_ms: f64,
-    pub(crate) latency_p95_ms: f64,
-    pub(crate) latency_p99_ms: f64,
-    /// CPU time of the whole zerocast process (render, encode, network) per frame.
-    pub(crate) host_cpu_per_frame_ms: f64,
-    /// Cores the zerocast process kept busy.
-    host_cores: f64,
-    pub(crate) bitrate_bps: f64,
-    pub(crate) decoder_errors: u64,
-    /// VM only: frames the guest flushed per second, and pixel bytes the
-    /// host copied per encoded frame.
-    guest_flushes_per_second: Option<f64>,
-    pub(crate) bytes_copied_per_frame: Option<f64>,
-    /// With --agent: the agent's own figure of guest CPU per frame.
-    pub(crate) guest_cpu_per_frame_ms: Option<f64>,
-    agent: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -184,7 +164,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let encode = encode(&args)?;
     let stream = if args.seconds > 0.0 {
-        Some(stream(&args).await?)
+        let report = stream(&args, &mut |_| {}).await?;
+        print_stream(&report);
+        Some(report)
     } else {
         None
     };
@@ -263,177 +245,6 @@ fn duration_micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
-/// Milliseconds (from the page) in whole microseconds.
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped at 0; `as` saturates at u32::MAX and maps NaN to 0
-fn ms_to_micros(ms: f64) -> u32 {
-    (ms.max(0.0) * 1000.0) as u32
-}
-
-/// The last `cpu_ms_per_frame=` the guest agent printed on the serial console.
-fn agent_cpu(serial_log: &std::path::Path) -> Option<f64> {
-    let log = std::fs::read_to_string(serial_log).ok()?;
-    log.lines()
-        .rev()
-        .filter(|l| l.starts_with("zerocast-guest: frames="))
-        .find_map(|l| {
-            l.split("cpu_ms_per_frame=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-}
-
-async fn page(c: &mut Chromium) -> anyhow::Result<serde_json::Value> {
-    Ok(
-        c.eval("JSON.parse(JSON.stringify(window.zerocastStats || null))")
-            .await?,
-    )
-}
-
-pub(crate) async fn stream(args: &BenchArgs) -> anyhow::Result<StreamReport> {
-    let v = &args.video;
-    let listen: SocketAddr = "127.0.0.1:0".parse()?;
-    let (url, pipeline, vm) = match (&args.kernel, &args.initrd) {
-        (Some(kernel), Some(initrd)) => {
-            let append = args.guest_append();
-            let mut vm_args = crate::vm::VmArgs::for_bench(kernel, initrd, &append, v, listen);
-            if let Some(mode) = &args.agent {
-                vm_args.vsock = true;
-                // The agent's stats line (its guest CPU per frame) every 10
-                // frames: the baseline makes a few a second under TCG.
-                vm_args.append = format!(
-                    "{} zerocast.also=guest zerocast.also.encoder={mode} zerocast.also.publish={} zerocast.also.fps={} zerocast.also.report-every=10",
-                    vm_args.append,
-                    crate::vm::GUEST_STREAM,
-                    v.fps
-                );
-            }
-            let vm = crate::vm::VmStack::start(&vm_args).await?;
-            let pipeline = match &vm.guest_stream {
-                Some(stream) => stream.clone(),
-                None => vm.scanouts[0].clone(),
-            };
-            let query = format!("scanout={}&", pipeline.id());
-            (vm.serving.url(Role::View, &query), pipeline, Some(vm))
-        }
-        _ => {
-            let access = WebAccessArgs::default();
-            let hxfr = HxfrArgs::default();
-            let stack =
-                Stack::start(args.size, v, Motion::Animated, listen, &access, &hxfr).await?;
-            let query = format!("scanout={}&", stack.stream.id());
-            (stack.serving.url(Role::View, &query), stack.stream, None)
-        }
-    };
-    let gpu_counters = || vm.as_ref().map(|vm| vm.gpu.stats());
-    let mut chromium = Chromium::open(&url)
-        .await
-        .context("starting headless Chromium (scripts/install-deps.sh installs it)")?;
-    // Warm up: the decoder configured and two seconds of frames at the
-    // target rate, or, for a slow mode (the guest's x264 makes a few a
-    // second under TCG), frames for five seconds.
-    let started = Instant::now();
-    let warm_until = started + Duration::from_secs(60);
-    loop {
-        let p = page(&mut chromium).await?;
-        let decoded = p["decoded"].as_u64().unwrap_or(0);
-        let slow_but_going = decoded > 0 && started.elapsed() >= Duration::from_secs(5);
-        if decoded >= u64::from(v.fps) * 2 || slow_but_going {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < warm_until,
-            "Chromium decoded nothing within 60 s: {p}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let (p0, f0, cpu0, g0, t0) = (
-        page(&mut chromium).await?,
-        pipeline.stats().frames,
-        crate::process::cpu_time(),
-        gpu_counters(),
-        Instant::now(),
-    );
-    tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
-    let (p1, f1, cpu1, g1, elapsed) = (
-        page(&mut chromium).await?,
-        pipeline.stats().frames,
-        crate::process::cpu_time(),
-        gpu_counters(),
-        t0.elapsed(),
-    );
-    let decoded = p1["decoded"]
-        .as_u64()
-        .unwrap_or(0)
-        .saturating_sub(p0["decoded"].as_u64().unwrap_or(0));
-    let all: Vec<f64> = p1["latencies"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
-        .unwrap_or_default();
-    let recent = usize::try_from(decoded).unwrap_or(usize::MAX);
-    let window = &all[all.len().saturating_sub(recent)..];
-    let micros: Vec<u32> = window.iter().map(|&ms| ms_to_micros(ms)).collect();
-    let pct = |p| f64::from(percentile(micros.clone(), p).unwrap_or(0)) / 1000.0;
-    let frames = f1.saturating_sub(f0).max(1);
-    let cpu = cpu1.saturating_sub(cpu0).as_secs_f64();
-    let mut report = StreamReport {
-        seconds: elapsed.as_secs_f64(),
-        target_fps: v.fps,
-        delivered_fps: decoded as f64 / elapsed.as_secs_f64(),
-        latency_p50_ms: pct(50.0),
-        latency_p95_ms: pct(95.0),
-        latency_p99_ms: pct(99.0),
-        host_cpu_per_frame_ms: cpu * 1000.0 / frames as f64,
-        host_cores: cpu / elapsed.as_secs_f64(),
-        bitrate_bps: p1["bitrate_bps"].as_f64().unwrap_or(0.0),
-        decoder_errors: p1["errors"].as_u64().unwrap_or(0),
-        guest_flushes_per_second: g0
-            .zip(g1)
-            .map(|(a, b)| b.flushes.saturating_sub(a.flushes) as f64 / elapsed.as_secs_f64()),
-        bytes_copied_per_frame: g0
-            .zip(g1)
-            .map(|(a, b)| b.bytes_copied.saturating_sub(a.bytes_copied) as f64 / frames as f64),
-        guest_cpu_per_frame_ms: None,
-        agent: None,
-    };
-    if let Some(vm) = vm {
-        report.guest_cpu_per_frame_ms = agent_cpu(&vm.serial_log);
-        report.agent = args.agent.clone();
-        vm.stop().await?;
-    }
-    println!(
-        "stream            {:.1} fps decoded in Chromium (target {})",
-        report.delivered_fps, report.target_fps
-    );
-    println!(
-        "latency           capture to decoded: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
-        report.latency_p50_ms, report.latency_p95_ms, report.latency_p99_ms
-    );
-    println!(
-        "host cpu          {:.2} ms per frame, {:.2} cores",
-        report.host_cpu_per_frame_ms, report.host_cores
-    );
-    println!(
-        "bitrate           {:.2} Mbit/s, decoder errors {}",
-        report.bitrate_bps / 1e6,
-        report.decoder_errors
-    );
-    if let (Some(f), Some(c)) = (
-        report.guest_flushes_per_second,
-        report.bytes_copied_per_frame,
-    ) {
-        println!("guest             {f:.1} flushes/s; {c:.0} pixel bytes copied per frame");
-    }
-    if let Some(cpu) = report.guest_cpu_per_frame_ms {
-        let mode = report.agent.as_deref().unwrap_or("?");
-        println!("guest agent       {cpu:.2} ms guest CPU per frame ({mode})");
-    }
-    Ok(report)
-}
-/// The middle value of the repeats of a figure (the mean of the two middle
-/// ones for an even count; 0 for none).
 /// Writes a benchmark's report as JSON to `path` and says where.
 pub(crate) fn write_json(path: &std::path::Path, report: &impl Serialize) -> anyhow::Result<()> {
     std::fs::write(path, serde_json::to_string_pretty(report)?)
@@ -442,6 +253,8 @@ pub(crate) fn write_json(path: &std::path::Path, report: &impl Serialize) -> any
     Ok(())
 }
 
+/// The middle value of the repeats of a figure (the mean of the two middle
+/// ones for an even count; 0 for none).
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {

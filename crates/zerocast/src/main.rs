@@ -39,10 +39,12 @@ mod gpu_backend;
 mod gpu_streams;
 mod guest_session;
 mod install_libvirt;
+mod native_baseline;
 mod options;
 mod peer_bench;
 mod picture_quality;
 mod process;
+mod progress;
 mod refresh_bench;
 mod registration;
 mod relay;
@@ -52,6 +54,7 @@ mod serve;
 mod serving;
 mod soak;
 mod stop;
+mod stream_bench;
 mod suite;
 mod vm;
 mod web_access;
@@ -102,7 +105,8 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        // Around `zerocast bench --suite`'s progress bar while it is shown.
+        .with_writer(|| progress::LogOut)
         // No colour codes where stderr is a log (libvirt's domain log, a pipe).
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -36,6 +36,7 @@ use zerocast_qemu::{Gpu, Vm, VmConfig};
 use zerocast_web::Role;
 
 use crate::bench::BenchArgs;
+use crate::process::Proc;
 use crate::rfb::{Event, RfbClient};
 use crate::runtime_dir::RuntimeDir;
 
@@ -302,30 +303,17 @@ fn side(
 }
 
 /// QEMU's CPU time from `/proc/PID/stat`.
-struct QemuCpu {
-    stat: std::path::PathBuf,
-    ticks_per_second: u64,
-}
+struct QemuCpu(Proc);
 
 impl QemuCpu {
     fn new(vm: &Vm) -> anyhow::Result<QemuCpu> {
         let pid = vm.pid().context("QEMU has no process id")?;
-        // SAFETY: sysconf only reads a configuration value.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        Ok(QemuCpu {
-            stat: format!("/proc/{pid}/stat").into(),
-            ticks_per_second: u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100),
-        })
+        Ok(QemuCpu(Proc::of(pid)))
     }
 
     /// utime + stime.
     fn cpu(&self) -> anyhow::Result<Duration> {
-        let stat = std::fs::read_to_string(&self.stat)
-            .with_context(|| format!("reading {}", self.stat.display()))?;
-        let ticks = stat_cpu_ticks(&stat).with_context(|| format!("parsing {stat:?}"))?;
-        let secs = ticks / self.ticks_per_second;
-        let nanos = ticks % self.ticks_per_second * 1_000_000_000 / self.ticks_per_second;
-        Ok(Duration::new(secs, u32::try_from(nanos).unwrap_or(0)))
+        self.0.cpu()
     }
 
     /// Cores QEMU keeps busy over `span`, nobody watching.
@@ -335,16 +323,6 @@ impl QemuCpu {
         let (c1, elapsed) = (self.cpu()?, t0.elapsed());
         Ok(c1.saturating_sub(c0).as_secs_f64() / elapsed.as_secs_f64().max(1e-9))
     }
-}
-
-/// utime + stime in clock ticks from a `/proc/PID/stat` line. The command
-/// name (field 2) may hold spaces and parentheses: count from the last `)`.
-fn stat_cpu_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -600,20 +578,5 @@ fn print_table(sides: &[Side]) {
             s.display_cores,
             s.baseline_qemu_cores
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_ticks_from_proc_stat() {
-        let line =
-            "4242 (qemu-system) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 1500 250 0 0 20 0 5 0";
-        assert_eq!(stat_cpu_ticks(line), Some(1750));
-        assert_eq!(stat_cpu_ticks("4242 (qemu"), None);
-        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
-        assert!(stat_cpu_ticks(&own).is_some());
     }
 }

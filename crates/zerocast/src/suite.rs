@@ -5,7 +5,12 @@
 //! Chromium, capture-to-decoded latency percentiles, CPU per delivered
 //! frame (zerocast's process; the guest's own figure for the agent modes),
 //! pixel bytes copied per frame. The report: every run, the min/median/max
-//! of each figure per mode, and agent-zerocopy / agent-x264 ratios.
+//! of each figure per mode, and agent-zerocopy / agent-x264 ratios; and
+//! beside it, SVG charts of the same runs ([`plots`]).
+
+mod machine;
+mod plots;
+mod progress;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,10 +18,18 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::bench::{median, stream, write_json, BenchArgs, StreamReport};
+use crate::bench::{median, write_json, BenchArgs};
+use crate::stream_bench::{stream, StreamReport};
+use machine::Machine;
+use plots::{ModeData, CPU_FIGURES};
+use progress::SuiteProgress;
 
-/// Version of `bench.json`'s layout under `--suite`.
-const SCHEMA_VERSION: u32 = 1;
+/// Version of `bench.json`'s layout under `--suite` (docs/bench-json.md).
+/// 2: the machine's QEMU, kernel and date, QEMU's CPU and its vCPUs',
+/// peak memory, per-second decoded fps, latency max, the stream's frame
+/// rate and frame size; CPU per frame the page decoded, the total
+/// zerocast's plus QEMU's plus the vsock backend's.
+const SCHEMA_VERSION: u32 = 2;
 
 /// The modes a suite runs.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -32,14 +45,19 @@ pub enum Mode {
     /// The guest agent reads its own pixels and encodes with x264 in the
     /// guest (the baseline).
     AgentX264,
+    /// The agent's x264 work (conversion from guest memory, x264 as the
+    /// agent sets it) done by the host on the guest's flushes: the
+    /// baseline without emulation, roughly what a KVM guest would spend.
+    BaselineNative,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 4] = [
+    pub const ALL: [Mode; 5] = [
         Mode::Synthetic,
         Mode::Scanout,
         Mode::AgentZerocopy,
         Mode::AgentX264,
+        Mode::BaselineNative,
     ];
 
     fn name(self) -> &'static str {
@@ -48,6 +66,7 @@ impl Mode {
             Mode::Scanout => "scanout",
             Mode::AgentZerocopy => "agent-zerocopy",
             Mode::AgentX264 => "agent-x264",
+            Mode::BaselineNative => "baseline-native",
         }
     }
 
@@ -62,8 +81,9 @@ impl Mode {
         a.agent = match self {
             Mode::AgentZerocopy => Some("host".into()),
             Mode::AgentX264 => Some("x264".into()),
-            Mode::Synthetic | Mode::Scanout => None,
+            Mode::Synthetic | Mode::Scanout | Mode::BaselineNative => None,
         };
+        a.baseline_native = self == Mode::BaselineNative;
         a
     }
 }
@@ -96,14 +116,6 @@ struct ModeReport {
 }
 
 #[derive(Serialize)]
-struct Machine {
-    cpu: String,
-    cores: usize,
-    /// How the guests run: this benchmark boots them under TCG.
-    accel: &'static str,
-}
-
-#[derive(Serialize)]
 struct SuiteReport {
     version: u32,
     machine: Machine,
@@ -113,26 +125,45 @@ struct SuiteReport {
     seconds_per_run: f64,
     repeats: u32,
     modes: BTreeMap<&'static str, ModeReport>,
-    /// agent-zerocopy's median over agent-x264's, per figure: below 1 is
-    /// less (better for CPU and latency, worse for fps).
+    /// agent-zerocopy's median over agent-x264's (the baseline in the
+    /// guest, emulated), per figure: below 1 is less (better for CPU and
+    /// latency, worse for fps).
     zerocopy_over_x264: BTreeMap<&'static str, f64>,
+    /// agent-zerocopy's median over baseline-native's (the same x264 work
+    /// done by the host), per figure.
+    zerocopy_over_native: BTreeMap<&'static str, f64>,
 }
 
 /// The figures summarised, by name, from one run.
+#[allow(clippy::cast_precision_loss)] // bytes of memory: far below 2^52
 fn figures(r: &StreamReport) -> Vec<(&'static str, Option<f64>)> {
-    let total = r
-        .guest_cpu_per_frame_ms
-        .map(|g| g + r.host_cpu_per_frame_ms);
+    // Everything the host spent: QEMU's threads hold the guest's vCPUs,
+    // the agent's own figure among them; the vsock backend carries the
+    // agent's traffic.
+    let total = r.host_cpu_per_frame_ms
+        + r.qemu_cpu_per_frame_ms.unwrap_or(0.0)
+        + r.vsock_cpu_per_frame_ms.unwrap_or(0.0);
+    let bytes = |b: Option<u64>| b.map(|b| b as f64);
     vec![
+        ("guest_flushes_per_second", r.guest_flushes_per_second),
+        ("stream_fps", Some(r.stream_fps)),
         ("delivered_fps", Some(r.delivered_fps)),
         ("latency_p50_ms", Some(r.latency_p50_ms)),
         ("latency_p95_ms", Some(r.latency_p95_ms)),
         ("latency_p99_ms", Some(r.latency_p99_ms)),
+        ("latency_max_ms", Some(r.latency_max_ms)),
         ("host_cpu_per_frame_ms", Some(r.host_cpu_per_frame_ms)),
         ("guest_cpu_per_frame_ms", r.guest_cpu_per_frame_ms),
-        ("total_cpu_per_frame_ms", total),
+        ("qemu_cpu_per_frame_ms", r.qemu_cpu_per_frame_ms),
+        ("vcpu_cpu_per_frame_ms", r.vcpu_cpu_per_frame_ms),
+        ("vsock_cpu_per_frame_ms", r.vsock_cpu_per_frame_ms),
+        ("total_cpu_per_frame_ms", Some(total)),
+        ("zerocast_peak_rss_bytes", bytes(r.zerocast_peak_rss_bytes)),
+        ("qemu_peak_rss_bytes", bytes(r.qemu_peak_rss_bytes)),
+        ("vsock_peak_rss_bytes", bytes(r.vsock_peak_rss_bytes)),
         ("bytes_copied_per_frame", r.bytes_copied_per_frame),
         ("bitrate_bps", Some(r.bitrate_bps)),
+        ("mean_frame_bytes", Some(r.mean_frame_bytes)),
     ]
 }
 
@@ -151,38 +182,23 @@ fn summarise(runs: &[StreamReport]) -> BTreeMap<&'static str, Spread> {
         .collect()
 }
 
-/// agent-zerocopy's median over agent-x264's, for the figures both have.
-fn ratios(modes: &BTreeMap<&'static str, ModeReport>) -> BTreeMap<&'static str, f64> {
-    let (Some(zc), Some(x264)) = (modes.get("agent-zerocopy"), modes.get("agent-x264")) else {
+/// Mode `of`'s median over mode `over`'s, for the figures both have
+/// (none unless both ran).
+fn ratios(
+    modes: &BTreeMap<&'static str, ModeReport>,
+    of: Mode,
+    over: Mode,
+) -> BTreeMap<&'static str, f64> {
+    let (Some(of), Some(over)) = (modes.get(of.name()), modes.get(over.name())) else {
         return BTreeMap::new();
     };
-    zc.summary
+    of.summary
         .iter()
         .filter_map(|(name, s)| {
-            let base = x264.summary.get(name)?.median;
+            let base = over.summary.get(name)?.median;
             (base != 0.0).then(|| (*name, s.median / base))
         })
         .collect()
-}
-
-fn machine() -> Machine {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                l.strip_prefix("model name")?
-                    .split(':')
-                    .nth(1)
-                    .map(str::trim)
-                    .map(str::to_owned)
-            })
-        })
-        .unwrap_or_default();
-    Machine {
-        cpu,
-        cores: std::thread::available_parallelism().map_or(1, usize::from),
-        accel: "tcg",
-    }
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -207,45 +223,128 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut modes: Vec<Mode> = args.modes.clone();
     modes.sort();
     modes.dedup();
+    let repeats = args.repeats.max(1);
+    let runs_in_all = u32::try_from(modes.len())? * repeats;
+    let mut progress = SuiteProgress::new(runs_in_all, args.quiet)?;
     let mut reports = BTreeMap::new();
     for mode in modes {
         let mut runs = Vec::new();
-        for repeat in 1..=args.repeats.max(1) {
-            println!("== {} run {repeat}/{}", mode.name(), args.repeats.max(1));
-            let run = stream(&mode.args(args, &kernel, &initrd))
-                .await
-                .with_context(|| format!("suite mode {}, run {repeat}", mode.name()))?;
+        for repeat in 1..=repeats {
+            progress.start_run(mode.name(), repeat, repeats);
+            let run = stream(&mode.args(args, &kernel, &initrd), &mut |p| {
+                progress.phase(p);
+            })
+            .await
+            .with_context(|| format!("suite mode {}, run {repeat}", mode.name()))?;
+            progress.end_run();
+            tracing::info!(
+                fps = run.delivered_fps,
+                latency_p50_ms = run.latency_p50_ms,
+                host_cpu_per_frame_ms = run.host_cpu_per_frame_ms,
+                "suite: {} {repeat}/{repeats} measured",
+                mode.name()
+            );
             runs.push(run);
         }
         let summary = summarise(&runs);
         reports.insert(mode.name(), ModeReport { runs, summary });
     }
+    // Every VM run boots its guest the same way: any run's accelerator.
+    let accel = reports
+        .values()
+        .flat_map(|m: &ModeReport| &m.runs)
+        .find_map(|r| r.accel.clone());
     let report = SuiteReport {
         version: SCHEMA_VERSION,
-        machine: machine(),
+        machine: Machine::describe(accel),
         width: args.size.width,
         height: args.size.height,
         fps: args.video.fps,
         seconds_per_run: args.seconds,
-        repeats: args.repeats.max(1),
-        zerocopy_over_x264: ratios(&reports),
+        repeats,
+        zerocopy_over_x264: ratios(&reports, Mode::AgentZerocopy, Mode::AgentX264),
+        zerocopy_over_native: ratios(&reports, Mode::AgentZerocopy, Mode::BaselineNative),
         modes: reports,
     };
+    drop(progress);
     print_table(&report);
-    write_json(&args.json, &report)
+    write_json(&args.json, &report)?;
+    for path in write_plots(&args.json, &report.modes)? {
+        println!("chart             {}", path.display());
+    }
+    Ok(())
 }
 
+/// The charts beside `json`, named after it (bench.json: bench-fps.svg, ...).
+fn write_plots(
+    json: &Path,
+    modes: &BTreeMap<&'static str, ModeReport>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = json.parent().unwrap_or(Path::new(""));
+    let stem = json.file_stem().and_then(|s| s.to_str()).unwrap_or("bench");
+    let data: Vec<ModeData> = modes
+        .iter()
+        .map(|(name, m)| ModeData {
+            name,
+            fps_runs: m.runs.iter().map(|r| &r.decoded_fps_series[..]).collect(),
+            latencies_ms: m
+                .runs
+                .iter()
+                .flat_map(|r| r.latency_samples_ms.iter().copied())
+                .collect(),
+            cpu: CPU_FIGURES.map(|(figure, _)| m.summary.get(figure).copied()),
+        })
+        .collect();
+    plots::write(dir, stem, &data)
+}
+
+/// The table's rows: a figure, its label and the factor it is shown at.
+const TABLE: [(&str, &str, f64); 18] = [
+    ("guest_flushes_per_second", "guest_flushes/s", 1.0),
+    ("stream_fps", "stream_fps", 1.0),
+    ("delivered_fps", "delivered_fps", 1.0),
+    ("latency_p50_ms", "latency_p50_ms", 1.0),
+    ("latency_p95_ms", "latency_p95_ms", 1.0),
+    ("latency_max_ms", "latency_max_ms", 1.0),
+    ("host_cpu_per_frame_ms", "zerocast_cpu_ms/frame", 1.0),
+    ("qemu_cpu_per_frame_ms", "qemu_cpu_ms/frame", 1.0),
+    ("vcpu_cpu_per_frame_ms", " of which vcpus", 1.0),
+    ("guest_cpu_per_frame_ms", " agent's own figure", 1.0),
+    ("vsock_cpu_per_frame_ms", "vsock_cpu_ms/frame", 1.0),
+    ("total_cpu_per_frame_ms", "total_cpu_ms/frame", 1.0),
+    ("bytes_copied_per_frame", "bytes_copied/frame", 1.0),
+    ("bitrate_bps", "bitrate_mbit/s", 1e-6),
+    ("mean_frame_bytes", "mean_frame_kib", 1.0 / 1024.0),
+    (
+        "zerocast_peak_rss_bytes",
+        "zerocast_peak_rss_mib",
+        1.0 / 1048576.0,
+    ),
+    ("qemu_peak_rss_bytes", "qemu_peak_rss_mib", 1.0 / 1048576.0),
+    (
+        "vsock_peak_rss_bytes",
+        "vsock_peak_rss_mib",
+        1.0 / 1048576.0,
+    ),
+];
+
 fn print_table(r: &SuiteReport) {
+    let m = &r.machine;
+    let unknown = || "?".to_owned();
     println!(
-        "\n{} ({} cores, guests under {}); synthetic desktop {}x{} (the guest's mode for the others), {} fps, {} s x {} per mode; medians [min-max]",
-        r.machine.cpu,
-        r.machine.cores,
-        r.machine.accel,
-        r.width,
-        r.height,
-        r.fps,
-        r.seconds_per_run,
-        r.repeats
+        "\n{}, {} cores; {}; {}; kernel {}; {}",
+        m.cpu,
+        m.cores,
+        m.accel
+            .as_ref()
+            .map_or("no guest".to_owned(), |a| format!("guests under {a}")),
+        m.qemu.clone().unwrap_or_else(unknown),
+        m.kernel.clone().unwrap_or_else(unknown),
+        m.date
+    );
+    println!(
+        "synthetic desktop {}x{} (the guest's mode for the others), {} fps, {} s x {} per mode; medians [min-max]",
+        r.width, r.height, r.fps, r.seconds_per_run, r.repeats
     );
     let names: Vec<&str> = r.modes.keys().copied().collect();
     print!("{:<24}", "");
@@ -253,27 +352,32 @@ fn print_table(r: &SuiteReport) {
         print!("{n:>26}");
     }
     println!();
-    let figures = [
-        "delivered_fps",
-        "latency_p50_ms",
-        "latency_p95_ms",
-        "host_cpu_per_frame_ms",
-        "guest_cpu_per_frame_ms",
-        "total_cpu_per_frame_ms",
-        "bytes_copied_per_frame",
-    ];
-    for f in figures {
-        print!("{f:<24}");
+    for (figure, label, scale) in TABLE {
+        print!("{label:<24}");
         for n in &names {
-            let cell = r.modes[n].summary.get(f).map_or("-".to_owned(), |s| {
-                format!("{:.2} [{:.2}-{:.2}]", s.median, s.min, s.max)
+            let cell = r.modes[n].summary.get(figure).map_or("-".to_owned(), |s| {
+                let (lo, mid, hi) = (s.min * scale, s.median * scale, s.max * scale);
+                format!("{mid:.2} [{lo:.2}-{hi:.2}]")
             });
             print!("{cell:>26}");
         }
         println!();
     }
-    for (f, ratio) in &r.zerocopy_over_x264 {
-        println!("agent-zerocopy / agent-x264  {f:<24} {ratio:.3}");
+    let ratios = [
+        (
+            "agent-zerocopy / agent-x264 (guest x264, emulated)",
+            &r.zerocopy_over_x264,
+        ),
+        (
+            "agent-zerocopy / baseline-native (host x264)",
+            &r.zerocopy_over_native,
+        ),
+    ];
+    for (title, figures) in ratios.into_iter().filter(|(_, f)| !f.is_empty()) {
+        println!("{title}:");
+        for (f, ratio) in figures {
+            println!("  {f:<24} {ratio:.3}");
+        }
     }
 }
 
@@ -296,11 +400,21 @@ mod tests {
             runs: Vec::new(),
             summary: BTreeMap::from([("host_cpu_per_frame_ms", Spread::of(&[cpu]).unwrap())]),
         };
-        let modes = BTreeMap::from([("agent-zerocopy", mode(2.0)), ("agent-x264", mode(8.0))]);
+        let modes = BTreeMap::from([
+            ("agent-zerocopy", mode(2.0)),
+            ("agent-x264", mode(8.0)),
+            ("baseline-native", mode(4.0)),
+        ]);
+        let (zc, x264, native) = (Mode::AgentZerocopy, Mode::AgentX264, Mode::BaselineNative);
         assert_eq!(
-            ratios(&modes),
+            ratios(&modes, zc, x264),
             BTreeMap::from([("host_cpu_per_frame_ms", 0.25)])
         );
-        assert!(ratios(&BTreeMap::from([("agent-x264", mode(1.0))])).is_empty());
+        assert_eq!(
+            ratios(&modes, zc, native),
+            BTreeMap::from([("host_cpu_per_frame_ms", 0.5)])
+        );
+        let one = BTreeMap::from([("agent-x264", mode(1.0))]);
+        assert!(ratios(&one, zc, x264).is_empty());
     }
 }

@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use zerocast_gpu::GpuBackendHandle;
 use zerocast_hxfr_server::{Endpoint, ListenerRole};
 use zerocast_input::InputSink;
-use zerocast_pipeline::{PublishedStream, Stream};
+use zerocast_pipeline::{PublishedStream, Registry, Stream};
 use zerocast_qemu::{Accel, Gpu, Qmp, QmpInput, Vm, VmConfig, VsockDevice};
 use zerocast_web::Gateway;
 
@@ -143,6 +143,9 @@ pub struct VmStack {
     pub vm: Vm,
     pub gpu: Arc<GpuBackendHandle>,
     pub scanouts: Vec<Arc<Stream>>,
+    /// Every stream viewers and HXFR peers can reach: another can be added
+    /// while the VM runs (the benchmark's host-side baseline).
+    pub registry: Arc<Registry>,
     pub serving: Serving,
     pub serial_log: PathBuf,
     /// Keys and pointer into the guest (QMP), as viewers' input goes.
@@ -150,7 +153,7 @@ pub struct VmStack {
     /// What a guest agent publishes (with `--vsock`).
     pub guest_stream: Option<Arc<Stream>>,
     /// Kept alive as long as the VM.
-    _vsock: Option<VsockDevice>,
+    vsock: Option<VsockDevice>,
     /// Dropped last: removes a work folder zerocast made itself.
     _work: RuntimeDir,
 }
@@ -232,17 +235,25 @@ impl VmStack {
         if let Some(session) = session {
             gateway = gateway.with_session(session);
         }
-        let serving =
-            crate::serving::start(registry, gateway, &endpoints, limits, args.listen, tls).await?;
+        let serving = crate::serving::start(
+            registry.clone(),
+            gateway,
+            &endpoints,
+            limits,
+            args.listen,
+            tls,
+        )
+        .await?;
         Ok(VmStack {
             vm,
             gpu,
             scanouts,
+            registry,
             serving,
             serial_log,
             input,
             guest_stream,
-            _vsock: vsock,
+            vsock,
             _work: work_dir,
         })
     }
@@ -261,6 +272,12 @@ impl VmStack {
         while streams().any(|s| s.subscribers() > 0) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The vhost-device-vsock process giving the guest vsock (with
+    /// `--vsock`), while it runs.
+    pub fn vsock_pid(&self) -> Option<u32> {
+        self.vsock.as_ref().and_then(VsockDevice::pid)
     }
 
     /// Stops QEMU and logs what the GPU and the encoders did.
