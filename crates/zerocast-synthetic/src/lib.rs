@@ -11,6 +11,8 @@
 //! - [`workload`]: [`WorkloadScene`], deterministic desktop activity (typing,
 //!   a clock, a dragged window, scrolling, video) that reports exactly what
 //!   each frame redrew, for the damage benchmark.
+//! - [`workload_source`]: [`WorkloadSource`], a workload paced as a frame
+//!   source (`zerocast demo --workload`).
 
 #![forbid(unsafe_code)]
 
@@ -18,6 +20,8 @@ pub mod canvas;
 pub mod desktop;
 pub mod scene;
 pub mod workload;
+pub mod workload_source;
 
 pub use desktop::{Motion, SyntheticDesktop};
 pub use workload::{Workload, WorkloadScene};
+pub use workload_source::WorkloadSource;

@@ -37,6 +37,9 @@ const stats = window.zerocastStats = {
   // texts sent, the mode last asked for.
   session: { clipboardIn: 0, clipboardText: "", clipboardWritten: 0, clipboardError: "",
              clipboardOut: 0, textOut: 0, resize: "" },
+  // Striped frames (0x02) received, their records, and the rows those
+  // covered in frames that were not keyframes.
+  stripes: { frames: 0, records: 0, deltaFrames: 0, deltaRows: 0 },
 };
 
 let ws = null, decoder = null, waitingForKey = true, reconnects = 0;
@@ -129,7 +132,8 @@ function onStripes(b) {
   const f = { pts, width: view.getUint16(11), height: view.getUint16(13), left: 0, pictures: [] };
   stats.received++;
   secondBytes += b.length;
-  if (key) stats.keyframes++;
+  stats.stripes.frames++;
+  if (key) stats.keyframes++; else stats.stripes.deltaFrames++;
   if (stripedFrames.length >= MAX_STRIPED_PENDING) {
     onDecoderError(new Error("stripe decoders fell behind"));
     return;
@@ -145,6 +149,8 @@ function onStripes(b) {
       onDecoderError(new Error("a stripe record is outside the frame"));
       return;
     }
+    stats.stripes.records++;
+    if (!key) stats.stripes.deltaRows += height;
     const s = stripe(y, height);
     if (s.waiting && !stripeKey) { stats.dropped++; continue; }
     if (!s.configured) {

@@ -9,7 +9,7 @@ use clap::Args;
 use zerocast_frame::FrameSource;
 use zerocast_input::InputSink;
 use zerocast_pipeline::{Registry, ResourceError, ResourceReader, ScanoutPipeline, Stream};
-use zerocast_synthetic::{Motion, SyntheticDesktop};
+use zerocast_synthetic::{Motion, SyntheticDesktop, Workload, WorkloadScene, WorkloadSource};
 use zerocast_web::Gateway;
 
 use crate::options::{DesktopSize, HxfrArgs, VideoArgs};
@@ -27,8 +27,16 @@ pub struct DemoArgs {
     #[command(flatten)]
     pub video: VideoArgs,
     /// Draw one picture and redraw only on input: a still screen costs no encoding.
-    #[arg(long = "static")]
+    #[arg(long = "static", conflicts_with = "workload")]
     pub still: bool,
+    /// Instead of the desktop, a benchmark workload (typing, clock, drag,
+    /// scroll, video) at --fps, each frame damaging only what it redrew:
+    /// what stripes save, as a viewer sees it. Input is not taken.
+    #[arg(long)]
+    pub workload: Option<Workload>,
+    /// With --workload: stop after this many frames and stay still.
+    #[arg(long, requires = "workload")]
+    pub workload_frames: Option<u64>,
     /// Where the web viewer listens. Binds to loopback unless told otherwise.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -69,7 +77,17 @@ pub struct Stack {
     _private: RuntimeDir,
 }
 
+/// What a demo shows.
+#[derive(Debug, Clone, Copy)]
+pub enum Picture {
+    /// The synthetic desktop, which takes input.
+    Desktop(Motion),
+    /// A workload, for at most this many frames.
+    Workload(Workload, Option<u64>),
+}
+
 impl Stack {
+    /// The synthetic desktop's stack.
     pub async fn start(
         size: DesktopSize,
         v: &VideoArgs,
@@ -78,10 +96,30 @@ impl Stack {
         access: &WebAccessArgs,
         hxfr: &HxfrArgs,
     ) -> anyhow::Result<Stack> {
+        Self::start_picture(size, v, Picture::Desktop(motion), listen, access, hxfr).await
+    }
+
+    pub async fn start_picture(
+        size: DesktopSize,
+        v: &VideoArgs,
+        picture: Picture,
+        listen: SocketAddr,
+        access: &WebAccessArgs,
+        hxfr: &HxfrArgs,
+    ) -> anyhow::Result<Stack> {
         size.check()?;
         let tls = access.tls(listen)?;
-        let desktop = SyntheticDesktop::new(size.width, size.height, v.fps, motion);
-        let input: Arc<dyn InputSink> = desktop.input();
+        let (source, input): (Box<dyn FrameSource>, Option<Arc<dyn InputSink>>) = match picture {
+            Picture::Desktop(motion) => {
+                let desktop = SyntheticDesktop::new(size.width, size.height, v.fps, motion);
+                let input: Arc<dyn InputSink> = desktop.input();
+                (Box::new(desktop), Some(input))
+            }
+            Picture::Workload(kind, frames) => {
+                let scene = WorkloadScene::new(kind, size.width, size.height);
+                (Box::new(WorkloadSource::new(scene, v.fps, frames)), None)
+            }
+        };
         let resources = SyntheticResources(Mutex::new(SyntheticDesktop::new(
             size.width,
             size.height,
@@ -89,14 +127,13 @@ impl Stack {
             Motion::Static,
         )));
         let config = v.pipeline(0);
-        let pipeline =
-            ScanoutPipeline::start(Box::new(desktop), config).context("starting the encoder")?;
+        let pipeline = ScanoutPipeline::start(source, config).context("starting the encoder")?;
         let registry =
             Arc::new(Registry::new(v.encoder, v.settings()).with_resources(Arc::new(resources)));
         let stream = registry.add(Stream::Encoded(pipeline));
         tracing::info!("scanout 0: {}", stream.describe());
 
-        let gateway = Gateway::new(registry.clone(), Some(input), access.config()?);
+        let gateway = Gateway::new(registry.clone(), input, access.config()?);
         let private = RuntimeDir::create("zerocast-demo").context("creating the demo's folder")?;
         let endpoints = hxfr.endpoints(private.path())?;
         let limits = hxfr.limits();
@@ -111,15 +148,15 @@ impl Stack {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let motion = if args.still {
-        Motion::Static
-    } else {
-        Motion::Animated
+    let picture = match (args.workload, args.still) {
+        (Some(kind), _) => Picture::Workload(kind, args.workload_frames),
+        (None, true) => Picture::Desktop(Motion::Static),
+        (None, false) => Picture::Desktop(Motion::Animated),
     };
-    let stack = Stack::start(
+    let stack = Stack::start_picture(
         args.size,
         &args.video,
-        motion,
+        picture,
         args.listen,
         &args.access,
         &args.hxfr,
