@@ -63,6 +63,12 @@ pub fn read_luma(luma: &[u8], width: u32, height: u32, stride: usize) -> Option<
         let v = *luma.get(c * stride + i as usize * BLOCK as usize + c)?;
         Some(v >= 128)
     };
+    decode(sample)
+}
+
+/// The number whose blocks `sample` reads (block index -> white), if the
+/// marker and check bits are right.
+fn decode(sample: impl Fn(u32) -> Option<bool>) -> Option<u32> {
     if !sample(0)? || sample(1)? {
         return None;
     }
@@ -72,6 +78,21 @@ pub fn read_luma(luma: &[u8], width: u32, height: u32, stride: usize) -> Option<
     }
     let n = word >> 8;
     (check_bits(n) == word & 0xFF).then_some(n)
+}
+
+/// Reads a stamp from a packed-RGB picture (byte 1 of each pixel, green
+/// in every 4-byte layout zerocast takes: the stamp is black and white).
+/// Reads 34 pixels; allocates nothing.
+pub fn read_frame(frame: &crate::Frame<'_>) -> Option<u32> {
+    if frame.format().bytes_per_pixel() != 4 || frame.width() < WIDTH || frame.height() < BLOCK {
+        return None;
+    }
+    let c = (BLOCK / 2) as usize;
+    let row = frame.data().get(c * frame.stride() as usize..)?;
+    let sample = |i: u32| -> Option<bool> {
+        Some(*row.get((i as usize * BLOCK as usize + c) * 4 + 1)? >= 128)
+    };
+    decode(sample)
 }
 
 #[cfg(test)]
@@ -90,6 +111,21 @@ mod tests {
             draw(&mut px, w, h, (w * 4) as usize, n);
             assert_eq!(read_luma(&luma_of(&px), w, h, w as usize), Some(n));
         }
+    }
+
+    #[test]
+    fn reads_from_a_packed_picture() {
+        let (w, h) = (WIDTH + 8, BLOCK + 2);
+        let stride = (w * 4) as usize + 12;
+        let mut px = vec![0x80u8; stride * h as usize];
+        draw(&mut px, w, h, stride, 4242);
+        let frame =
+            crate::Frame::new(w, h, stride as u32, crate::PixelFormat::Xrgb8888, &px).unwrap();
+        assert_eq!(read_frame(&frame), Some(4242));
+        let blank = vec![0u8; stride * h as usize];
+        let frame =
+            crate::Frame::new(w, h, stride as u32, crate::PixelFormat::Xrgb8888, &blank).unwrap();
+        assert_eq!(read_frame(&frame), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::budget::Budget;
 use crate::commands::{self, Command, Response};
 use crate::config::GpuConfig;
 use crate::edid;
+use crate::flush_stamps::FlushStamps;
 use crate::log_limit::LogLimiter;
 use crate::mapping::MappingLimits;
 use crate::refusal::Refusal;
@@ -37,6 +38,8 @@ pub(crate) struct Shared {
     /// sleeps on its own bell, so a still screen wakes nobody.
     readers: Mutex<Vec<Doorbell>>,
     pub stats: Stats,
+    /// Scanout 0's flushed stamps, when a benchmark asks.
+    pub flush_stamps: FlushStamps,
     /// Refused commands are logged the first of a burst, then summarised.
     refusal_log: Mutex<LogLimiter>,
 }
@@ -64,6 +67,7 @@ impl Shared {
             }),
             readers: Mutex::new(Vec::new()),
             stats: Stats::new(hostmem, config.mappings.clone()),
+            flush_stamps: FlushStamps::default(),
             refusal_log: Mutex::new(LogLimiter::new(REFUSAL_LOG_INTERVAL)),
         }
     }
@@ -180,7 +184,7 @@ impl Shared {
         trace!(?cmd, "control command");
         let response = self
             .lock()
-            .execute(cmd, mem, &self.stats)
+            .execute(cmd, mem, (&self.stats, &self.flush_stamps))
             .map_err(|refusal| (name, refusal))?;
         if wakes_readers {
             self.notify();
@@ -218,7 +222,7 @@ impl GpuState {
         &mut self,
         cmd: Command,
         mem: &GuestMemoryMmap,
-        stats: &Stats,
+        (stats, flush_stamps): (&Stats, &FlushStamps),
     ) -> Result<Response, Refusal> {
         match cmd {
             Command::GetDisplayInfo => Ok(Response::DisplayInfo(
@@ -286,6 +290,15 @@ impl GpuState {
                 let now = Instant::now();
                 for s in &mut self.scanouts {
                     s.flushed(resource_id, &rect, now);
+                }
+                if flush_stamps.is_on() {
+                    let picture = self
+                        .scanouts
+                        .first()
+                        .and_then(|s| s.picture(&self.resources));
+                    if let Some(frame) = picture.as_ref().and_then(|p| p.frame()) {
+                        flush_stamps.flushed(&frame, std::time::SystemTime::now());
+                    }
                 }
                 Ok(Response::NoData)
             }
@@ -639,6 +652,36 @@ mod tests {
         ] {
             assert_eq!(send(dev, mem, request), RESP_OK_NODATA);
         }
+    }
+
+    #[test]
+    fn flushed_stamps_are_noted_only_once_asked() {
+        let dev = device(vec![(1280, 800)]);
+        let mem = memfd_memory(1 << 20);
+        let (w, h) = (zerocast_frame::stamp::WIDTH, zerocast_frame::stamp::BLOCK);
+        let stamped = |n| {
+            let mut px = vec![0x80u8; (w * h * 4) as usize];
+            zerocast_frame::stamp::draw(&mut px, w, h, (w * 4) as usize, n);
+            px
+        };
+        mem.write_slice(&stamped(7), GuestAddress(0x10000)).unwrap();
+        for request in [
+            build::create_2d(1, XRGB, w, h),
+            build::attach(1, &[(0x10000, w * h * 4)]),
+            build::set_scanout(0, 1, rect(0, 0, w, h)),
+            build::flush(1, rect(0, 0, w, h)),
+        ] {
+            assert_eq!(send(&dev, &mem, request), RESP_OK_NODATA);
+        }
+        assert!(dev.flush_stamps.entries().is_empty(), "off by default");
+        dev.flush_stamps.record(true);
+        mem.write_slice(&stamped(8), GuestAddress(0x10000)).unwrap();
+        assert_eq!(
+            send(&dev, &mem, build::flush(1, rect(0, 0, w, h))),
+            RESP_OK_NODATA
+        );
+        let noted: Vec<u32> = dev.flush_stamps.entries().iter().map(|e| e.0).collect();
+        assert_eq!(noted, [8]);
     }
 
     #[test]

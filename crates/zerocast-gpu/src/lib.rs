@@ -25,6 +25,8 @@
 //! - `relay`: a connection already made (libvirt's `--fd`), passed to the device message by message.
 //! - `table`: [`ResourceTable`], lookups by resource id.
 //! - `log_limit`: repeated log lines (refused commands) summarised once a second.
+//! - `flush_stamps`: [`FlushStamps`], when each stamped picture was
+//!   flushed, for benchmarks (off unless asked).
 //! - `stats`: [`GpuStats`] counters. `config`: [`GpuConfig`]. `error`: [`GpuError`].
 //! - `testutil` (tests and fuzzing): memfd-backed guest memory, as QEMU shares it.
 //! - `fuzzing` (feature `fuzzing`, not API): the fuzz target's command-script
@@ -57,6 +59,7 @@ mod config;
 mod device;
 mod edid;
 mod error;
+mod flush_stamps;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod log_limit;
@@ -80,6 +83,7 @@ pub use config::{
     MAX_SCANOUTS,
 };
 pub use error::{GpuError, VhostUserFailure};
+pub use flush_stamps::FlushStamps;
 pub use server::GpuBackendHandle;
 pub use snapshot::ResourceSnapshot;
 pub use source::ScanoutSource;

@@ -181,6 +181,11 @@ impl GpuBackendHandle {
         self.shared.stats.snapshot()
     }
 
+    /// When scanout 0's stamped pictures were flushed, once turned on.
+    pub fn flush_stamps(&self) -> &crate::FlushStamps {
+        &self.shared.flush_stamps
+    }
+
     /// Offers scanout `index` to the guest as connected or not. The guest
     /// reads this at its next `GET_DISPLAY_INFO` (driver start): QEMU's
     /// vhost-user-gpu does not pass a backend's config-change event on, so

@@ -18,6 +18,9 @@ const remoteResize = params.get("resize") !== "off";
 // The picture comes in stripes, only the changed ones (?stripes=off: the
 // single whole-picture stream helix's clients get).
 const striped = params.get("stripes") !== "off";
+// Benchmarks: read the frame stamp (zerocast-frame's stamp) off each picture
+// shown, for latency from the guest's flush of that very frame.
+const readStamps = params.get("stamps") === "on";
 const ctx = canvas.getContext("2d", { alpha: false, desynchronized: true });
 const statsBox = document.getElementById("stats");
 const statusBox = document.getElementById("status");
@@ -40,6 +43,9 @@ const stats = window.zerocastStats = {
   // Striped frames (0x02) received, their records, and the rows those
   // covered in frames that were not keyframes.
   stripes: { frames: 0, records: 0, deltaFrames: 0, deltaRows: 0 },
+  // With ?stamps=on: [stamp, µs since the Unix epoch on the host's clock]
+  // of each picture shown, the latest 4096.
+  stamps: [],
 };
 
 let ws = null, decoder = null, waitingForKey = true, reconnects = 0;
@@ -77,6 +83,26 @@ function onDecoded(frame) {
   countShown(frame.timestamp, frame.displayWidth, frame.displayHeight);
   ctx.drawImage(frame, 0, 0);
   frame.close();
+  noteStamp();
+}
+
+// The stamp's layout: 34 blocks of 16x16 pixels in the top-left corner, a
+// white and a black marker, 24 bits of the number, 8 check bits.
+const STAMP_BLOCK = 16, STAMP_BLOCKS = 34;
+
+function noteStamp() {
+  if (!readStamps || canvas.width < STAMP_BLOCK * STAMP_BLOCKS || canvas.height < STAMP_BLOCK) return;
+  const row = ctx.getImageData(0, STAMP_BLOCK / 2, STAMP_BLOCK * STAMP_BLOCKS, 1).data;
+  const bit = (i) => row[(i * STAMP_BLOCK + STAMP_BLOCK / 2) * 4 + 1] >= 128;
+  if (!bit(0) || bit(1)) return;
+  let n = 0, check = 0;
+  for (let i = 2; i < 26; i++) n = n * 2 + (bit(i) ? 1 : 0);
+  for (let i = 26; i < STAMP_BLOCKS; i++) check = check * 2 + (bit(i) ? 1 : 0);
+  if (check !== ((n ^ (n >> 8) ^ (n >> 16) ^ 0x5A) & 0xFF)) return;
+  const last = stats.stamps[stats.stamps.length - 1];
+  if (last && last[0] === n) return;
+  stats.stamps.push([n, Math.round(nowEpochUs() + clockOffsetUs)]);
+  if (stats.stamps.length > 4096) stats.stamps.shift();
 }
 
 // Striped frames (0x02): each stripe is its own stream with its own
@@ -122,6 +148,7 @@ function drawStripedFrames() {
       ctx.drawImage(picture, 0, y);
       picture.close();
     }
+    noteStamp();
   }
 }
 

@@ -11,8 +11,20 @@ use harness::{require, type_a_and_click, watch_in_chromium, Zerocast};
 async fn chromium_decodes_the_stream_and_sends_input_back() {
     require("chromium");
     let demo = Zerocast::demo(&["--width", "1280", "--height", "720", "--fps", "30"]);
-    let (mut c, stats) = watch_in_chromium(&demo.url, 100).await;
+    // With the page reading each picture's frame stamp, as benchmarks do.
+    let (mut c, stats) = watch_in_chromium(&format!("{}&stamps=on", demo.url), 100).await;
     eprintln!("page stats: {stats}");
+    let stamps: Vec<u64> = stats["stamps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[0].as_u64().unwrap())
+        .collect();
+    assert!(stamps.len() >= 50, "stamps read off the pictures: {stamps:?}");
+    assert!(
+        stamps.windows(2).all(|w| w[0] < w[1]),
+        "each picture's stamp follows the last: {stamps:?}"
+    );
     let shot = harness::tmp("viewer.png");
     c.screenshot(&shot).await.expect("screenshot");
     eprintln!("screenshot: {}", shot.display());
