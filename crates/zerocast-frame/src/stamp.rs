@@ -116,15 +116,13 @@ mod tests {
     #[test]
     fn reads_from_a_packed_picture() {
         let (w, h) = (WIDTH + 8, BLOCK + 2);
-        let stride = (w * 4) as usize + 12;
-        let mut px = vec![0x80u8; stride * h as usize];
-        draw(&mut px, w, h, stride, 4242);
-        let frame =
-            crate::Frame::new(w, h, stride as u32, crate::PixelFormat::Xrgb8888, &px).unwrap();
+        let stride = w * 4 + 12;
+        let mut px = vec![0x80u8; (stride * h) as usize];
+        draw(&mut px, w, h, stride as usize, 4242);
+        let frame = crate::Frame::new(w, h, stride, crate::PixelFormat::Xrgb8888, &px).unwrap();
         assert_eq!(read_frame(&frame), Some(4242));
-        let blank = vec![0u8; stride * h as usize];
-        let frame =
-            crate::Frame::new(w, h, stride as u32, crate::PixelFormat::Xrgb8888, &blank).unwrap();
+        let blank = vec![0u8; (stride * h) as usize];
+        let frame = crate::Frame::new(w, h, stride, crate::PixelFormat::Xrgb8888, &blank).unwrap();
         assert_eq!(read_frame(&frame), None);
     }
 

@@ -20,7 +20,10 @@ async fn chromium_decodes_the_stream_and_sends_input_back() {
         .iter()
         .map(|s| s[0].as_u64().unwrap())
         .collect();
-    assert!(stamps.len() >= 50, "stamps read off the pictures: {stamps:?}");
+    assert!(
+        stamps.len() >= 50,
+        "stamps read off the pictures: {stamps:?}"
+    );
     assert!(
         stamps.windows(2).all(|w| w[0] < w[1]),
         "each picture's stamp follows the last: {stamps:?}"
