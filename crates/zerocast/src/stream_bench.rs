@@ -491,7 +491,8 @@ pub(crate) fn print_stream(report: &StreamReport) {
     let q = &report.quality;
     match (q.psnr_db, q.ssim, &q.not_measured) {
         (Some(psnr), Some(ssim), _) => println!(
-            "quality           luma PSNR {psnr:.2} dB (worst frame {:.2}), SSIM {ssim:.4}, over {} frames",
+            "quality           luma PSNR {psnr:.2} dB (median frame {:.2}, worst {:.2}), SSIM {ssim:.4}, over {} frames",
+            q.psnr_median_db.unwrap_or(psnr),
             q.psnr_min_db.unwrap_or(psnr),
             q.frames_compared
         ),

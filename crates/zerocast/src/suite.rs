@@ -170,6 +170,7 @@ fn figures(r: &StreamReport) -> Vec<(&'static str, Option<f64>)> {
         ("bitrate_bps", Some(r.bitrate_bps)),
         ("mean_frame_bytes", Some(r.mean_frame_bytes)),
         ("psnr_db", r.quality.psnr_db),
+        ("psnr_median_db", r.quality.psnr_median_db),
         ("psnr_min_db", r.quality.psnr_min_db),
         ("ssim", r.quality.ssim),
         (
@@ -312,7 +313,7 @@ fn write_plots(
 }
 
 /// The table's rows: a figure, its label and the factor it is shown at.
-const TABLE: [(&str, &str, f64); 23] = [
+const TABLE: [(&str, &str, f64); 24] = [
     ("guest_flushes_per_second", "guest_flushes/s", 1.0),
     ("stream_fps", "stream_fps", 1.0),
     ("delivered_fps", "delivered_fps", 1.0),
@@ -330,6 +331,7 @@ const TABLE: [(&str, &str, f64); 23] = [
     ("mean_frame_bytes", "mean_frame_kib", 1.0 / 1024.0),
     ("mean_keyframe_bytes", "mean_keyframe_kib", 1.0 / 1024.0),
     ("psnr_db", "psnr_db (luma)", 1.0),
+    ("psnr_median_db", " median frame", 1.0),
     ("psnr_min_db", " worst frame", 1.0),
     ("ssim", "ssim (luma)", 1.0),
     ("quality_frames_compared", "quality_frames", 1.0),
