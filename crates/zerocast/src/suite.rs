@@ -377,8 +377,12 @@ fn print_table(r: &SuiteReport) {
         for n in &names {
             let cell = r.modes[n].summary.get(figure).map_or("-".to_owned(), |s| {
                 let (lo, mid, hi) = (s.min * scale, s.median * scale, s.max * scale);
-                // SSIM's differences are in the third decimal.
-                let d = if figure == "ssim" { 4 } else { 2 };
+                // SSIM's differences are in the third decimal; frames are whole.
+                let d = match figure {
+                    "ssim" => 4,
+                    "quality_frames_compared" => 0,
+                    _ => 2,
+                };
                 format!("{mid:.d$} [{lo:.d$}-{hi:.d$}]")
             });
             print!("{cell:>26}");
