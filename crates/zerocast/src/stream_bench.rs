@@ -23,7 +23,7 @@ use crate::demo::Stack;
 use crate::native_baseline::{AgentX264, NativeBaseline, AGENT_KEYFRAME_EVERY, NATIVE_STREAM};
 use crate::options::HxfrArgs;
 use crate::process::Proc;
-use crate::stream_quality::{Quality, SYNTHETIC_NOT_REPRODUCIBLE};
+use crate::stream_quality::{Quality, Source};
 use crate::vm::VmStack;
 use crate::web_access::WebAccessArgs;
 
@@ -226,10 +226,12 @@ async fn start(args: &BenchArgs) -> anyhow::Result<Measured> {
     let listen: SocketAddr = "127.0.0.1:0".parse()?;
     let (Some(kernel), Some(initrd)) = (&args.kernel, &args.initrd) else {
         let (access, hxfr) = (WebAccessArgs::default(), HxfrArgs::default());
+        // Its clock from the frame number: frames the quality measurement
+        // can draw again.
         let stack = Stack::start(
             args.size,
             &args.video,
-            Motion::Animated,
+            Motion::Replayable,
             listen,
             &access,
             &hxfr,
@@ -434,12 +436,13 @@ pub(crate) async fn stream(
     // After every figure above is read (the peak memory figures too):
     // decoding here would count in them.
     on_phase(Phase::Quality);
-    report.quality = match &vm {
-        Some(_) => crate::stream_quality::measure(&pipeline)
-            .await
-            .context("measuring the decoded picture's quality")?,
-        None => Quality::not_measured(SYNTHETIC_NOT_REPRODUCIBLE),
+    let source = match &vm {
+        Some(_) => Source::TestGuest,
+        None => Source::Synthetic { fps },
     };
+    report.quality = crate::stream_quality::measure(&pipeline, source)
+        .await
+        .context("measuring the decoded picture's quality")?;
     if let Some(native) = native {
         native.stop()?;
     }

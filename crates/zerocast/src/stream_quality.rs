@@ -1,9 +1,11 @@
 //! The picture quality of a stream run: how close the frames a viewer
-//! decodes are to the frames the test guest drew, as luma PSNR and SSIM,
+//! decodes are to the frames their source drew, as luma PSNR and SSIM,
 //! so that a cheaper encode that looks worse shows.
 //!
 //! The test guest's picture is a pure function of its frame number
-//! ([`zerocast_flipper::scene`]), and the number is stamped into it
+//! ([`zerocast_flipper::scene`]), as is the synthetic desktop's when its
+//! clock shows the frame's time ([`zerocast_synthetic::Motion::Replayable`],
+//! which the benchmark runs), and the number is stamped into both
 //! ([`zerocast_frame::stamp`]). After a run's measured window (so that
 //! decoding here does not count in its CPU figures), a subscriber of the
 //! stream the run measured (the very access units its viewers get) takes
@@ -12,9 +14,6 @@
 //! are compared with the frame their stamp names, drawn here and converted
 //! to I420 as the host's encoders convert (BT.601 limited range). A frame
 //! whose stamp does not read is not compared.
-//!
-//! The synthetic desktop draws the wall clock into its picture, which no
-//! frame number reproduces: its runs have no figure, and say why.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +22,7 @@ use anyhow::Context;
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 use serde::Serialize;
-use zerocast_flipper::scene::{Canvas, Scene};
+use zerocast_flipper::scene as guest;
 use zerocast_frame::{stamp, Frame, PixelFormat, I420};
 use zerocast_pipeline::{EncodedFrame, Layout, Stream};
 
@@ -39,9 +38,15 @@ const MIN_FRAMES: usize = 10;
 /// At most this many frames are compared, spread evenly over the decoded.
 pub(crate) const MAX_COMPARED: usize = 60;
 
-/// Why the synthetic desktop's runs have no quality figure.
-pub(crate) const SYNTHETIC_NOT_REPRODUCIBLE: &str =
-    "the synthetic desktop draws the wall clock, so its frames cannot be drawn again to compare with";
+/// What a stream's frames were drawn from, to draw them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The test guest's flipper.
+    TestGuest,
+    /// The synthetic desktop, [`zerocast_synthetic::Motion::Replayable`]
+    /// at this frame rate, with no input.
+    Synthetic { fps: u32 },
+}
 
 /// A run's picture quality (luma), over the frames compared.
 #[derive(Serialize, Clone, Debug, Default, PartialEq)]
@@ -71,18 +76,9 @@ pub(crate) struct Quality {
     pub(crate) not_measured: Option<String>,
 }
 
-impl Quality {
-    pub(crate) fn not_measured(reason: &str) -> Quality {
-        Quality {
-            not_measured: Some(reason.to_owned()),
-            ..Quality::default()
-        }
-    }
-}
-
-/// Takes `stream`'s frames for a few seconds, then compares them with the
-/// test guest's picture.
-pub(crate) async fn measure(stream: &Stream) -> anyhow::Result<Quality> {
+/// Takes `stream`'s frames for a few seconds, then compares them with
+/// `source`'s.
+pub(crate) async fn measure(stream: &Stream, source: Source) -> anyhow::Result<Quality> {
     let mut sub = stream.subscribe();
     let started = Instant::now();
     let mut frames: Vec<Arc<EncodedFrame>> = Vec::new();
@@ -108,7 +104,7 @@ pub(crate) async fn measure(stream: &Stream) -> anyhow::Result<Quality> {
         .filter(|f| f.keyframe)
         .map(|f| f.access_unit.len())
         .collect();
-    let mut quality = tokio::task::spawn_blocking(move || compare(&frames))
+    let mut quality = tokio::task::spawn_blocking(move || compare(&frames, source))
         .await
         .context("the quality comparison's thread")??;
     quality.seconds = seconds;
@@ -119,11 +115,11 @@ pub(crate) async fn measure(stream: &Stream) -> anyhow::Result<Quality> {
 }
 
 /// Decodes `frames` in order and compares up to [`MAX_COMPARED`] of them,
-/// evenly spread, with the test guest's frames their stamps name.
-fn compare(frames: &[Arc<EncodedFrame>]) -> anyhow::Result<Quality> {
+/// evenly spread, with `source`'s frames their stamps name.
+fn compare(frames: &[Arc<EncodedFrame>], source: Source) -> anyhow::Result<Quality> {
     let mut decoder = Decoder::new().context("building OpenH264's decoder")?;
     let every = frames.len().div_ceil(MAX_COMPARED).max(1);
-    let mut reference = Reference::default();
+    let mut reference = Reference::new(source);
     let mut q = Quality::default();
     let (mut squared, mut samples, mut ssim_sum) = (0.0, 0.0, 0.0);
     let mut each = Vec::new();
@@ -176,36 +172,69 @@ fn compare(frames: &[Arc<EncodedFrame>]) -> anyhow::Result<Quality> {
     } else {
         q.not_measured = Some(match q.frames_decoded {
             0 => "no frame of the stream was decoded".to_owned(),
-            _ => "no decoded frame's stamp read: not the test guest's picture?".to_owned(),
+            _ => "no decoded frame's stamp read: not the picture expected?".to_owned(),
         });
     }
     Ok(q)
 }
 
-/// The test guest's frames, drawn here.
-#[derive(Default)]
+/// A source's scene of one size.
+enum Scene {
+    Guest(guest::Scene),
+    Synthetic(zerocast_synthetic::scene::Scene),
+}
+
+/// A source's frames, drawn here.
 struct Reference {
-    /// The scene of the last size asked for (its background is drawn once).
+    source: Source,
+    /// The scene of the last size asked for (its background is made once).
     scene: Option<(u32, u32, Scene)>,
     pixels: Vec<u8>,
     i420: I420,
 }
 
 impl Reference {
-    /// Frame `n` of a `w` x `h` test guest, in I420.
+    fn new(source: Source) -> Reference {
+        Reference {
+            source,
+            scene: None,
+            pixels: Vec::new(),
+            i420: I420::default(),
+        }
+    }
+
+    /// Frame `n` of a `w` x `h` picture of the source, in I420.
     fn frame(&mut self, w: u32, h: u32, n: u32) -> anyhow::Result<&I420> {
         if !matches!(&self.scene, Some((sw, sh, _)) if (*sw, *sh) == (w, h)) {
-            self.scene = Some((w, h, Scene::new(w, h)));
+            let scene = match self.source {
+                Source::TestGuest => Scene::Guest(guest::Scene::new(w, h)),
+                Source::Synthetic { .. } => {
+                    Scene::Synthetic(zerocast_synthetic::scene::Scene::new(w, h).with_frame_clock())
+                }
+            };
+            self.scene = Some((w, h, scene));
         }
         let Some((_, _, scene)) = &self.scene else {
             unreachable!("set above")
         };
         let stride = w as usize * 4;
         self.pixels.resize(stride * h as usize, 0);
-        // A fresh canvas with the background and nothing drawn: frame n whole.
-        let mut canvas = Canvas::new(&mut self.pixels, w, h, stride);
-        scene.paint_background(&mut canvas);
-        scene.render(&mut canvas, u64::from(n), &mut Vec::new());
+        match (scene, self.source) {
+            (Scene::Guest(scene), _) => {
+                // A fresh canvas with the background and nothing drawn:
+                // frame n whole.
+                let mut canvas = guest::Canvas::new(&mut self.pixels, w, h, stride);
+                scene.paint_background(&mut canvas);
+                scene.render(&mut canvas, u64::from(n), &mut Vec::new());
+            }
+            (Scene::Synthetic(scene), Source::Synthetic { fps }) => {
+                // It draws its background first itself.
+                let mut canvas =
+                    zerocast_synthetic::canvas::Canvas::new(&mut self.pixels, w, h, stride);
+                scene.render(&mut canvas, u64::from(n), fps);
+            }
+            (Scene::Synthetic(_), Source::TestGuest) => unreachable!("made for its source"),
+        }
         let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &self.pixels)
             .context("the test guest's frame")?;
         self.i420
@@ -231,8 +260,8 @@ mod tests {
     fn picture(picture: u32, stamped: Option<u32>) -> Vec<u8> {
         let stride = W as usize * 4;
         let mut px = vec![0u8; stride * H as usize];
-        let scene = Scene::new(W, H);
-        let mut canvas = Canvas::new(&mut px, W, H, stride);
+        let scene = guest::Scene::new(W, H);
+        let mut canvas = guest::Canvas::new(&mut px, W, H, stride);
         scene.paint_background(&mut canvas);
         scene.render(&mut canvas, u64::from(picture), &mut Vec::new());
         if let Some(n) = stamped {
@@ -278,7 +307,7 @@ mod tests {
     #[test]
     fn the_guest_picture_compares_well_and_a_wrong_frame_badly() {
         let frames: Vec<Vec<u8>> = (5..9).map(|n| picture(n, None)).collect();
-        let good = compare(&encoded(&frames)).unwrap();
+        let good = compare(&encoded(&frames), Source::TestGuest).unwrap();
         assert_eq!((good.frames_decoded, good.frames_compared), (4, 4));
         let psnr = good.psnr_db.unwrap();
         assert!((30.0..99.0).contains(&psnr), "{good:?}");
@@ -289,7 +318,7 @@ mod tests {
 
         // A picture other than the one its stamp names (frame 300's
         // squares and band, stamped 5): it shows.
-        let wrong = compare(&encoded(&[picture(300, Some(5))])).unwrap();
+        let wrong = compare(&encoded(&[picture(300, Some(5))]), Source::TestGuest).unwrap();
         assert_eq!(wrong.frames_compared, 1);
         assert!(wrong.psnr_db.unwrap() < psnr - 5.0, "{wrong:?} vs {good:?}");
         assert!(
@@ -299,13 +328,35 @@ mod tests {
     }
 
     #[test]
+    fn the_replayable_synthetic_desktop_compares_well() {
+        use zerocast_frame::FrameSource;
+        use zerocast_synthetic::{Motion, SyntheticDesktop};
+        let mut desktop = SyntheticDesktop::new(W, H, 30, Motion::Replayable);
+        let frames: Vec<Vec<u8>> = (0..4)
+            .map(|_| {
+                let _ = desktop.render();
+                desktop.frame().unwrap().data().to_vec()
+            })
+            .collect();
+        let good = compare(&encoded(&frames), Source::Synthetic { fps: 30 }).unwrap();
+        assert_eq!(good.frames_compared, 4, "{good:?}");
+        assert!(good.psnr_median_db.unwrap() > 30.0, "{good:?}");
+        // Drawn at another frame rate, the animation is elsewhere.
+        let off = compare(&encoded(&frames), Source::Synthetic { fps: 7 }).unwrap();
+        assert!(
+            off.psnr_db.unwrap() < good.psnr_db.unwrap() - 3.0,
+            "{off:?} vs {good:?}"
+        );
+    }
+
+    #[test]
     fn frames_without_a_stamp_are_not_compared() {
         let blank = vec![vec![0x40u8; W as usize * H as usize * 4]; 2];
-        let q = compare(&encoded(&blank)).unwrap();
+        let q = compare(&encoded(&blank), Source::TestGuest).unwrap();
         assert_eq!((q.frames_decoded, q.frames_unstamped), (2, 2));
         assert_eq!((q.frames_compared, q.psnr_db, q.ssim), (0, None, None));
         assert!(q.not_measured.is_some());
-        let none = compare(&[]).unwrap();
+        let none = compare(&[], Source::TestGuest).unwrap();
         assert_eq!(none.frames_decoded, 0);
         assert!(none.not_measured.is_some());
     }
@@ -315,7 +366,7 @@ mod tests {
         let frames: Vec<Vec<u8>> = (0..u32::try_from(MAX_COMPARED).unwrap() + 10)
             .map(|n| picture(n, None))
             .collect();
-        let q = compare(&encoded(&frames)).unwrap();
+        let q = compare(&encoded(&frames), Source::TestGuest).unwrap();
         assert_eq!(q.frames_decoded, frames.len() as u64);
         assert!(q.frames_compared <= MAX_COMPARED as u64 && q.frames_compared > 0);
     }
