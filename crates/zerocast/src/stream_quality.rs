@@ -66,6 +66,8 @@ pub(crate) struct Quality {
     /// ones whose stamp did not read (not compared).
     pub(crate) frames_decoded: u64,
     pub(crate) frames_unstamped: u64,
+    /// Access units the decoder refused (it then waits for a keyframe).
+    pub(crate) decoder_errors: u64,
     /// How long frames were taken from the stream.
     pub(crate) seconds: f64,
     /// The keyframes among the frames taken (the first is the one a new
@@ -123,13 +125,22 @@ fn compare(frames: &[Arc<EncodedFrame>], source: Source) -> anyhow::Result<Quali
     let mut q = Quality::default();
     let (mut squared, mut samples, mut ssim_sum) = (0.0, 0.0, 0.0);
     let mut each = Vec::new();
+    let mut broken = false;
     for (i, f) in frames.iter().enumerate() {
-        let Some(decoded) = decoder
-            .decode(&f.access_unit)
-            .with_context(|| format!("decoding frame {} of the stream", f.seq))?
-        else {
+        if broken && !f.keyframe {
             continue;
+        }
+        let decoded = match decoder.decode(&f.access_unit) {
+            Ok(Some(decoded)) => decoded,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!("quality: frame {} of the stream did not decode: {e}", f.seq);
+                q.decoder_errors += 1;
+                broken = true;
+                continue;
+            }
         };
+        broken = false;
         q.frames_decoded += 1;
         if i % every != 0 {
             continue;
@@ -171,6 +182,7 @@ fn compare(frames: &[Arc<EncodedFrame>], source: Source) -> anyhow::Result<Quali
         q.psnr_median_db = Some(crate::bench::median(each));
     } else {
         q.not_measured = Some(match q.frames_decoded {
+            0 if q.decoder_errors > 0 => "the stream's frames did not decode".to_owned(),
             0 => "no frame of the stream was decoded".to_owned(),
             _ => "no decoded frame's stamp read: not the picture expected?".to_owned(),
         });
@@ -359,6 +371,12 @@ mod tests {
         let none = compare(&[], Source::TestGuest).unwrap();
         assert_eq!(none.frames_decoded, 0);
         assert!(none.not_measured.is_some());
+        // Garbage does not decode: counted, and no figure.
+        let mut garbage = (*encoded(&blank[..1])[0]).clone();
+        garbage.access_unit = Bytes::from_static(&[0, 0, 0, 1, 0x65, 0xff, 0x00, 0x13]);
+        let q = compare(&[Arc::new(garbage)], Source::TestGuest).unwrap();
+        assert_eq!(q.frames_compared, 0);
+        assert!(q.not_measured.is_some(), "{q:?}");
     }
 
     #[test]
