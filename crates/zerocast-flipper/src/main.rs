@@ -12,7 +12,8 @@
 //! Design map:
 //! - [`kms`]: the DRM card, the output, the swapchain of dumb buffers.
 //! - [`cursor`]: the hardware cursor: a recognisable 64x64 image, moved.
-//! - [`scene`]: what a frame looks like, drawn cheaply (the guest runs under TCG).
+//! - [`scene`](zerocast_flipper::scene) (the library, which the host's benchmark draws too): what a
+//!   frame looks like, drawn cheaply (the guest runs under TCG).
 //! - [`input`]: evdev readers that print events.
 //! - [`Pacer`] (here): holds the frame rate to `--fps`.
 
@@ -21,7 +22,6 @@
 mod cursor;
 mod input;
 mod kms;
-mod scene;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ use anyhow::Result;
 use clap::Parser;
 
 use kms::{Card, Output, Swapchain};
-use scene::{Canvas, Rect, Scene};
+use zerocast_flipper::scene::{Canvas, Rect, Scene};
 
 /// How long to wait for the card and a connected display after start.
 const DEVICE_TIMEOUT: Duration = Duration::from_secs(10);

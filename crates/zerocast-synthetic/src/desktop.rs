@@ -19,6 +19,11 @@ pub enum Motion {
     /// One picture, then changes only on input: shows that a still screen
     /// costs nothing.
     Static,
+    /// As `Animated`, but the clock shows each frame's time (frame N at
+    /// N / fps s) instead of the wall's, so that frame N is a pure function
+    /// of N until input changes the picture: the benchmark draws it again
+    /// to compare the decoded picture with.
+    Replayable,
 }
 
 pub struct SyntheticDesktop {
@@ -43,7 +48,10 @@ impl SyntheticDesktop {
             height,
             fps,
             motion,
-            scene: Scene::new(width, height),
+            scene: match motion {
+                Motion::Replayable => Scene::new(width, height).with_frame_clock(),
+                Motion::Animated | Motion::Static => Scene::new(width, height),
+            },
             pixels: vec![0; width as usize * height as usize * 4],
             input: Arc::new(InputLog::default()),
             frame_no: 0,
@@ -97,7 +105,7 @@ impl FrameSource for SyntheticDesktop {
 
     fn poll(&mut self, now: Instant) -> SourceEvent {
         match self.motion {
-            Motion::Animated => {
+            Motion::Animated | Motion::Replayable => {
                 if now < self.next_tick {
                     return SourceEvent::Idle {
                         wake_at: Some(self.next_tick),
@@ -138,6 +146,7 @@ impl FrameSource for SyntheticDesktop {
         let motion = match self.motion {
             Motion::Animated => "animated",
             Motion::Static => "static",
+            Motion::Replayable => "animated, replayable",
         };
         format!(
             "synthetic desktop {}x{}@{} ({motion})",

@@ -1,5 +1,7 @@
 //! What the synthetic desktop shows at frame N. Animation depends only on
-//! the frame number (so runs are repeatable); the clock shows wall time.
+//! the frame number (so runs are repeatable); the clock shows wall time, or
+//! with [`Scene::with_frame_clock`] the frame's own time, and then frame N
+//! is a pure function of N (and the frame rate) until input changes it.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,6 +26,8 @@ pub struct Scene {
     typed: String,
     click: Option<(f32, f32, u64)>,
     input_events: u64,
+    /// The clock shows frame N's time (N / fps) instead of the wall's.
+    frame_clock: bool,
 }
 
 impl Scene {
@@ -34,6 +38,13 @@ impl Scene {
             background: gradient(width, height),
             ..Scene::default()
         }
+    }
+
+    /// The clock shows each frame's time from frame 0 instead of the
+    /// wall's: frame N can be drawn again, the same, from N alone.
+    pub fn with_frame_clock(mut self) -> Self {
+        self.frame_clock = true;
+        self
     }
 
     /// Number of input events applied so far.
@@ -111,7 +122,10 @@ impl Scene {
         );
         let (kx, ky) = path(4.0, 0.13, 0.23);
         self.window(canvas, kx, ky, ww * 3 / 4, wh / 2, "clock", Rgb(24, 60, 90));
-        let clock = wall_clock();
+        let clock = match self.frame_clock {
+            true => clock_text(u128::from(n) * 1000 / u128::from(fps.max(1))),
+            false => wall_clock(),
+        };
         canvas.text(kx + 16, ky + title_h + 20, 4, Rgb(255, 255, 255), &clock);
         let (tx, ty) = path(0.0, 0.17, 0.11);
         self.window(canvas, tx, ty, ww, wh, "terminal", Rgb(12, 12, 12));
@@ -216,6 +230,11 @@ fn wall_clock() -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis();
+    clock_text(ms)
+}
+
+/// `ms` milliseconds past midnight as HH:MM:SS.mmm.
+fn clock_text(ms: u128) -> String {
     let s = (ms / 1000) % 86_400;
     format!(
         "{:02}:{:02}:{:02}.{:03}",
@@ -318,6 +337,26 @@ mod tests {
         assert!(s.apply(InputEvent::MoveAbs { x: 2.0, y: -1.0 }, 0));
         assert_eq!(s.pointer, Some((1.0, 0.0)));
         assert_eq!(s.input_events(), 5);
+    }
+
+    #[test]
+    fn a_frame_clock_draws_frame_n_the_same_every_time() {
+        let (w, h) = (640u32, 360u32);
+        let draw = |scene: &Scene, n: u64| {
+            let mut px = vec![0u8; w as usize * h as usize * 4];
+            let mut canvas = Canvas::new(&mut px, w, h, w as usize * 4);
+            scene.render(&mut canvas, n, 60);
+            px
+        };
+        let (a, b) = (
+            Scene::new(w, h).with_frame_clock(),
+            Scene::new(w, h).with_frame_clock(),
+        );
+        let first = draw(&a, 90);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(first == draw(&b, 90), "frame 90 drawn twice differs");
+        assert!(first != draw(&b, 91));
+        assert_eq!(clock_text(3_723_004), "01:02:03.004");
     }
 
     #[test]

@@ -55,6 +55,7 @@ mod serving;
 mod soak;
 mod stop;
 mod stream_bench;
+mod stream_quality;
 mod suite;
 mod vm;
 mod web_access;

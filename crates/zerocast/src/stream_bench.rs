@@ -3,7 +3,8 @@
 //! agent's stream, or the host's x264 baseline) into a real headless
 //! Chromium, warmed up, then measured over a window: frames decoded there
 //! (and per second), capture-to-decoded latency, CPU of zerocast, QEMU and
-//! the guest's vCPUs, pixel bytes copied, peak memory.
+//! the guest's vCPUs, pixel bytes copied, peak memory; and after the
+//! window, the decoded picture's quality ([`crate::stream_quality`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::demo::Stack;
 use crate::native_baseline::{AgentX264, NativeBaseline, AGENT_KEYFRAME_EVERY, NATIVE_STREAM};
 use crate::options::HxfrArgs;
 use crate::process::Proc;
+use crate::stream_quality::{Quality, Source};
 use crate::vm::VmStack;
 use crate::web_access::WebAccessArgs;
 
@@ -37,6 +39,8 @@ pub(crate) enum Phase {
     WarmingUp,
     /// This much of the measurement window has passed.
     Measuring { done: Duration, window: Duration },
+    /// After the window: decoding the stream to compare it with its source.
+    Quality,
 }
 
 /// Frames decoded per second in Chromium over one sampling interval.
@@ -80,6 +84,9 @@ pub(crate) struct StreamReport {
     /// Their mean size in bytes, and the keyframes among them.
     pub(crate) mean_frame_bytes: f64,
     keyframes: u64,
+    /// The decoded picture against the source, luma PSNR and SSIM: taken
+    /// after the measured window, from the stream this run measured.
+    pub(crate) quality: Quality,
     /// Frames viewers lost by falling too far behind the stream.
     frames_lagged: u64,
     pub(crate) bitrate_bps: f64,
@@ -219,10 +226,12 @@ async fn start(args: &BenchArgs) -> anyhow::Result<Measured> {
     let listen: SocketAddr = "127.0.0.1:0".parse()?;
     let (Some(kernel), Some(initrd)) = (&args.kernel, &args.initrd) else {
         let (access, hxfr) = (WebAccessArgs::default(), HxfrArgs::default());
+        // Its clock from the frame number: frames the quality measurement
+        // can draw again.
         let stack = Stack::start(
             args.size,
             &args.video,
-            Motion::Animated,
+            Motion::Replayable,
             listen,
             &access,
             &hxfr,
@@ -401,6 +410,7 @@ pub(crate) async fn stream(
         stream_fps: frames as f64 / elapsed.as_secs_f64(),
         mean_frame_bytes: s1.bytes.saturating_sub(s0.bytes) as f64 / frames as f64,
         keyframes: s1.keyframes.saturating_sub(s0.keyframes),
+        quality: Quality::default(),
         frames_lagged: s1.lagged.saturating_sub(s0.lagged),
         bitrate_bps: p1["bitrate_bps"].as_f64().unwrap_or(0.0),
         decoder_errors: p1["errors"].as_u64().unwrap_or(0),
@@ -423,6 +433,16 @@ pub(crate) async fn stream(
             .as_ref()
             .and_then(|p| p.vsock.as_ref()?.peak_rss_bytes()),
     };
+    // After every figure above is read (the peak memory figures too):
+    // decoding here would count in them.
+    on_phase(Phase::Quality);
+    let source = match &vm {
+        Some(_) => Source::TestGuest,
+        None => Source::Synthetic { fps },
+    };
+    report.quality = crate::stream_quality::measure(&pipeline, source)
+        .await
+        .context("measuring the decoded picture's quality")?;
     if let Some(native) = native {
         native.stop()?;
     }
@@ -470,5 +490,18 @@ pub(crate) fn print_stream(report: &StreamReport) {
     if let Some(cpu) = report.guest_cpu_per_frame_ms {
         let mode = report.agent.as_deref().unwrap_or("?");
         println!("guest agent       {cpu:.2} ms guest CPU per frame ({mode})");
+    }
+    let q = &report.quality;
+    match (q.psnr_db, q.ssim, &q.not_measured) {
+        (Some(psnr), Some(ssim), _) => println!(
+            "quality           luma PSNR {psnr:.2} dB (median frame {:.2}, worst {:.2}), SSIM {ssim:.4}, over {} frames",
+            q.psnr_median_db.unwrap_or(psnr),
+            q.psnr_min_db.unwrap_or(psnr),
+            q.frames_compared
+        ),
+        (_, _, reason) => println!(
+            "quality           not measured: {}",
+            reason.as_deref().unwrap_or("?")
+        ),
     }
 }

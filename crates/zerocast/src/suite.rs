@@ -4,7 +4,9 @@
 //! the stream benchmark's: frames decoded per second in a real headless
 //! Chromium, capture-to-decoded latency percentiles, CPU per delivered
 //! frame (zerocast's process; the guest's own figure for the agent modes),
-//! pixel bytes copied per frame. The report: every run, the min/median/max
+//! pixel bytes copied per frame, and after the window the decoded
+//! picture's quality (luma PSNR and SSIM against the test guest's frames,
+//! [`crate::stream_quality`]). The report: every run, the min/median/max
 //! of each figure per mode, and agent-zerocopy / agent-x264 ratios; and
 //! beside it, SVG charts of the same runs ([`plots`]).
 
@@ -12,7 +14,7 @@ mod machine;
 mod plots;
 mod progress;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -29,7 +31,10 @@ use progress::SuiteProgress;
 /// peak memory, per-second decoded fps, latency max, the stream's frame
 /// rate and frame size; CPU per frame the page decoded, the total
 /// zerocast's plus QEMU's plus the vsock backend's.
-const SCHEMA_VERSION: u32 = 2;
+/// 3: each run's picture quality (luma PSNR and SSIM of the decoded frames
+/// against the test guest's, the frames compared, the keyframes' size),
+/// summarised per mode.
+const SCHEMA_VERSION: u32 = 3;
 
 /// The modes a suite runs.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -164,6 +169,15 @@ fn figures(r: &StreamReport) -> Vec<(&'static str, Option<f64>)> {
         ("bytes_copied_per_frame", r.bytes_copied_per_frame),
         ("bitrate_bps", Some(r.bitrate_bps)),
         ("mean_frame_bytes", Some(r.mean_frame_bytes)),
+        ("psnr_db", r.quality.psnr_db),
+        ("psnr_median_db", r.quality.psnr_median_db),
+        ("psnr_min_db", r.quality.psnr_min_db),
+        ("ssim", r.quality.ssim),
+        (
+            "quality_frames_compared",
+            Some(r.quality.frames_compared as f64),
+        ),
+        ("mean_keyframe_bytes", r.quality.mean_keyframe_bytes),
     ]
 }
 
@@ -299,7 +313,7 @@ fn write_plots(
 }
 
 /// The table's rows: a figure, its label and the factor it is shown at.
-const TABLE: [(&str, &str, f64); 18] = [
+const TABLE: [(&str, &str, f64); 24] = [
     ("guest_flushes_per_second", "guest_flushes/s", 1.0),
     ("stream_fps", "stream_fps", 1.0),
     ("delivered_fps", "delivered_fps", 1.0),
@@ -315,6 +329,12 @@ const TABLE: [(&str, &str, f64); 18] = [
     ("bytes_copied_per_frame", "bytes_copied/frame", 1.0),
     ("bitrate_bps", "bitrate_mbit/s", 1e-6),
     ("mean_frame_bytes", "mean_frame_kib", 1.0 / 1024.0),
+    ("mean_keyframe_bytes", "mean_keyframe_kib", 1.0 / 1024.0),
+    ("psnr_db", "psnr_db (luma)", 1.0),
+    ("psnr_median_db", " median frame", 1.0),
+    ("psnr_min_db", " worst frame", 1.0),
+    ("ssim", "ssim (luma)", 1.0),
+    ("quality_frames_compared", "quality_frames", 1.0),
     (
         "zerocast_peak_rss_bytes",
         "zerocast_peak_rss_mib",
@@ -357,11 +377,29 @@ fn print_table(r: &SuiteReport) {
         for n in &names {
             let cell = r.modes[n].summary.get(figure).map_or("-".to_owned(), |s| {
                 let (lo, mid, hi) = (s.min * scale, s.median * scale, s.max * scale);
-                format!("{mid:.2} [{lo:.2}-{hi:.2}]")
+                // SSIM's differences are in the third decimal; frames are whole.
+                let d = match figure {
+                    "ssim" => 4,
+                    "quality_frames_compared" => 0,
+                    _ => 2,
+                };
+                format!("{mid:.d$} [{lo:.d$}-{hi:.d$}]")
             });
             print!("{cell:>26}");
         }
         println!();
+    }
+    // A mode without a quality figure says why.
+    for (name, m) in &r.modes {
+        let reasons: BTreeSet<&str> = m
+            .runs
+            .iter()
+            .filter(|run| run.quality.psnr_db.is_none())
+            .filter_map(|run| run.quality.not_measured.as_deref())
+            .collect();
+        for reason in reasons {
+            println!("{name}: no PSNR/SSIM: {reason}");
+        }
     }
     let ratios = [
         (

@@ -2,8 +2,9 @@
 //! every mode runs (the synthetic desktop, the test guest's scanout, the
 //! guest agent zero-copy and with x264, the agent's x264 work done by the
 //! host), in a real headless Chromium, and
-//! `bench.json` holds every figure, each plausible, with the ratios. The
-//! figures themselves are the command's to report, not this test's.
+//! `bench.json` holds every figure, each plausible, with the ratios; every
+//! mode's decoded pictures are compared with their source's (PSNR, SSIM).
+//! The figures themselves are the command's to report, not this test's.
 
 mod harness;
 
@@ -58,7 +59,7 @@ fn the_suite_runs_every_mode_and_reports_them() {
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("bench.json written"))
             .expect("bench.json is JSON");
-    assert_eq!(report["version"], 2);
+    assert_eq!(report["version"], 3);
     let machine = &report["machine"];
     assert!(machine["cores"].as_u64() >= Some(1), "{machine}");
     // The test's guests boot under TCG, as the suite's do.
@@ -146,6 +147,42 @@ fn the_suite_runs_every_mode_and_reports_them() {
             // Encoded from guest memory, or by the guest itself: none copied by the host.
             assert_eq!(median("bytes_copied_per_frame"), Some(0.0), "{mode}: {m}");
         }
+        // The decoded frames against their source's own (the test guest's,
+        // the synthetic desktop's with its clock from the frame number):
+        // compared, and close (a wrong frame, a shifted or torn picture, colours
+        // converted otherwise fall far below; 99 would be lossless,
+        // which no encode at this bitrate is).
+        let quality = &m["runs"][0]["quality"];
+        let compared = quality["frames_compared"].as_u64().unwrap_or(0);
+        assert!(compared > 0, "{mode} compared no frame: {quality}");
+        assert!(
+            compared <= quality["frames_decoded"].as_u64().unwrap_or(0),
+            "{mode}: {quality}"
+        );
+        let psnr = median("psnr_db");
+        assert!(
+            psnr.is_some_and(|p| (20.0..99.0).contains(&p)),
+            "{mode} PSNR: {quality}"
+        );
+        let typical = median("psnr_median_db");
+        assert!(
+            typical.is_some_and(|p| (20.0..99.0).contains(&p)),
+            "{mode} median frame's PSNR: {quality}"
+        );
+        assert!(
+            median("psnr_min_db").is_some_and(|p| p >= 10.0 && Some(p) <= typical),
+            "{mode} worst frame's PSNR: {quality}"
+        );
+        let ssim = median("ssim");
+        assert!(
+            ssim.is_some_and(|s| s > 0.5 && s <= 1.0),
+            "{mode} SSIM: {quality}"
+        );
+        assert!(
+            median("mean_keyframe_bytes") > Some(0.0),
+            "{mode} keyframe size: {quality}"
+        );
+        assert!(quality["not_measured"].is_null(), "{mode}: {quality}");
     }
     // The charts beside the JSON, named after it, each naming every mode.
     for chart in ["fps", "latency", "cpu"] {
@@ -187,4 +224,8 @@ fn the_suite_runs_every_mode_and_reports_them() {
     // encoding shows in zerocast's CPU rather than the guest's.
     let native = &report["modes"]["baseline-native"]["runs"][0];
     assert!(native["guest_cpu_per_frame_ms"].is_null(), "{native}");
+    // The table shows the quality rows.
+    for row in ["psnr_db (luma)", "ssim (luma)", "quality_frames"] {
+        assert!(stdout.contains(row), "no {row} row:\n{stdout}");
+    }
 }

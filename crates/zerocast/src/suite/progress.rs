@@ -61,6 +61,7 @@ impl SuiteProgress {
                 done.as_secs_f64(),
                 window.as_secs_f64()
             ),
+            Phase::Quality => "decoding for PSNR/SSIM".to_owned(),
         };
         let left = time_left(self.spent, self.done, self.runs, self.run_started.elapsed())
             .map_or("time left known after the first run".to_owned(), |d| {
