@@ -157,6 +157,10 @@ fn figures(r: &StreamReport) -> Vec<(&'static str, Option<f64>)> {
         ("latency_p95_ms", Some(r.latency_p95_ms)),
         ("latency_p99_ms", Some(r.latency_p99_ms)),
         ("latency_max_ms", Some(r.latency_max_ms)),
+        ("glass_to_glass_p50_ms", r.glass_to_glass.map(|g| g.p50_ms)),
+        ("glass_to_glass_p95_ms", r.glass_to_glass.map(|g| g.p95_ms)),
+        ("glass_to_glass_p99_ms", r.glass_to_glass.map(|g| g.p99_ms)),
+        ("glass_to_glass_max_ms", r.glass_to_glass.map(|g| g.max_ms)),
         ("host_cpu_per_frame_ms", Some(r.host_cpu_per_frame_ms)),
         ("guest_cpu_per_frame_ms", r.guest_cpu_per_frame_ms),
         ("qemu_cpu_per_frame_ms", r.qemu_cpu_per_frame_ms),
@@ -313,13 +317,16 @@ fn write_plots(
 }
 
 /// The table's rows: a figure, its label and the factor it is shown at.
-const TABLE: [(&str, &str, f64); 24] = [
+const TABLE: [(&str, &str, f64); 27] = [
     ("guest_flushes_per_second", "guest_flushes/s", 1.0),
     ("stream_fps", "stream_fps", 1.0),
     ("delivered_fps", "delivered_fps", 1.0),
     ("latency_p50_ms", "latency_p50_ms", 1.0),
     ("latency_p95_ms", "latency_p95_ms", 1.0),
     ("latency_max_ms", "latency_max_ms", 1.0),
+    ("glass_to_glass_p50_ms", "glass_to_glass_p50_ms", 1.0),
+    ("glass_to_glass_p95_ms", "glass_to_glass_p95_ms", 1.0),
+    ("glass_to_glass_max_ms", "glass_to_glass_max_ms", 1.0),
     ("host_cpu_per_frame_ms", "zerocast_cpu_ms/frame", 1.0),
     ("qemu_cpu_per_frame_ms", "qemu_cpu_ms/frame", 1.0),
     ("vcpu_cpu_per_frame_ms", " of which vcpus", 1.0),

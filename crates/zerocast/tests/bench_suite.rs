@@ -146,6 +146,17 @@ fn the_suite_runs_every_mode_and_reports_them() {
             );
             // Encoded from guest memory, or by the guest itself: none copied by the host.
             assert_eq!(median("bytes_copied_per_frame"), Some(0.0), "{mode}: {m}");
+            // From the guest's flush to the page, joined by frame stamp,
+            // whichever side encoded: more than nothing, under a minute.
+            let g2g = median("glass_to_glass_p50_ms");
+            assert!(
+                g2g > Some(0.0) && g2g < Some(60_000.0),
+                "{mode} glass to glass: {m}"
+            );
+            assert!(
+                median("glass_to_glass_max_ms") >= g2g,
+                "{mode} glass to glass: {m}"
+            );
         }
         // The decoded frames against their source's own (the test guest's,
         // the synthetic desktop's with its clock from the frame number):
