@@ -121,6 +121,9 @@ pub(crate) struct FpsSample {
 
 #[derive(Serialize, Clone)]
 pub(crate) struct StreamReport {
+    /// What made the stream: `source -> encoder`, or the producer of a
+    /// published one.
+    pub(crate) stream: String,
     seconds: f64,
     target_fps: u32,
     /// Frames decoded per second in Chromium.
@@ -474,6 +477,7 @@ pub(crate) async fn stream(
     let per_frame_ms = |d: Duration| d.as_secs_f64() * 1000.0 / decoded.max(1) as f64;
     let vm_spent = q0.zip(q1).map(|(a, b)| a.until(b));
     let mut report = StreamReport {
+        stream: pipeline.describe().to_owned(),
         seconds: elapsed.as_secs_f64(),
         target_fps: fps,
         delivered_fps: decoded as f64 / elapsed.as_secs_f64(),

@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
+use zerocast_encode::EncoderKind;
+
 use crate::bench::{median, write_json, BenchArgs};
 use crate::stream_bench::{stream, StreamReport};
 use machine::Machine;
@@ -32,8 +34,9 @@ use progress::SuiteProgress;
 /// rate and frame size; CPU per frame the page decoded, the total
 /// zerocast's plus QEMU's plus the vsock backend's.
 /// 3: each run's picture quality (luma PSNR and SSIM of the decoded frames
-/// against the test guest's, the frames compared, the keyframes' size),
-/// summarised per mode.
+/// against the test guest's, the frames compared, the keyframes' size) and
+/// glass-to-glass latency, summarised per mode; the host's x264 modes and
+/// their ratios over OpenH264's.
 const SCHEMA_VERSION: u32 = 3;
 
 /// The modes a suite runs.
@@ -54,15 +57,21 @@ pub enum Mode {
     /// agent sets it) done by the host on the guest's flushes: the
     /// baseline without emulation, roughly what a KVM guest would spend.
     BaselineNative,
+    /// `synthetic` with the host's second encoder, x264 (`--encoder x264`).
+    SyntheticX264,
+    /// `scanout` with the host's second encoder, x264.
+    ScanoutX264,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 5] = [
+    pub const ALL: [Mode; 7] = [
         Mode::Synthetic,
         Mode::Scanout,
         Mode::AgentZerocopy,
         Mode::AgentX264,
         Mode::BaselineNative,
+        Mode::SyntheticX264,
+        Mode::ScanoutX264,
     ];
 
     fn name(self) -> &'static str {
@@ -72,6 +81,8 @@ impl Mode {
             Mode::AgentZerocopy => "agent-zerocopy",
             Mode::AgentX264 => "agent-x264",
             Mode::BaselineNative => "baseline-native",
+            Mode::SyntheticX264 => "synthetic-x264",
+            Mode::ScanoutX264 => "scanout-x264",
         }
     }
 
@@ -80,15 +91,18 @@ impl Mode {
         let mut a = base.clone();
         a.suite = false;
         (a.kernel, a.initrd) = match self {
-            Mode::Synthetic => (None, None),
+            Mode::Synthetic | Mode::SyntheticX264 => (None, None),
             _ => (Some(kernel.to_owned()), Some(initrd.to_owned())),
         };
         a.agent = match self {
             Mode::AgentZerocopy => Some("host".into()),
             Mode::AgentX264 => Some("x264".into()),
-            Mode::Synthetic | Mode::Scanout | Mode::BaselineNative => None,
+            _ => None,
         };
         a.baseline_native = self == Mode::BaselineNative;
+        if matches!(self, Mode::SyntheticX264 | Mode::ScanoutX264) {
+            a.video.encoder = EncoderKind::X264;
+        }
         a
     }
 }
@@ -137,6 +151,11 @@ struct SuiteReport {
     /// agent-zerocopy's median over baseline-native's (the same x264 work
     /// done by the host), per figure.
     zerocopy_over_native: BTreeMap<&'static str, f64>,
+    /// The host's two encoders: x264's median over OpenH264's (`--encoder`'s
+    /// choice for the other modes), on the synthetic desktop (1080p by
+    /// default) and on the test guest's scanout, per figure.
+    synthetic_x264_over_openh264: BTreeMap<&'static str, f64>,
+    scanout_x264_over_openh264: BTreeMap<&'static str, f64>,
 }
 
 /// The figures summarised, by name, from one run.
@@ -230,7 +249,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .initrd
         .clone()
         .unwrap_or_else(|| guest.join("initrd.img"));
-    let needs_guest = args.modes.iter().any(|m| *m != Mode::Synthetic);
+    let needs_guest = args
+        .modes
+        .iter()
+        .any(|m| !matches!(m, Mode::Synthetic | Mode::SyntheticX264));
     if needs_guest && !(kernel.exists() && initrd.exists()) {
         anyhow::bail!(
             "the test guest ({} and {}) is missing: run scripts/build-guest.sh, or give --kernel and --initrd",
@@ -282,6 +304,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         repeats,
         zerocopy_over_x264: ratios(&reports, Mode::AgentZerocopy, Mode::AgentX264),
         zerocopy_over_native: ratios(&reports, Mode::AgentZerocopy, Mode::BaselineNative),
+        synthetic_x264_over_openh264: ratios(&reports, Mode::SyntheticX264, Mode::Synthetic),
+        scanout_x264_over_openh264: ratios(&reports, Mode::ScanoutX264, Mode::Scanout),
         modes: reports,
     };
     drop(progress);
@@ -416,6 +440,14 @@ fn print_table(r: &SuiteReport) {
         (
             "agent-zerocopy / baseline-native (host x264)",
             &r.zerocopy_over_native,
+        ),
+        (
+            "synthetic-x264 / synthetic (the host's encoders)",
+            &r.synthetic_x264_over_openh264,
+        ),
+        (
+            "scanout-x264 / scanout (the host's encoders)",
+            &r.scanout_x264_over_openh264,
         ),
     ];
     for (title, figures) in ratios.into_iter().filter(|(_, f)| !f.is_empty()) {

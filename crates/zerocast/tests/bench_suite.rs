@@ -13,12 +13,14 @@ use std::process::Command;
 use harness::{guest, require, tmp, BIN};
 use serde_json::Value;
 
-const MODES: [&str; 5] = [
+const MODES: [&str; 7] = [
     "synthetic",
     "scanout",
     "agent-zerocopy",
     "agent-x264",
     "baseline-native",
+    "synthetic-x264",
+    "scanout-x264",
 ];
 
 #[test]
@@ -129,7 +131,7 @@ fn the_suite_runs_every_mode_and_reports_them() {
             median("total_cpu_per_frame_ms") >= median("host_cpu_per_frame_ms"),
             "{mode} total CPU: {m}"
         );
-        if mode != "synthetic" {
+        if !mode.starts_with("synthetic") {
             assert_eq!(m["runs"][0]["accel"], "tcg", "{mode}: {m}");
             assert!(
                 median("guest_flushes_per_second") > Some(0.0),
@@ -223,12 +225,27 @@ fn the_suite_runs_every_mode_and_reports_them() {
             path.display()
         );
     }
-    for baseline in ["zerocopy_over_x264", "zerocopy_over_native"] {
+    for baseline in [
+        "zerocopy_over_x264",
+        "zerocopy_over_native",
+        "synthetic_x264_over_openh264",
+        "scanout_x264_over_openh264",
+    ] {
         let ratio = report[baseline]["total_cpu_per_frame_ms"].as_f64();
         assert!(
             ratio.is_some_and(|r| r > 0.0),
             "{baseline}: {}",
             report[baseline]
+        );
+    }
+    // The x264 modes ran the host's x264.
+    for mode in ["synthetic-x264", "scanout-x264"] {
+        let run = &report["modes"][mode]["runs"][0];
+        assert!(
+            run["stream"]
+                .as_str()
+                .is_some_and(|e| e.contains("-> x264")),
+            "{mode}: {run}"
         );
     }
     // The host's x264 baseline is the host's: no agent figure, and its
