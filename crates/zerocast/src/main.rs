@@ -19,7 +19,11 @@
 //! - `zerocast kubevirt-hook`: KubeVirt's onDefineDomain domain XML rewrite, from the `zerocast-kubevirt` crate.
 //! - [`gpu_streams`]: a GPU backend's scanouts as encoded streams, for `vm` and `gpu-backend`.
 //! - [`runtime_dir`]: the VM's private folder for its sockets and serial log (0700, new or checked).
-//! - [`bench`]: `zerocast bench`, encoder throughput and the stream into a real browser, as JSON.
+//! - [`mod@bench`]: `zerocast bench`, encoder throughput and the stream into a real browser, as JSON.
+//! - [`stream_bench`]: one stream measured into a real headless Chromium: fps, latency and glass to glass, CPU, memory.
+//! - [`stream_quality`]: after a stream run, its frames decoded and compared with the frames their stamps name.
+//! - [`native_baseline`]: the guest agent's x264 work done by the host on the guest's flushes (`baseline-native`).
+//! - [`progress`]: a progress bar on stderr that log lines do not tear (the suite's).
 //! - [`damage_bench`]: `zerocast bench --workload desktop-damage`, whole-frame against damage-aware encoding per desktop workload.
 //! - [`refresh_bench`]: `zerocast bench --workload still-after-motion`, how sharp a still picture is before and after refinement.
 //! - [`desktop_bench`]: the same on the real desktop image: a drag and a scroll, before and after, against the guest's framebuffer.

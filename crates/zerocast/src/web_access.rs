@@ -27,7 +27,7 @@ pub struct WebAccessArgs {
     #[arg(long = "allow-host")]
     pub hosts: Vec<String>,
     /// A page origin allowed to open the viewer's WebSocket besides the
-    /// viewer's own, e.g. https://portal.example.com; repeatable.
+    /// viewer's own, e.g. `https://portal.example.com`; repeatable.
     #[arg(long = "allow-origin")]
     pub origins: Vec<String>,
     /// Serve HTTPS and WSS only, with this certificate chain (PEM, leaf
