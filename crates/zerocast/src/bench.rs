@@ -24,6 +24,8 @@ use crate::stream_bench::{print_stream, stream, StreamReport};
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
+    /// The synthetic desktop's size, and the display mode the test guest
+    /// is offered (and flips at) in the VM modes.
     #[command(flatten)]
     pub size: DesktopSize,
     #[command(flatten)]

@@ -327,6 +327,9 @@ async fn start(args: &BenchArgs) -> anyhow::Result<Measured> {
     let v = &args.video;
     let append = args.guest_append();
     let mut vm_args = crate::vm::VmArgs::for_bench(kernel, initrd, &append, v, listen);
+    // The guest's preferred mode is the benchmark's size: the test guest
+    // flips at the mode its display offers.
+    (vm_args.display.mode_width, vm_args.display.mode_height) = (args.size.width, args.size.height);
     // Named threads: the vCPUs' CPU time apart from the rest of QEMU's.
     vm_args
         .qemu_args
