@@ -265,12 +265,15 @@ pub async fn run(mut args: GpuBackendArgs) -> anyhow::Result<()> {
         GpuStreams::start(&gpu, args.display.scanouts, &args.video)?;
     let _announced;
     let _registration;
+    // Serving until the backend stops.
+    let (_listeners, _serving);
     match daemon {
         // The daemon serves the viewers: HXFR for it, a viewer of our own
         // only if asked for.
         Some(socket) if args.listen.is_none() => {
-            let bound =
+            let (bound, listeners) =
                 crate::serving::start_hxfr(registry, &endpoints, args.hxfr.limits()).await?;
+            _listeners = listeners;
             let hxfr = bound
                 .iter()
                 .find_map(|(e, role)| match (e, role) {
@@ -321,6 +324,7 @@ pub async fn run(mut args: GpuBackendArgs) -> anyhow::Result<()> {
                 Some(dir) => Some(Announcement::write(&dir, &serving)?),
                 None => None,
             };
+            _serving = serving;
         }
     }
 

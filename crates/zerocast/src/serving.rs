@@ -7,11 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use tokio::task::JoinHandle;
 use zerocast_hxfr_server::{Endpoint, ListenerRole, Server, ServerLimits};
 use zerocast_pipeline::Registry;
 use zerocast_web::{Access, Gateway, Role, Tls};
 
-/// Where a command is reachable.
+/// Where a command is reachable. The listeners stop when it is dropped
+/// (a benchmark starts and stops many in one process).
 pub struct Serving {
     /// The HXFR endpoints actually bound (port 0 becomes the real port), with their roles.
     pub hxfr: Vec<(Endpoint, ListenerRole)>,
@@ -19,6 +21,19 @@ pub struct Serving {
     access: Access,
     /// `https` when the gateway speaks TLS, else `http`.
     scheme: &'static str,
+    _listeners: Listeners,
+}
+
+/// Listening tasks, stopped when dropped: what they hold (the registry,
+/// its streams, their encoder threads) goes with them.
+pub struct Listeners(Vec<JoinHandle<()>>);
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// Binds the HXFR endpoints and the gateway (HTTPS only with `tls`); both
@@ -31,36 +46,40 @@ pub async fn start(
     listen: SocketAddr,
     tls: Option<Tls>,
 ) -> anyhow::Result<Serving> {
-    let bound = start_hxfr(registry, hxfr, limits).await?;
+    let (bound, mut listeners) = start_hxfr(registry, hxfr, limits).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let (viewer, access, _web) = gateway
+    let (viewer, access, web) = gateway
         .serve(listen, tls)
         .await
         .with_context(|| format!("listening on {listen} (pick another with --listen)"))?;
+    listeners.0.push(web);
     Ok(Serving {
         hxfr: bound,
         viewer,
         access,
         scheme,
+        _listeners: listeners,
     })
 }
 
 /// Binds the HXFR endpoints alone (a GPU backend that a daemon serves
-/// opens no web gateway); returns them as bound.
+/// opens no web gateway); returns them as bound, serving until the
+/// [`Listeners`] are dropped.
 pub async fn start_hxfr(
     registry: Arc<Registry>,
     hxfr: &[(Endpoint, ListenerRole)],
     limits: ServerLimits,
-) -> anyhow::Result<Vec<(Endpoint, ListenerRole)>> {
+) -> anyhow::Result<(Vec<(Endpoint, ListenerRole)>, Listeners)> {
     let server = Server::new(registry, limits);
-    let mut bound = Vec::new();
+    let (mut bound, mut tasks) = (Vec::new(), Listeners(Vec::new()));
     for (endpoint, role) in hxfr {
-        let (b, _task) = server.listen(endpoint, *role).await.with_context(|| {
+        let (b, task) = server.listen(endpoint, *role).await.with_context(|| {
             format!("listening for HXFR on {endpoint} (is another zerocast running? pick another with --hxfr)")
         })?;
         bound.push((b, *role));
+        tasks.0.push(task);
     }
-    Ok(bound)
+    Ok((bound, tasks))
 }
 
 impl Serving {
