@@ -112,6 +112,9 @@ function noteStamp() {
 const stripes = new Map();    // "y:height" -> { decoder, configured, waiting, queue }
 let stripedFrames = [];       // [{ pts, width, height, left, pictures: [[VideoFrame, y]] }]
 const MAX_STRIPED_PENDING = 60;
+// More decoders than this is not a picture's stripes (a 4K picture in 16-row
+// stripes, and its whole picture, has 136).
+const MAX_STRIPES = 256;
 
 function resetStripes() {
   for (const s of stripes.values()) if (s.decoder.state !== "closed") s.decoder.close();
@@ -178,6 +181,10 @@ function onStripes(b) {
     }
     stats.stripes.records++;
     if (!key) stats.stripes.deltaRows += height;
+    if (!stripes.has(y + ":" + height) && stripes.size >= MAX_STRIPES) {
+      onDecoderError(new Error("too many stripes"));
+      return;
+    }
     const s = stripe(y, height);
     if (s.waiting && !stripeKey) { stats.dropped++; continue; }
     if (!s.configured) {
