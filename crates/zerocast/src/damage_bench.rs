@@ -21,7 +21,7 @@ use zerocast_pipeline::stats::process_cpu_time;
 use zerocast_synthetic::{Workload, WorkloadScene};
 
 use crate::bench::BenchArgs;
-use crate::picture_quality::{psnr, squared_error};
+use crate::picture_quality::{psnr, squared_error, sum_of_squared_differences};
 
 /// One workload's figures, each the median over the repeats.
 #[derive(Serialize)]
@@ -175,11 +175,7 @@ impl Path {
                         shown[(y + row) * w..][..w].copy_from_slice(&got[..w]);
                     }
                 }
-                let error: u64 = shown
-                    .iter()
-                    .zip(source.y())
-                    .map(|(a, b)| u64::from(a.abs_diff(*b)).pow(2))
-                    .sum();
+                let error = sum_of_squared_differences(shown, source.y());
                 (error as f64, (w * h) as f64)
             }
         };

@@ -28,15 +28,19 @@ fn rows<'a>(
 
 /// The sum of squared luma differences and the number of samples.
 pub fn squared_error(decoded: &DecodedYUV<'_>, source: &I420) -> Option<(f64, f64)> {
-    let mut sum = 0u64;
-    for (got, want) in rows(decoded, source)? {
-        for (a, b) in got.iter().zip(want) {
-            let d = u64::from(a.abs_diff(*b));
-            sum += d * d;
-        }
-    }
+    let sum: u64 = rows(decoded, source)?
+        .map(|(got, want)| sum_of_squared_differences(got, want))
+        .sum();
     let samples = f64::from(source.width()) * f64::from(source.height());
     Some((sum as f64, samples))
+}
+
+/// The sum of squared differences of two runs of samples, side by side.
+pub fn sum_of_squared_differences(a: &[u8], b: &[u8]) -> u64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| u64::from(x.abs_diff(*y)).pow(2))
+        .sum()
 }
 
 /// PSNR in dB from a sum of squared errors over `samples`; 99 for identical.

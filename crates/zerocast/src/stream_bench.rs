@@ -68,11 +68,10 @@ impl GlassToGlass {
             })
             .collect();
         let max = *micros.iter().max()?;
-        let pct = |p| f64::from(percentile(micros.clone(), p).unwrap_or(0)) / 1000.0;
         Some(GlassToGlass {
-            p50_ms: pct(50.0),
-            p95_ms: pct(95.0),
-            p99_ms: pct(99.0),
+            p50_ms: percentile_ms(&micros, 50.0),
+            p95_ms: percentile_ms(&micros, 95.0),
+            p99_ms: percentile_ms(&micros, 99.0),
             max_ms: f64::from(max) / 1000.0,
             frames: micros.len(),
         })
@@ -98,6 +97,11 @@ mod glass_tests {
         assert_eq!((g.p50_ms, g.max_ms), (25.0, 30.0));
         assert!(GlassToGlass::join(&shown, &[], 0).is_none());
     }
+}
+
+/// The `p`th percentile (nearest rank) of latencies in µs, in ms; 0 for none.
+fn percentile_ms(micros: &[u32], p: f64) -> f64 {
+    f64::from(percentile(micros.to_vec(), p).unwrap_or(0)) / 1000.0
 }
 
 /// The page's `stamps`: `[stamp, µs]` pairs.
@@ -471,7 +475,7 @@ pub(crate) async fn stream(
     let recent = usize::try_from(decoded).unwrap_or(usize::MAX);
     let measured = &all[all.len().saturating_sub(recent)..];
     let micros: Vec<u32> = measured.iter().map(|&ms| ms_to_micros(ms)).collect();
-    let pct = |p| f64::from(percentile(micros.clone(), p).unwrap_or(0)) / 1000.0;
+    let pct = |p| percentile_ms(&micros, p);
     let latency_max_ms = measured.iter().copied().reduce(f64::max).unwrap_or(0.0);
     let frames = s1.frames.saturating_sub(s0.frames).max(1);
     let cpu = cpu1.saturating_sub(cpu0);
