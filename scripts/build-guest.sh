@@ -101,8 +101,9 @@ log "kernel $KVER"
 log "building zerocast-flipper and zerocast-guest"
 (
   cd "$REPO"
+  # The agent's baseline is x264: without libx264-dev, fail here, not in the guest.
   RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_STRIP=debuginfo \
-    CARGO_TARGET_DIR="$REPO/target/guest" \
+    ZEROCAST_REQUIRE_X264=1 CARGO_TARGET_DIR="$REPO/target/guest" \
     cargo build --release --quiet --target "$TARGET" -p zerocast-flipper -p zerocast-guest
 )
 GUEST_BINS=$REPO/target/guest/$TARGET/release

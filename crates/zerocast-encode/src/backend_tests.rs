@@ -218,6 +218,35 @@ fn damage_alone_gives_the_same_stream_as_whole_frames() {
 }
 
 #[test]
+fn a_flip_to_a_buffer_that_differs_in_one_box_decodes_to_it() {
+    // Whole-picture damage: the backend cannot know what changed, and x264's
+    // finds it by comparing, so a missed block would show as the old box.
+    let (w, h) = (320u32, 240u32);
+    let before = detailed(w, h);
+    let mut after = before.clone();
+    for y in 100..132 {
+        for x in 161..209 {
+            let i = ((y * w + x) * 4) as usize;
+            for c in &mut after[i..i + 3] {
+                *c = 255 - *c;
+            }
+        }
+    }
+    for kind in EncoderKind::ALL {
+        let mut enc = encoder(kind, EncoderSettings::default());
+        let mut decoder = Decoder::new().unwrap();
+        for (n, px) in [&before, &after, &before, &before].into_iter().enumerate() {
+            let frame = Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, px).unwrap();
+            let mut out = Vec::new();
+            enc.encode(&frame, &Damage::full(), false, Quality::Motion, &mut out)
+                .unwrap();
+            let psnr = decoded_psnr(&mut decoder, &out, &frame);
+            assert!(psnr > 35.0, "{kind}: picture {n}: {psnr:.1} dB");
+        }
+    }
+}
+
+#[test]
 fn size_change_restarts_with_keyframe_and_huge_frames_are_refused() {
     for kind in EncoderKind::ALL {
         let mut enc = encoder(kind, EncoderSettings::default());

@@ -14,12 +14,15 @@
 //!   plain C, and the advice to rebuild once `nasm` is installed.
 //! - `picture`: the picture a backend encodes next, updated from each
 //!   frame's damage (shared by the backends).
+//! - `macroblocks`: which macroblocks a picture left unchanged, for x264
+//!   to skip without analysing them.
 //! - [`annexb`]: walking an Annex B byte stream (NAL types, keyframe checks).
 //! - [`sps`]: the picture size a stream's sequence parameter set declares.
 //! - `backend_tests`: the [`VideoEncoder`] contract, checked on every backend.
 
 pub mod annexb;
 pub mod encoder;
+mod macroblocks;
 pub mod openh264;
 pub mod openh264_build;
 mod picture;

@@ -10,6 +10,10 @@
 //! coded at the QP [`QpControl`] picks (or the refresh QP, for a still
 //! picture and its refinement); under [`RateControl::Bitrate`], x264's
 //! average bitrate control under a VBV.
+//!
+//! Pay for what changed: each picture goes with the macroblocks its damage
+//! left unchanged (a page flip's found by comparing the pictures), which
+//! x264 codes as skips without analysing them.
 
 use std::time::Instant;
 
@@ -58,12 +62,15 @@ struct Session {
 
 impl X264Encoder {
     pub fn new(settings: EncoderSettings) -> Result<Self, EncodeError> {
+        if !zerocast_x264::available() {
+            return Err(backend_error(&zerocast_x264::Error::NotBuilt));
+        }
         let settings = settings.sanitized();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(X264Encoder {
             session: None,
             settings,
-            picture: Picture::default(),
+            picture: Picture::tracking_blocks(),
             frames_since_keyframe: 0,
             qp: QpControl::for_settings(&settings),
             threads: u32::try_from(cores.min(MAX_THREADS)).unwrap_or(1),
@@ -71,11 +78,13 @@ impl X264Encoder {
     }
 
     /// Encodes the picture in `picture` at `quality`, appending its access
-    /// unit to `out`.
+    /// unit to `out`. With `skip_unchanged`, the macroblocks the picture's
+    /// last update left as they were are skipped without analysis.
     fn encode_picture(
         &mut self,
         force_keyframe: bool,
         quality: Quality,
+        skip_unchanged: bool,
         out: &mut Vec<u8>,
     ) -> Result<Encoded, EncodeError> {
         let (qp, still) = match (self.settings.rate_control, quality) {
@@ -90,9 +99,10 @@ impl X264Encoder {
         };
         let interval = u64::from(self.settings.keyframe_interval);
         let force = force_keyframe || (interval > 0 && self.frames_since_keyframe + 1 >= interval);
+        let constant = self.picture.constant_blocks().filter(|_| skip_unchanged);
         let au = session
             .x264
-            .encode(self.picture.i420(), force, qp)
+            .encode(self.picture.i420(), force, qp, constant)
             .map_err(|e| backend_error(&e))?
             .ok_or_else(|| EncodeError::Backend {
                 encoder: NAME,
@@ -137,6 +147,7 @@ impl Session {
             rate,
             // Keyframes come from our own counter and from requests.
             keyint: 0,
+            constant_blocks: true,
         })
         .map_err(|e| backend_error(&e))?;
         Ok(Session {
@@ -201,7 +212,7 @@ impl VideoEncoder for X264Encoder {
         out: &mut Vec<u8>,
     ) -> Result<Encoded, EncodeError> {
         self.picture.update(frame, damage, NAME, MAX_SIZE)?;
-        self.encode_picture(force_keyframe, quality, out)
+        self.encode_picture(force_keyframe, quality, true, out)
     }
 
     fn refine(&mut self, out: &mut Vec<u8>) -> Result<Option<Encoded>, EncodeError> {
@@ -209,7 +220,10 @@ impl VideoEncoder for X264Encoder {
         if !quality || !self.picture.is_valid() || self.session.is_none() {
             return Ok(None);
         }
-        self.encode_picture(false, Quality::Still, out).map(Some)
+        // The same picture again: every block is unchanged, and every one
+        // coded coarser than the still QP is to be refined.
+        self.encode_picture(false, Quality::Still, false, out)
+            .map(Some)
     }
 
     fn reconfigure(&mut self, settings: EncoderSettings) -> Result<(), EncodeError> {

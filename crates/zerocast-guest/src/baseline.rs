@@ -76,7 +76,7 @@ pub fn run(args: &Args, mut screen: Screen, mut sink: Sink) -> Result<()> {
             _ => false,
         };
         let force = std::mem::take(&mut keyframe_asked) || periodic;
-        let Some(au) = enc.encode(&pic, force, None)? else {
+        let Some(au) = enc.encode(&pic, force, None, None)? else {
             continue;
         };
         if let Some((publisher, link)) = &mut publishing {

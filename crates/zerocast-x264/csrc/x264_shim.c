@@ -2,10 +2,17 @@
  * host's x264 backend), compiled against the installed <x264.h> so that
  * x264_param_t and x264_picture_t keep whatever layout this x264 version
  * gives them: Rust only sees an opaque encoder pointer, plain integers and
- * struct zc_x264_config, which is ours (mirrored in src/lib.rs). */
+ * struct zc_x264_config, which is ours (mirrored in src/lib.rs).
+ * Without ZC_HAVE_X264 (build.rs found no libx264) the same functions exist
+ * and fail, so that zerocast builds with OpenH264 alone. */
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef ZC_HAVE_X264
 #include <x264.h>
+
+/* zc_x264_encode's `constant` array is passed to x264 as it is. */
+_Static_assert(X264_MBINFO_CONSTANT == 1, "x264's constant-macroblock flag moved");
 
 /* Keep in step with `Config` in src/lib.rs (#[repr(C)]). */
 struct zc_x264_config {
@@ -24,6 +31,10 @@ struct zc_x264_config {
     int vbv_buffer_kbit;
     /* 0 = keyframes only when asked for. */
     int keyint;
+    /* Non-zero: pictures may come with the macroblocks that did not
+     * change (zc_x264_encode's `constant`), which x264 then codes as skips
+     * without analysing them. */
+    int constant_blocks;
 };
 
 /* Opens an encoder tuned for latency: preset as asked, tune zerolatency
@@ -48,6 +59,7 @@ x264_t *zc_x264_open(const struct zc_x264_config *c)
     p.b_sliced_threads = 1;
     p.i_keyint_max = c->keyint > 0 ? c->keyint : X264_KEYINT_MAX_INFINITE;
     p.i_scenecut_threshold = 0;
+    p.analyse.b_mb_info = c->constant_blocks != 0;
     if (c->qp >= 0) {
         /* Constant quality with each picture's QP forced (zc_x264_encode):
          * CRF rather than CQP, which would clamp every forced QP to the few
@@ -88,14 +100,25 @@ int zc_x264_set_bitrate(x264_t *enc, int bitrate_kbps, int vbv_max_kbps,
     return x264_encoder_reconfig(enc, &p);
 }
 
+/* Called by x264 when it is done with a picture's `constant` array, at
+ * the end of zc_x264_encode (no lookahead, no frame threads): the array is
+ * the caller's, so nothing is freed, but x264 then forgets it. */
+static void zc_keep(void *constant)
+{
+    (void)constant;
+}
+
 /* Encodes one I420 picture, at `qp` if >= 0 (else as the rate control
- * decides). Returns the access unit's size (0 if the encoder held the
- * picture back) and points *out at it: x264 lays a frame's NAL units out
- * back to back, and they stay valid until the next call. Negative on
- * error. */
+ * decides). `constant`, if not NULL (and the encoder was opened with
+ * constant_blocks), has one byte per macroblock in raster order, 1 where
+ * the picture is the same as the previous one. Returns the access unit's
+ * size (0 if the encoder held the picture back) and points *out at it:
+ * x264 lays a frame's NAL units out back to back, and they stay valid until
+ * the next call. Negative on error. */
 int zc_x264_encode(x264_t *enc, const uint8_t *y, const uint8_t *u,
                    const uint8_t *v, int y_stride, int uv_stride, int64_t pts,
-                   int force_idr, int qp, uint8_t **out, int *keyframe)
+                   int force_idr, int qp, const uint8_t *constant,
+                   uint8_t **out, int *keyframe)
 {
     x264_picture_t in, pic_out;
     x264_nal_t *nals;
@@ -115,6 +138,9 @@ int zc_x264_encode(x264_t *enc, const uint8_t *y, const uint8_t *u,
     in.i_pts = pts;
     in.i_type = force_idr ? X264_TYPE_IDR : X264_TYPE_AUTO;
     in.i_qpplus1 = qp >= 0 ? qp + 1 : X264_QP_AUTO;
+    /* x264 only reads the flags (b_mb_info_update is off). */
+    in.prop.mb_info = (uint8_t *)constant;
+    in.prop.mb_info_free = constant ? zc_keep : NULL;
 
     size = x264_encoder_encode(enc, &nals, &nal_count, &in, &pic_out);
     if (size < 0)
@@ -134,3 +160,54 @@ void zc_x264_close(x264_t *enc)
 {
     x264_encoder_close(enc);
 }
+
+int zc_x264_available(void)
+{
+    return 1;
+}
+
+#else
+/* Built without libx264 (build.rs found none): every encoder fails to
+ * open, and zc_x264_available says why. */
+typedef struct x264_t x264_t;
+struct zc_x264_config;
+
+x264_t *zc_x264_open(const struct zc_x264_config *c)
+{
+    (void)c;
+    return NULL;
+}
+
+int zc_x264_set_bitrate(x264_t *enc, int bitrate_kbps, int vbv_max_kbps,
+                        int vbv_buffer_kbit)
+{
+    (void)enc, (void)bitrate_kbps, (void)vbv_max_kbps, (void)vbv_buffer_kbit;
+    return -1;
+}
+
+int zc_x264_encode(x264_t *enc, const uint8_t *y, const uint8_t *u,
+                   const uint8_t *v, int y_stride, int uv_stride, int64_t pts,
+                   int force_idr, int qp, const uint8_t *constant,
+                   uint8_t **out, int *keyframe)
+{
+    (void)enc, (void)y, (void)u, (void)v, (void)y_stride, (void)uv_stride;
+    (void)pts, (void)force_idr, (void)qp, (void)constant, (void)out;
+    (void)keyframe;
+    return -1;
+}
+
+int zc_x264_build(void)
+{
+    return 0;
+}
+
+void zc_x264_close(x264_t *enc)
+{
+    (void)enc;
+}
+
+int zc_x264_available(void)
+{
+    return 0;
+}
+#endif

@@ -7,6 +7,9 @@
 //! Every encoder is tuned for latency (see the shim): zerolatency, no
 //! B-frames, no lookahead, one picture in and one access unit out,
 //! constrained baseline profile, SPS/PPS before every keyframe.
+//!
+//! Built without libx264-dev (see build.rs), [`available`] is false and
+//! every [`X264::open`] fails with [`Error::NotBuilt`].
 
 use std::ffi::{c_char, c_int, CStr};
 use std::ptr::NonNull;
@@ -32,6 +35,7 @@ struct RawConfig {
     bitrate_kbps: c_int,
     vbv_buffer_kbit: c_int,
     keyint: c_int,
+    constant_blocks: c_int,
 }
 
 // SAFETY: declared as defined in csrc/x264_shim.c, which build.rs compiles
@@ -54,22 +58,38 @@ unsafe extern "C" {
         pts: i64,
         force_idr: c_int,
         qp: c_int,
+        constant: *const u8,
         out: *mut *mut u8,
         keyframe: *mut c_int,
     ) -> c_int;
     fn zc_x264_build() -> c_int;
     fn zc_x264_close(enc: *mut X264T);
+    fn zc_x264_available() -> c_int;
 }
 
-/// The x264 API version (`X264_BUILD`, e.g. 164) linked in.
+/// The x264 API version (`X264_BUILD`, e.g. 164) linked in; 0 without x264.
 pub fn build() -> i32 {
     // SAFETY: returns a compile-time constant.
     unsafe { zc_x264_build() }
 }
 
+/// Whether this build has x264 (libx264-dev was found when it was compiled).
+pub fn available() -> bool {
+    // SAFETY: returns a compile-time constant.
+    unsafe { zc_x264_available() != 0 }
+}
+
+/// Macroblocks (16x16) of a `width` x `height` picture, the length of
+/// [`X264::encode`]'s `constant` flags.
+pub fn macroblocks(width: u32, height: u32) -> usize {
+    width.div_ceil(16) as usize * height.div_ceil(16) as usize
+}
+
 /// What x264 refused.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("this build of zerocast has no x264: install libx264-dev (scripts/install-deps.sh) and rebuild")]
+    NotBuilt,
     #[error("x264 refused to open {width}x{height} ({rate})")]
     Open {
         width: u32,
@@ -83,6 +103,8 @@ pub enum Error {
         width: u32,
         height: u32,
     },
+    #[error("{got} constant-macroblock flags for a picture of {want} macroblocks")]
+    ConstantBlocks { got: usize, want: usize },
     #[error("x264_encoder_encode failed ({0})")]
     Encode(i32),
     #[error("x264 refused the new bitrate ({0})")]
@@ -136,6 +158,9 @@ pub struct Config {
     pub rate: Rate,
     /// A keyframe every this many frames; 0 = only on request.
     pub keyint: u32,
+    /// Pictures may come with the macroblocks that did not change, which
+    /// x264 then skips without analysing them ([`X264::encode`]).
+    pub constant_blocks: bool,
 }
 
 impl Config {
@@ -155,6 +180,7 @@ impl Config {
                 vbv_buffer_kbit: kbps,
             },
             keyint,
+            constant_blocks: false,
         }
     }
 }
@@ -179,6 +205,9 @@ unsafe impl Send for X264 {}
 
 impl X264 {
     pub fn open(config: Config) -> Result<X264, Error> {
+        if !available() {
+            return Err(Error::NotBuilt);
+        }
         let (qp, bitrate_kbps, vbv_buffer_kbit) = match config.rate {
             Rate::ConstantQp(qp) => (c_int::from(qp.clamp(1, 51)), 0, 0),
             Rate::Bitrate {
@@ -197,6 +226,7 @@ impl X264 {
             bitrate_kbps,
             vbv_buffer_kbit,
             keyint: int(config.keyint),
+            constant_blocks: c_int::from(config.constant_blocks),
         };
         // SAFETY: `raw` is a live `zc_x264_config` (same layout, see
         // `RawConfig`) whose preset points at a NUL-terminated static
@@ -275,11 +305,19 @@ impl X264 {
     /// Encodes one picture of the size the encoder was opened for, at
     /// `qp` when given (else the rate control's). `None` when x264 held
     /// the picture back (not with these settings).
+    ///
+    /// `constant`, for an encoder opened with [`Config::constant_blocks`]:
+    /// a byte per macroblock in raster order ([`macroblocks`] of them), 1
+    /// where this picture is the same as the previous one. x264 codes those
+    /// as skips without analysing them, unless the reference there is
+    /// coarser than `qp` (so a refinement still refines). Ignored by other
+    /// encoders.
     pub fn encode(
         &mut self,
         pic: &I420,
         force_keyframe: bool,
         qp: Option<u8>,
+        constant: Option<&[u8]>,
     ) -> Result<Option<AccessUnit<'_>>, Error> {
         let (width, height) = self.size();
         if (pic.width(), pic.height()) != (width, height) {
@@ -290,6 +328,13 @@ impl X264 {
                 height,
             });
         }
+        let want = macroblocks(width, height);
+        if let Some(flags) = constant.filter(|f| f.len() != want) {
+            return Err(Error::ConstantBlocks {
+                got: flags.len(),
+                want,
+            });
+        }
         let (y, u, v) = (pic.y(), pic.u(), pic.v());
         let mut out: *mut u8 = std::ptr::null_mut();
         let mut keyframe: c_int = 0;
@@ -297,8 +342,11 @@ impl X264 {
         // (`&mut self`); the planes hold a whole `width` x `height` I420
         // picture at the strides passed (size checked above; I420 planes
         // are tightly packed), and x264 only reads them during the call
-        // (it copies the picture in); `out` and `keyframe` are live locals
-        // for the shim to fill.
+        // (it copies the picture in); `constant`, if any, holds a flag for
+        // every macroblock (checked above) and x264 reads it only during the
+        // call (no lookahead, no frame threads; the shim's free callback
+        // makes x264 drop it at the end); `out` and `keyframe` are live
+        // locals for the shim to fill.
         let size = unsafe {
             zc_x264_encode(
                 self.enc.as_ptr(),
@@ -310,6 +358,7 @@ impl X264 {
                 self.frames,
                 c_int::from(force_keyframe),
                 qp.map_or(-1, |qp| c_int::from(qp.min(51))),
+                constant.map_or(std::ptr::null(), <[u8]>::as_ptr),
                 &mut out,
                 &mut keyframe,
             )
@@ -384,7 +433,7 @@ mod tests {
             pic.convert(&picture).unwrap();
             let force = frame == 3;
             let au = enc
-                .encode(&pic, force, None)
+                .encode(&pic, force, None, None)
                 .unwrap()
                 .expect("zerolatency gives a frame per picture");
             let (types, profile) = nal_types(au.data);
@@ -404,6 +453,53 @@ mod tests {
     }
 
     #[test]
+    fn constant_blocks_are_skipped_without_a_look() {
+        let (w, h) = (64, 48);
+        let open = || {
+            X264::open(Config {
+                rate: Rate::ConstantQp(26),
+                constant_blocks: true,
+                ..Config::baseline(w, h, 30, 500_000, 0)
+            })
+            .unwrap()
+        };
+        let picture = |seed: u8| {
+            let px: Vec<u8> = (0..w * h * 4)
+                .map(|i| u8::try_from(i % 256).unwrap().wrapping_mul(seed))
+                .collect();
+            let mut pic = I420::default();
+            pic.convert(&Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap())
+                .unwrap();
+            pic
+        };
+        let (first, second) = (picture(3), picture(7));
+        let size_of_second = |flags: Option<&[u8]>| {
+            let mut enc = open();
+            // At one QP: x264 only skips a block whose reference is as fine.
+            enc.encode(&first, false, Some(26), None).unwrap().unwrap();
+            let au = enc
+                .encode(&second, false, Some(26), flags)
+                .unwrap()
+                .unwrap();
+            assert!(!au.keyframe);
+            au.data.len()
+        };
+        // Told (wrongly) that nothing changed, x264 skips every block: a
+        // few bytes, where the real change costs a picture's worth.
+        let all = vec![1; macroblocks(w, h)];
+        let (skipped, coded) = (size_of_second(Some(&all)), size_of_second(None));
+        assert!(
+            skipped < 32 && coded > 10 * skipped,
+            "{skipped} B against {coded} B"
+        );
+        let mut enc = open();
+        assert!(matches!(
+            enc.encode(&first, false, None, Some(&all[1..])),
+            Err(Error::ConstantBlocks { got: 11, want: 12 })
+        ));
+    }
+
+    #[test]
     fn refuses_a_picture_of_another_size() {
         let mut enc = X264::new(32, 32, 30, 500_000, 0).unwrap();
         let mut pic = I420::default();
@@ -411,7 +507,7 @@ mod tests {
         pic.convert(&Frame::new(16, 16, 64, PixelFormat::Xrgb8888, &px).unwrap())
             .unwrap();
         assert!(matches!(
-            enc.encode(&pic, false, None),
+            enc.encode(&pic, false, None, None),
             Err(Error::WrongSize { .. })
         ));
     }

@@ -153,7 +153,7 @@ fn encode_loop(
             next_keyframe = now + AGENT_KEYFRAME_EVERY;
         }
         let force = std::mem::take(&mut keyframe_wanted) || periodic || published.keyframe_wanted();
-        let Some(au) = enc.encode(&pic, force, None)? else {
+        let Some(au) = enc.encode(&pic, force, None, None)? else {
             continue;
         };
         keyframe_wanted = published.publish(PublishedFrame {
