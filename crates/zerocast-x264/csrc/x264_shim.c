@@ -35,6 +35,9 @@ struct zc_x264_config {
      * change (zc_x264_encode's `constant`), which x264 then codes as skips
      * without analysing them. */
     int constant_blocks;
+    /* >= 0: this sub-pixel refinement (x264's subme) instead of the
+     * preset's. */
+    int subpel_refine;
 };
 
 /* Opens an encoder tuned for latency: preset as asked, tune zerolatency
@@ -60,6 +63,8 @@ x264_t *zc_x264_open(const struct zc_x264_config *c)
     p.i_keyint_max = c->keyint > 0 ? c->keyint : X264_KEYINT_MAX_INFINITE;
     p.i_scenecut_threshold = 0;
     p.analyse.b_mb_info = c->constant_blocks != 0;
+    if (c->subpel_refine >= 0)
+        p.analyse.i_subpel_refine = c->subpel_refine;
     if (c->qp >= 0) {
         /* Constant quality with each picture's QP forced (zc_x264_encode):
          * CRF rather than CQP, which would clamp every forced QP to the few

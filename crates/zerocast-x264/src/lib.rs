@@ -36,6 +36,7 @@ struct RawConfig {
     vbv_buffer_kbit: c_int,
     keyint: c_int,
     constant_blocks: c_int,
+    subpel_refine: c_int,
 }
 
 // SAFETY: declared as defined in csrc/x264_shim.c, which build.rs compiles
@@ -161,6 +162,9 @@ pub struct Config {
     /// Pictures may come with the macroblocks that did not change, which
     /// x264 then skips without analysing them ([`X264::encode`]).
     pub constant_blocks: bool,
+    /// x264's sub-pixel refinement level (`subme`, 0..=11) instead of the
+    /// preset's.
+    pub subpel_refine: Option<u8>,
 }
 
 impl Config {
@@ -181,6 +185,7 @@ impl Config {
             },
             keyint,
             constant_blocks: false,
+            subpel_refine: None,
         }
     }
 }
@@ -227,6 +232,7 @@ impl X264 {
             vbv_buffer_kbit,
             keyint: int(config.keyint),
             constant_blocks: c_int::from(config.constant_blocks),
+            subpel_refine: config.subpel_refine.map_or(-1, |s| c_int::from(s.min(11))),
         };
         // SAFETY: `raw` is a live `zc_x264_config` (same layout, see
         // `RawConfig`) whose preset points at a NUL-terminated static

@@ -38,8 +38,9 @@ pub struct VideoArgs {
     /// A keyframe at least every this many frames (0: only when a viewer needs one).
     #[arg(long, default_value_t = 0)]
     pub keyframe_interval: u32,
-    /// Encoder backend: `openh264`, or `x264` (sliced threads, one per
-    /// core up to four).
+    /// Encoder backend: `openh264`, or `x264` (told which macroblocks did
+    /// not change, which it skips unanalysed; sliced threads for large
+    /// pictures; needs libx264-dev when zerocast is built).
     #[arg(long, default_value_t = EncoderKind::OpenH264)]
     pub encoder: EncoderKind,
     /// Rows per stripe for web viewers, whole macroblock rows (16..=1088):
