@@ -18,6 +18,7 @@ use zerocast_web::Gateway;
 
 use crate::options::{HxfrArgs, VideoArgs};
 use crate::runtime_dir::RuntimeDir;
+use crate::stop::Stop;
 use crate::web_access::WebAccessArgs;
 
 /// How long each step of attaching may take before it is an error.
@@ -88,13 +89,14 @@ pub async fn run(args: AttachArgs) -> anyhow::Result<()> {
         tls,
     )
     .await?;
+    let stop = Stop::watch(args.duration);
     serving.announce(&[format!(
         "attached: console {} ({})",
         args.console, attached.label
     )])?;
 
     tokio::select! {
-        _ = crate::stop::stopped(args.duration) => tracing::info!("detaching"),
+        _ = stop.stopped() => tracing::info!("detaching"),
         _ = counters.closed() => tracing::info!("QEMU's display went away"),
     }
     let ps = stream.stats();

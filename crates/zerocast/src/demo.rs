@@ -15,6 +15,7 @@ use zerocast_web::Gateway;
 use crate::options::{DesktopSize, HxfrArgs, VideoArgs};
 use crate::runtime_dir::RuntimeDir;
 use crate::serving::Serving;
+use crate::stop::Stop;
 use crate::web_access::WebAccessArgs;
 
 /// The resource id request/response clients can ask for.
@@ -163,9 +164,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     )
     .await?;
     let encoder = format!("encoder: {}", stack.stream.describe());
+    let stop = Stop::watch(args.duration);
     stack.serving.announce(&[encoder])?;
 
-    crate::stop::stopped(args.duration).await;
+    stop.stopped().await;
     let s = stack.stream.stats();
     tracing::info!(
         "encoded {} frames ({} keyframes, {} bytes), encode p50 {:?} us, p99 {:?} us",

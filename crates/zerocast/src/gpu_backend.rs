@@ -32,6 +32,7 @@ use crate::options::{DisplayArgs, HxfrArgs, VideoArgs};
 use crate::registration::{Hello, Reply};
 use crate::runtime_dir::RuntimeDir;
 use crate::serving::Serving;
+use crate::stop::Stop;
 use crate::web_access::WebAccessArgs;
 
 /// What `--print-capabilities` answers. QEMU's vhost-user.json knows two
@@ -267,6 +268,7 @@ pub async fn run(mut args: GpuBackendArgs) -> anyhow::Result<()> {
     let _registration;
     // Serving until the backend stops.
     let (_listeners, _serving);
+    let stop = Stop::watch(None);
     match daemon {
         // The daemon serves the viewers: HXFR for it, a viewer of our own
         // only if asked for.
@@ -329,7 +331,7 @@ pub async fn run(mut args: GpuBackendArgs) -> anyhow::Result<()> {
     }
 
     tokio::select! {
-        _ = crate::stop::stopped(None) => tracing::info!("stopping the GPU backend"),
+        _ = stop.stopped() => tracing::info!("stopping the GPU backend"),
         _ = ended => tracing::info!("QEMU closed the vhost-user connection"),
     }
     gpu_streams::log_totals(&gpu, &scanouts);

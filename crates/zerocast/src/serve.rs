@@ -30,6 +30,7 @@ use crate::options::HxfrArgs;
 use crate::registration::{Hello, Reply, MAX_LINE};
 use crate::relay::Relay;
 use crate::runtime_dir::RuntimeDir;
+use crate::stop::Stop;
 use crate::web_access::WebAccessArgs;
 
 /// Where root's daemon listens for backends, and where its VMs' QMP
@@ -154,6 +155,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await?;
     let (listener, _dir) = bind_registration(&socket)?;
+    let stop = Stop::watch(args.duration);
     serving.announce(&[format!("registration: {}", socket.display())])?;
     let accept = async {
         loop {
@@ -166,7 +168,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        () = crate::stop::stopped(args.duration) => {}
+        () = stop.stopped() => {}
         () = accept => {}
     }
     let _ = std::fs::remove_file(&socket);

@@ -4,29 +4,54 @@
 
 use std::time::Duration;
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
-pub async fn stopped(duration: Option<f64>) {
-    let timer = async {
-        match duration {
-            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
-            None => std::future::pending().await,
+/// The stop of one command, watched from the moment it is made: a command
+/// makes it before it prints its addresses, so that a SIGTERM sent as soon
+/// as they are read stops it in order instead of killing it (the signal's
+/// default) before anything watches.
+pub struct Stop {
+    duration: Option<f64>,
+    interrupt: Option<Signal>,
+    terminate: Option<Signal>,
+}
+
+impl Stop {
+    pub fn watch(duration: Option<f64>) -> Stop {
+        let listen = |kind: SignalKind, name: &str| {
+            signal(kind)
+                .map_err(|e| tracing::warn!("cannot watch for {name}: {e}"))
+                .ok()
+        };
+        Stop {
+            duration,
+            interrupt: listen(SignalKind::interrupt(), "Ctrl-C"),
+            terminate: listen(SignalKind::terminate(), "SIGTERM"),
         }
-    };
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    }
+
+    /// Until the duration has passed or a signal came.
+    pub async fn stopped(mut self) {
+        let timer = async {
+            match self.duration {
+                Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
+                None => std::future::pending().await,
             }
-            Err(e) => {
-                tracing::warn!("cannot watch for SIGTERM: {e}");
-                std::future::pending::<()>().await;
-            }
+        };
+        tokio::select! {
+            _ = timer => {}
+            _ = received(&mut self.interrupt) => {}
+            _ = received(&mut self.terminate) => tracing::info!("SIGTERM: stopping"),
         }
-    };
-    tokio::select! {
-        _ = timer => {}
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => tracing::info!("SIGTERM: stopping"),
+    }
+}
+
+/// The next delivery of `signal`; never, if it is not watched.
+async fn received(signal: &mut Option<Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }

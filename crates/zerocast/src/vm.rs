@@ -21,6 +21,7 @@ use crate::guest_session::AgentSession;
 use crate::options::{DisplayArgs, HxfrArgs, VideoArgs};
 use crate::runtime_dir::RuntimeDir;
 use crate::serving::Serving;
+use crate::stop::Stop;
 use crate::web_access::WebAccessArgs;
 
 /// The stream id under which a guest agent publishes the frames it encoded
@@ -291,10 +292,11 @@ impl VmStack {
 pub async fn run(args: VmArgs) -> anyhow::Result<()> {
     let stack = VmStack::start(&args).await?;
     let serial = format!("serial: {}", stack.serial_log.display());
+    let stop = Stop::watch(args.duration);
     stack.serving.announce(&[serial])?;
 
     let exited = tokio::select! {
-        _ = crate::stop::stopped(args.duration) => {
+        _ = stop.stopped() => {
             tracing::info!("stopping the VM");
             None
         }
