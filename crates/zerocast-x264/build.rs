@@ -4,7 +4,7 @@
 //!
 //! Without libx264-dev the shim is built without x264 (every encoder then
 //! fails to open, saying why), so that `cargo run -- demo` needs nothing but
-//! cargo: OpenH264, the default, builds from crates.io.
+//! cargo: OpenH264, the default of such builds, builds from crates.io.
 //! `ZEROCAST_REQUIRE_X264=1` (set by the test script) makes a missing
 //! libx264 a build error instead.
 

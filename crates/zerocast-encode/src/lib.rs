@@ -5,9 +5,11 @@
 //!   keyframe interval, rate control).
 //! - [`qp_control`]: quality-driven rate control under a bitrate ceiling (sans I/O).
 //! - [`encoder`]: the [`VideoEncoder`] trait every backend implements, and its errors.
-//! - [`openh264`]: the default software H.264 backend (builds from crates.io alone).
-//! - [`x264`]: the second software H.264 backend (`--encoder x264`),
-//!   through `zerocast-x264`.
+//! - [`x264`]: the default software H.264 backend in builds with
+//!   libx264-dev, through `zerocast-x264`: told which macroblocks did not
+//!   change.
+//! - [`openh264`]: the software H.264 backend every build has (it builds
+//!   from crates.io alone), the default of builds without x264.
 //! - [`stripes`]: [`StripedEncoder`], the picture in horizontal stripes, each
 //!   its own small stream, only the changed ones encoded (the web viewer's).
 //! - [`openh264_build`]: whether that backend runs OpenH264's SIMD assembly or

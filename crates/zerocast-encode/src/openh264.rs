@@ -1,4 +1,5 @@
-//! The default encoder: Cisco's OpenH264 built from source by `openh264-sys2`.
+//! The encoder every build has: Cisco's OpenH264 built from source by
+//! `openh264-sys2` (the default when the build has no x264).
 
 use std::os::raw::c_int;
 

@@ -38,6 +38,12 @@ struct zc_x264_config {
     /* >= 0: this sub-pixel refinement (x264's subme) instead of the
      * preset's. */
     int subpel_refine;
+    /* Non-zero: P macroblocks may also be split into 8x8 partitions, as
+     * well as the preset's. */
+    int p8x8;
+    /* Non-zero: uneven multi-hexagon motion search instead of the
+     * preset's. */
+    int umh;
 };
 
 /* Opens an encoder tuned for latency: preset as asked, tune zerolatency
@@ -65,14 +71,22 @@ x264_t *zc_x264_open(const struct zc_x264_config *c)
     p.analyse.b_mb_info = c->constant_blocks != 0;
     if (c->subpel_refine >= 0)
         p.analyse.i_subpel_refine = c->subpel_refine;
+    if (c->p8x8)
+        p.analyse.inter |= X264_ANALYSE_PSUB16x16;
+    if (c->umh)
+        p.analyse.i_me_method = X264_ME_UMH;
     if (c->qp >= 0) {
-        /* Constant quality with each picture's QP forced (zc_x264_encode):
-         * CRF rather than CQP, which would clamp every forced QP to the few
-         * around its constant. No adaptive quantisation: every macroblock
-         * at the picture's QP, as OpenH264 codes it. */
-        p.rc.i_rc_method = X264_RC_CRF;
-        p.rc.f_rf_constant = c->qp;
-        p.rc.i_aq_mode = X264_AQ_NONE;
+        /* Constant QP, each picture's forced (zc_x264_encode), every
+         * macroblock at it, as OpenH264 codes them. x264 clamps a forced QP
+         * to the range its I/P/B QP ratios span around the constant: ratios
+         * of 512 (6 * log2 512 = 54 QPs) make that 0..51. Not CRF, which
+         * would take any forced QP but runs its half-resolution motion
+         * search over every whole picture, changed or not: 30% of x264's
+         * time on typing and window drags. */
+        p.rc.i_rc_method = X264_RC_CQP;
+        p.rc.i_qp_constant = c->qp;
+        p.rc.f_ip_factor = 512.0f;
+        p.rc.f_pb_factor = 512.0f;
     } else {
         p.rc.i_rc_method = X264_RC_ABR;
         p.rc.i_bitrate = c->bitrate_kbps;

@@ -37,6 +37,8 @@ struct RawConfig {
     keyint: c_int,
     constant_blocks: c_int,
     subpel_refine: c_int,
+    p8x8: c_int,
+    umh: c_int,
 }
 
 // SAFETY: declared as defined in csrc/x264_shim.c, which build.rs compiles
@@ -165,6 +167,13 @@ pub struct Config {
     /// x264's sub-pixel refinement level (`subme`, 0..=11) instead of the
     /// preset's.
     pub subpel_refine: Option<u8>,
+    /// P macroblocks may also be split into 8x8 partitions (x264's
+    /// `p8x8`), besides the preset's partitions.
+    pub p8x8: bool,
+    /// Uneven multi-hexagon motion search (x264's `umh`), which finds a
+    /// scroll or a dragged window that the presets' diamond misses,
+    /// instead of the preset's.
+    pub umh: bool,
 }
 
 impl Config {
@@ -186,6 +195,8 @@ impl Config {
             keyint,
             constant_blocks: false,
             subpel_refine: None,
+            p8x8: false,
+            umh: false,
         }
     }
 }
@@ -233,6 +244,8 @@ impl X264 {
             keyint: int(config.keyint),
             constant_blocks: c_int::from(config.constant_blocks),
             subpel_refine: config.subpel_refine.map_or(-1, |s| c_int::from(s.min(11))),
+            p8x8: c_int::from(config.p8x8),
+            umh: c_int::from(config.umh),
         };
         // SAFETY: `raw` is a live `zc_x264_config` (same layout, see
         // `RawConfig`) whose preset points at a NUL-terminated static
@@ -516,6 +529,36 @@ mod tests {
             enc.encode(&pic, false, None, None),
             Err(Error::WrongSize { .. })
         ));
+    }
+
+    #[test]
+    fn a_constant_qp_encoder_codes_each_picture_at_the_qp_it_is_given() {
+        let (w, h) = (64, 48);
+        let px: Vec<u8> = (0..w * h * 4)
+            .map(|i| u8::try_from(i * 7 % 251).unwrap())
+            .collect();
+        let mut pic = I420::default();
+        pic.convert(&Frame::new(w, h, w * 4, PixelFormat::Xrgb8888, &px).unwrap())
+            .unwrap();
+        let keyframe_at = |qp: u8| {
+            let mut enc = X264::open(Config {
+                rate: Rate::ConstantQp(26),
+                ..Config::baseline(w, h, 30, 500_000, 0)
+            })
+            .unwrap();
+            enc.encode(&pic, true, Some(qp), None)
+                .unwrap()
+                .unwrap()
+                .data
+                .len()
+        };
+        // Clamped to the range x264's default I/P/B ratios span around the
+        // constant (23..=29), QP 4 would be coded at 23 and QP 50 at 29.
+        let at = [4, 23, 29, 50].map(keyframe_at);
+        assert!(
+            at[0] * 2 > at[1] * 3 && at[3] * 2 < at[2],
+            "keyframe bytes at QP 4, 23, 29, 50: {at:?}"
+        );
     }
 
     #[test]

@@ -38,10 +38,11 @@ pub struct VideoArgs {
     /// A keyframe at least every this many frames (0: only when a viewer needs one).
     #[arg(long, default_value_t = 0)]
     pub keyframe_interval: u32,
-    /// Encoder backend: `openh264`, or `x264` (told which macroblocks did
-    /// not change, which it skips unanalysed; sliced threads for large
-    /// pictures; needs libx264-dev when zerocast is built).
-    #[arg(long, default_value_t = EncoderKind::OpenH264)]
+    /// Encoder backend: `x264` (told which macroblocks did not change,
+    /// which it skips unanalysed; sliced threads for large pictures; in
+    /// builds made with libx264-dev, where it is the default), or
+    /// `openh264` (always built in).
+    #[arg(long, default_value_t = EncoderKind::default())]
     pub encoder: EncoderKind,
     /// Rows per stripe for web viewers, whole macroblock rows (16..=1088):
     /// each stripe is its own small stream and only changed ones are
