@@ -7,6 +7,7 @@
 //! - [`format`](mod@format): DRM fourcc pixel formats and their byte layout.
 //! - [`frame`]: a borrowed, bounds-checked view of one picture ([`Frame`]).
 //! - [`i420`]: packed RGB to I420 (SIMD, buffers reused), what encoders take.
+//! - [`pacer`]: [`FramePacer`], frames taken at most at a frame rate.
 //! - [`source`]: the [`FrameSource`] trait a scanout pipeline pulls frames from, and the [`Doorbell`] that wakes it.
 //! - [`stamp`]: a frame number drawn as blocks into a picture, readable after lossy
 //!   H.264, so tests can see that frames advance.
@@ -18,6 +19,7 @@ pub mod damage;
 pub mod format;
 pub mod frame;
 pub mod i420;
+pub mod pacer;
 pub mod source;
 pub mod stamp;
 
@@ -26,4 +28,5 @@ pub use damage::{Damage, Rect};
 pub use format::PixelFormat;
 pub use frame::{Frame, FrameError};
 pub use i420::{ConvertError, I420};
+pub use pacer::FramePacer;
 pub use source::{Doorbell, FrameSource, SourceEvent};

@@ -28,7 +28,8 @@ pub struct Args {
     /// Target bitrate in bit/s.
     #[arg(long, default_value_t = 8_000_000)]
     pub bitrate: u32,
-    /// Nominal frame rate for rate control.
+    /// Frame rate: captures at most this many a second, and the rate
+    /// control's.
     #[arg(long, default_value_t = 60)]
     pub fps: u32,
     /// A keyframe every this many seconds; 0 = only at start.
@@ -98,6 +99,11 @@ impl Args {
     /// `None` when keyframes come only at start.
     pub fn keyframe_every(&self) -> Option<Duration> {
         (self.keyframe_every_secs > 0).then(|| Duration::from_secs(self.keyframe_every_secs))
+    }
+
+    /// One frame at `--fps`.
+    pub fn frame(&self) -> Duration {
+        Duration::from_secs(1) / self.fps.max(1)
     }
 
     /// One frame's duration in nanoseconds at `--fps`.

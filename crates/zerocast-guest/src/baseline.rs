@@ -22,7 +22,7 @@ use crate::watch::Watch;
 
 pub fn run(args: &Args, mut screen: Screen, mut sink: Sink) -> Result<()> {
     println!("zerocast-guest: encoding in the guest with x264");
-    let mut watch = Watch::new(args.refresh());
+    let mut watch = Watch::new(args.refresh(), args.frame());
     let mut pic = I420::default();
     let mut encoder: Option<X264> = None;
     let mut next_keyframe = args.keyframe_every().map(|every| Instant::now() + every);

@@ -6,8 +6,13 @@
 //! CRTC shows (one cheap GETCRTC every `--poll-ms`) and captures when the
 //! id changes. A program that draws into the buffer on screen without
 //! flipping changes no id; `--refresh-ms` captures it now and then anyway.
+//! Captures run at most at `--fps` ([`FramePacer`]): a guest flipping faster
+//! is captured at that rate, its latest picture each time, so the stream
+//! never outruns viewers that decode the frame rate.
 
 use std::time::{Duration, Instant};
+
+use zerocast_frame::FramePacer;
 
 /// Remembers the framebuffer last seen and whether it changed since the
 /// last capture.
@@ -17,16 +22,19 @@ pub struct Watch {
     dirty: bool,
     last_capture: Option<Instant>,
     refresh: Option<Duration>,
+    pacer: FramePacer,
 }
 
 impl Watch {
-    /// `refresh`: capture at least this often even without a flip.
-    pub fn new(refresh: Option<Duration>) -> Self {
+    /// `refresh`: capture at least this often even without a flip;
+    /// `frame`: captures are this far apart on average, at least.
+    pub fn new(refresh: Option<Duration>, frame: Duration) -> Self {
         Watch {
             seen: None,
             dirty: false,
             last_capture: None,
             refresh,
+            pacer: FramePacer::new(frame),
         }
     }
 
@@ -43,6 +51,9 @@ impl Watch {
     /// Whether a capture is due at `now`: the first one, after a flip, or a
     /// refresh.
     pub fn due(&self, now: Instant) -> bool {
+        if now < self.pacer.slot(now) {
+            return false;
+        }
         match (self.last_capture, self.refresh) {
             (None, _) => true,
             _ if self.dirty => true,
@@ -55,6 +66,7 @@ impl Watch {
     pub fn captured(&mut self, now: Instant) {
         self.dirty = false;
         self.last_capture = Some(now);
+        self.pacer.took(now);
     }
 }
 
@@ -63,11 +75,13 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+    /// Frames of 16 ms: a capture may follow the one before after 12 ms.
+    const FRAME: Duration = Duration::from_millis(16);
 
     #[test]
     fn captures_first_frame_then_only_flips() {
         let t0 = Instant::now();
-        let mut w = Watch::new(None);
+        let mut w = Watch::new(None, FRAME);
         w.observe(10);
         assert!(w.due(t0));
         w.captured(t0);
@@ -85,19 +99,30 @@ mod tests {
     #[test]
     fn a_flip_seen_while_busy_is_not_lost() {
         let t0 = Instant::now();
-        let mut w = Watch::new(None);
+        let mut w = Watch::new(None, FRAME);
         w.observe(1);
         w.captured(t0);
         // Flips 1 -> 2 -> 1 while no request could be sent.
         w.observe(2);
         w.observe(1);
-        assert!(w.due(t0 + MS));
+        assert!(w.due(t0 + 12 * MS));
+    }
+
+    #[test]
+    fn flips_faster_than_the_frame_rate_are_captured_at_the_frame_rate() {
+        let t0 = Instant::now();
+        let mut w = Watch::new(None, FRAME);
+        w.observe(1);
+        w.captured(t0);
+        w.observe(2);
+        assert!(!w.due(t0 + 11 * MS), "a capture 11 ms after the last");
+        assert!(w.due(t0 + 12 * MS));
     }
 
     #[test]
     fn refresh_captures_a_static_screen() {
         let t0 = Instant::now();
-        let mut w = Watch::new(Some(100 * MS));
+        let mut w = Watch::new(Some(100 * MS), FRAME);
         w.observe(7);
         w.captured(t0);
         assert!(!w.due(t0 + 99 * MS));

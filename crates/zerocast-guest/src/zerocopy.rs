@@ -40,7 +40,7 @@ pub fn run(args: &Args, screen: Screen, sink: Sink) -> Result<()> {
         screen,
         sink,
         pending: InFlight::new(in_flight::DEPTH),
-        watch: Watch::new(args.refresh()),
+        watch: Watch::new(args.refresh(), args.frame()),
         start: Instant::now(),
         keyframe_due: true,
         errors: 0,

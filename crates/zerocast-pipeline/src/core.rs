@@ -5,7 +5,10 @@
 //!
 //! The rules:
 //! - Damage is encoded only while someone watches; unwatched damage is dropped.
-//! - Encodes are spaced at least [`PipelineCore::min_spacing`] apart; damage in
+//! - Encodes run at most at the stream's frame rate ([`FramePacer`]): a source
+//!   paced at that rate, with jitter, has each of its frames encoded at once
+//!   or a little later, and a faster one is encoded at exactly the frame
+//!   rate, so a viewer that decodes the frame rate keeps up. Damage in
 //!   between coalesces and the latest picture wins. Its rectangles add up, so
 //!   an encode learns everything that changed since the one before it,
 //!   watched or not; an encode that did not happen (no picture, a failure)
@@ -30,7 +33,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use zerocast_frame::Damage;
+use zerocast_frame::{Damage, FramePacer};
 
 /// How long a published keyframe counts as on its way to the subscribers
 /// still waiting for one, before they get another.
@@ -59,8 +62,8 @@ pub enum Event {
     Left(SubscriberId),
     /// Someone asked for a keyframe (KEYFRAME_REQ, a viewer's decoder reset).
     KeyframeRequested,
-    /// The stream's frame rate changed: encodes are at least this far apart.
-    MinSpacing(Duration),
+    /// The stream's frame rate changed: one frame lasts this long.
+    FrameInterval(Duration),
     /// The refresh delay changed (`None`: never refine).
     RefreshAfter(Option<Duration>),
     /// The encode last asked for by [`Action::Encode`] is over.
@@ -133,7 +136,7 @@ pub struct PipelineCore {
     area: Damage,
     /// The source has a picture that can be encoded.
     picture: bool,
-    min_spacing: Duration,
+    pacer: FramePacer,
     last_encode: Option<Instant>,
     last_keyframe: Option<Instant>,
     keyframe_requested: bool,
@@ -152,14 +155,14 @@ pub struct PipelineCore {
 }
 
 impl PipelineCore {
-    pub fn new(min_spacing: Duration) -> Self {
+    pub fn new(interval: Duration) -> Self {
         PipelineCore {
             subscribers: BTreeMap::new(),
             damage: None,
             // Nothing encoded yet: the first encode reads everything.
             area: Damage::full(),
             picture: false,
-            min_spacing,
+            pacer: FramePacer::new(interval),
             last_encode: None,
             last_keyframe: None,
             keyframe_requested: false,
@@ -177,13 +180,6 @@ impl PipelineCore {
     pub fn with_refresh(mut self, delay: Option<Duration>) -> Self {
         self.refresh_after = delay;
         self
-    }
-
-    /// The spacing of encodes for a stream of `fps` frames per second: a
-    /// quarter shorter than a frame, so that a source paced at the same rate,
-    /// with jitter, never loses a frame to the cap.
-    pub fn min_spacing(fps: f32) -> Duration {
-        Duration::from_secs_f64(0.75 / f64::from(fps.max(1.0)))
     }
 
     pub fn handle(&mut self, now: Instant, event: Event) {
@@ -220,7 +216,7 @@ impl PipelineCore {
                 }
             }
             Event::KeyframeRequested => self.keyframe_requested = true,
-            Event::MinSpacing(d) => self.min_spacing = d,
+            Event::FrameInterval(d) => self.pacer.set_interval(d),
             Event::RefreshAfter(d) => self.refresh_after = d,
             Event::Encoded(outcome) => self.encoded(now, outcome),
         }
@@ -319,7 +315,7 @@ impl PipelineCore {
             return self.encode(now, true);
         }
         if self.damage.is_some() {
-            let slot = self.last_encode.map_or(now, |t| t + self.min_spacing);
+            let slot = self.pacer.slot(now);
             if now >= slot {
                 return self.encode(now, false);
             }
@@ -347,6 +343,7 @@ impl PipelineCore {
     fn encode(&mut self, now: Instant, force_keyframe: bool) -> Action {
         self.encoding = true;
         self.last_encode = Some(now);
+        self.pacer.took(now);
         let captured_at = self.damage.take();
         // No new picture since the last encode: this one stays on screen.
         let still = captured_at.is_none() && self.refresh_after.is_some();
@@ -384,7 +381,9 @@ mod tests {
         fn new() -> Self {
             let t0 = Instant::now();
             Sim {
-                core: PipelineCore::new(Duration::from_millis(12)),
+                // Frames of 16 ms: an encode may start 12 ms after the one
+                // before.
+                core: PipelineCore::new(Duration::from_millis(16)),
                 t0,
                 now: t0,
             }
@@ -521,10 +520,11 @@ mod tests {
         s.damage().event(Event::Joined(1));
         assert!(s.encode());
         s.event(Event::Resumed(1));
-        // A guest flushing every millisecond: one encode per slot (12 ms at 60 fps).
+        // A guest flushing every millisecond: one encode per frame of 16 ms,
+        // the first 12 ms after the keyframe (at 12, 28, ..., 108 ms).
         let mut encodes = 0;
         let mut last_captured = None;
-        for ms in 1..=120 {
+        for ms in 1..=108 {
             s.at_ms(ms).damage();
             if let Action::Encode { captured_at, .. } = s.poll() {
                 encodes += 1;
@@ -532,8 +532,8 @@ mod tests {
                 s.event(Event::Encoded(Outcome::Published { keyframe: false }));
             }
         }
-        assert_eq!(encodes, 10, "120 ms / 12 ms slots");
-        assert_eq!(last_captured, Some(s.at(120)), "the latest picture wins");
+        assert_eq!(encodes, 7, "encodes in 108 ms");
+        assert_eq!(last_captured, Some(s.at(108)), "the latest picture wins");
     }
 
     #[test]
@@ -581,19 +581,35 @@ mod tests {
         assert_eq!(s.poll(), Action::Idle);
     }
 
+    /// Encodes of a source that always has a new picture, over `ms`.
+    fn encodes_of_a_fast_source(s: &mut Sim, ms: u64) -> usize {
+        let mut encodes = 0;
+        for t in 0..ms {
+            if let Action::Encode { .. } = s.at_ms(t).damage().poll() {
+                s.event(Event::Encoded(Outcome::Published { keyframe: false }));
+                encodes += 1;
+            }
+        }
+        encodes
+    }
+
     #[test]
-    fn the_spacing_is_three_quarters_of_a_frame() {
-        assert_eq!(
-            PipelineCore::min_spacing(60.0),
-            Duration::from_micros(12_500)
-        );
-        assert_eq!(PipelineCore::min_spacing(0.0), Duration::from_millis(750));
+    fn a_source_faster_than_the_frame_rate_is_encoded_at_the_frame_rate() {
+        let mut s = Sim::new();
+        s.damage().event(Event::Joined(1));
+        assert!(s.encode());
+        s.event(Event::Resumed(1));
+        // A new picture every millisecond for 1.6 s: 100 frames of 16 ms,
+        // not the 133 that encodes 12 ms apart would make, which would
+        // outrun a viewer that decodes the frame rate.
+        let encodes = encodes_of_a_fast_source(&mut s, 1600);
+        assert!((99..=101).contains(&encodes), "{encodes} encodes");
     }
 
     #[test]
     fn a_source_paced_at_the_stream_rate_loses_no_frame_to_jitter() {
         let mut s = Sim::new();
-        s.event(Event::MinSpacing(PipelineCore::min_spacing(60.0)));
+        s.event(Event::FrameInterval(FramePacer::interval_at(60.0)));
         s.damage().event(Event::Joined(1));
         assert!(s.encode());
         s.event(Event::Resumed(1));
@@ -630,7 +646,7 @@ mod tests {
         s.damage().event(Event::Joined(1));
         assert!(s.encode());
         s.event(Event::Resumed(1));
-        s.event(Event::MinSpacing(PipelineCore::min_spacing(10.0)));
+        s.event(Event::FrameInterval(FramePacer::interval_at(10.0)));
         s.at_ms(20).damage();
         assert_eq!(s.poll(), Action::WaitUntil(s.at(75)));
     }

@@ -20,7 +20,7 @@ use zerocast_encode::{
     new_encoder, EncodeError, Encoded, EncoderKind, EncoderSettings, Quality, StripedEncoder,
     VideoEncoder,
 };
-use zerocast_frame::{Damage, Doorbell, FrameSource, SourceEvent};
+use zerocast_frame::{Damage, Doorbell, FramePacer, FrameSource, SourceEvent};
 
 use crate::core::{Action, CoreCounters, Event, Outcome, PipelineCore};
 use crate::cursor::CursorChannel;
@@ -185,7 +185,7 @@ impl OutputState {
         let fps = encoder.settings().fps.as_f32();
         let striped = fanout.inbox().output() == Output::Stripes;
         OutputState {
-            core: PipelineCore::new(PipelineCore::min_spacing(fps))
+            core: PipelineCore::new(FramePacer::interval_at(fps))
                 .with_refresh(config.refresh_after),
             encoder,
             fanout,
@@ -419,8 +419,8 @@ impl Driver {
             if let Err(e) = o.encoder.reconfigure(settings) {
                 tracing::warn!(scanout = o.fanout.id(), "reconfigure failed: {e}");
             }
-            let spacing = PipelineCore::min_spacing(o.encoder.settings().fps.as_f32());
-            o.core.handle(now, Event::MinSpacing(spacing));
+            let interval = FramePacer::interval_at(o.encoder.settings().fps.as_f32());
+            o.core.handle(now, Event::FrameInterval(interval));
         }
         let in_force = self.outputs[0].encoder.settings();
         *self.settings.lock().unwrap_or_else(PoisonError::into_inner) = in_force;
