@@ -3,8 +3,8 @@
 //! the same run. Each workload (a window drag, a scroll, typing) moves for
 //! `--frames` frames and stops; two encoders see the same frames:
 //!
-//! - before: OpenH264's own constant-bitrate control, no refinement (what
-//!   zerocast did before quality rate control);
+//! - before: the encoder's own constant-bitrate control, no refinement
+//!   (what zerocast did before quality rate control);
 //! - after: the settings given (default: constant quality with a ceiling),
 //!   and the still picture refined once.
 //!
