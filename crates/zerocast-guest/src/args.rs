@@ -106,9 +106,9 @@ impl Args {
         Duration::from_secs(1) / self.fps.max(1)
     }
 
-    /// One frame's duration in nanoseconds at `--fps`.
+    /// [`Args::frame`] in nanoseconds, as HXFR carries it.
     pub fn frame_duration_ns(&self) -> i64 {
-        1_000_000_000 / i64::from(self.fps.max(1))
+        i64::try_from(self.frame().as_nanos()).unwrap_or(i64::MAX)
     }
 
     /// The publisher, when `--publish` names a stream.
